@@ -1,0 +1,236 @@
+//! The AMQP side shared by both services: connecting (with a timeout, trying each node in
+//! turn), the topology, the message properties, reconnect delays and the broker's state as
+//! shown on `/health`.
+
+use crate::reading::Reading;
+use crate::settings::BrokerSettings;
+use backon::BackoffBuilder;
+use futures_util::StreamExt;
+use lapin::options::{
+    BasicQosOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use serde::Serialize;
+use std::time::Duration;
+
+/// AMQP persistent delivery mode.
+const PERSISTENT: u8 = 2;
+
+/// Why no connection could be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// Every node failed; the text lists each (with passwords masked).
+    #[error("no broker reachable: {0}")]
+    Unreachable(String),
+}
+
+/// Connects to the first broker node that answers, each attempt bounded by the timeout.
+/// Returns the connection and the masked URL of the node that answered.
+pub async fn connect(
+    settings: &BrokerSettings,
+    connection_name: &str,
+) -> Result<(Connection, String), ConnectError> {
+    let mut failures = Vec::new();
+    for (url, redacted) in settings.expose_urls() {
+        let mut uri: lapin::uri::AMQPUri = match url.parse() {
+            Ok(uri) => uri,
+            Err(_) => {
+                failures.push(format!("{redacted}: invalid URL"));
+                continue;
+            }
+        };
+        // Heartbeats make a half-open connection (a broker that vanished without a FIN)
+        // fail within about two intervals instead of never.
+        uri.query.heartbeat.get_or_insert(settings.heartbeat_secs);
+        let properties = ConnectionProperties::default()
+            .with_connection_name(connection_name.into());
+        match tokio::time::timeout(
+            settings.connect_timeout,
+            Connection::connect_uri(uri, properties),
+        )
+        .await
+        {
+            Ok(Ok(connection)) => return Ok((connection, redacted.to_owned())),
+            Ok(Err(e)) => failures.push(format!("{redacted}: {e}")),
+            Err(_) => failures.push(format!(
+                "{redacted}: no answer within {}s",
+                settings.connect_timeout.as_secs()
+            )),
+        }
+    }
+    Err(ConnectError::Unreachable(failures.join("; ")))
+}
+
+/// Waits until the connection fails (socket closed, heartbeat missed, broker shut down) and
+/// returns why.
+pub async fn connection_lost(connection: &Connection) -> String {
+    let mut events = connection.events_listener();
+    while let Some(event) = events.next().await {
+        if let lapin::Event::Error(e) = event {
+            return e.to_string();
+        }
+    }
+    "connection closed".to_owned()
+}
+
+/// Declares the readings exchange: fanout, so every bound consumer queue gets every reading;
+/// durable, so it survives a broker restart and publishers never publish into the void.
+pub async fn declare_exchange(channel: &Channel, exchange: &str) -> lapin::Result<()> {
+    channel
+        .exchange_declare(
+            exchange.into(),
+            ExchangeKind::Fanout,
+            ExchangeDeclareOptions {
+                durable: true,
+                auto_delete: false,
+                internal: false,
+                passive: false,
+                nowait: false,
+            },
+            FieldTable::default(),
+        )
+        .await
+}
+
+/// How a consumer's queue is declared.
+#[derive(Debug, Clone)]
+pub struct QueueSpec {
+    /// `None` lets the broker pick a unique name.
+    pub name: Option<String>,
+    /// At most this many readings wait in the queue; beyond it the oldest are dropped.
+    pub max_length: u32,
+    /// Unacknowledged deliveries in flight to this consumer.
+    pub prefetch: u16,
+}
+
+/// Declares a consumer's queue, binds it to the exchange and sets the prefetch.
+/// Returns the queue's name.
+pub async fn declare_consumer_queue(
+    channel: &Channel,
+    exchange: &str,
+    spec: &QueueSpec,
+) -> lapin::Result<String> {
+    let mut arguments = FieldTable::default();
+    // A stalled consumer must never grow the broker without limit; for a live view the
+    // oldest readings are the ones worth losing.
+    arguments.insert("x-max-length".into(), AMQPValue::LongUInt(spec.max_length));
+    arguments.insert(
+        "x-overflow".into(),
+        AMQPValue::LongString("drop-head".into()),
+    );
+    let queue = channel
+        .queue_declare(
+            spec.name.as_deref().unwrap_or("").into(),
+            QueueDeclareOptions {
+                // Only this connection reads it, and it goes with the connection: each
+                // consumer sees readings from the moment it binds, nothing piles up for it.
+                exclusive: true,
+                auto_delete: true,
+                durable: false,
+                passive: false,
+                nowait: false,
+            },
+            arguments,
+        )
+        .await?;
+    let name = queue.name().to_string();
+    channel
+        .queue_bind(
+            name.as_str().into(),
+            exchange.into(),
+            // Fanout exchanges ignore the routing key.
+            ShortString::from(""),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    channel
+        .basic_qos(spec.prefetch, BasicQosOptions::default())
+        .await?;
+    Ok(name)
+}
+
+/// The AMQP properties of a published reading.
+pub fn reading_properties(reading: &Reading, app_id: &str) -> BasicProperties {
+    BasicProperties::default()
+        .with_content_type("application/json".into())
+        .with_delivery_mode(PERSISTENT)
+        .with_timestamp(u64::try_from(reading.collected_at.timestamp()).unwrap_or(0))
+        .with_message_id(reading.message_id().into())
+        .with_app_id(app_id.into())
+}
+
+/// Delays between reconnect attempts: exponential from 250 ms, with jitter so a fleet of
+/// publishers does not stampede a broker that comes back, never above `cap`.
+pub fn reconnect_delays(cap: Duration) -> impl Iterator<Item = Duration> {
+    // backon's jitter adds up to one more delay, so the base is capped at half.
+    backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(250).min(cap))
+        .with_max_delay(cap / 2)
+        .with_jitter()
+        .without_max_times()
+        .build()
+        .map(move |d| d.min(cap))
+}
+
+/// The broker connection as the service sees it, for `/health` and status frames.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct BrokerState {
+    pub connected: bool,
+    /// The node in use (password masked), or the last one tried.
+    pub url: Option<String>,
+    /// Why the last attempt or connection failed, if it did.
+    pub last_error: Option<String>,
+    /// When the state last changed.
+    pub since: chrono::DateTime<chrono::Utc>,
+}
+
+impl BrokerState {
+    /// The state before the first connection attempt finishes.
+    pub fn connecting() -> Self {
+        Self {
+            connected: false,
+            url: None,
+            last_error: None,
+            since: chrono::Utc::now(),
+        }
+    }
+
+    /// Connected to `url`.
+    pub fn up(url: String) -> Self {
+        Self {
+            connected: true,
+            url: Some(url),
+            last_error: None,
+            since: chrono::Utc::now(),
+        }
+    }
+
+    /// Not connected, because of `error`.
+    pub fn down(url: Option<String>, error: String) -> Self {
+        Self {
+            connected: false,
+            url,
+            last_error: Some(error),
+            since: chrono::Utc::now(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconnect_delays_grow_and_stay_under_the_cap() {
+        let cap = Duration::from_secs(30);
+        let delays: Vec<_> = reconnect_delays(cap).take(40).collect();
+        assert!(delays[0] < Duration::from_secs(1), "{delays:?}");
+        assert!(delays.iter().all(|d| *d <= cap), "{delays:?}");
+        assert!(delays[20] >= cap / 2, "{delays:?}");
+        // Jitter: the capped tail is not one repeated value.
+        let tail: std::collections::HashSet<_> = delays[20..].iter().collect();
+        assert!(tail.len() > 1, "{delays:?}");
+    }
+}

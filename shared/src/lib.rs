@@ -1,0 +1,7 @@
+//! What both hostpulse services share: the reading schema, the AMQP connection and topology,
+//! settings loading and telemetry.
+
+pub mod broker;
+pub mod reading;
+pub mod settings;
+pub mod telemetry;
