@@ -43,8 +43,8 @@ pub async fn connect(
         // Heartbeats make a half-open connection (a broker that vanished without a FIN)
         // fail within about two intervals instead of never.
         uri.query.heartbeat.get_or_insert(settings.heartbeat_secs);
-        let properties = ConnectionProperties::default()
-            .with_connection_name(connection_name.into());
+        let properties =
+            ConnectionProperties::default().with_connection_name(connection_name.into());
         match tokio::time::timeout(
             settings.connect_timeout,
             Connection::connect_uri(uri, properties),

@@ -2,6 +2,9 @@
 //! settings loading and telemetry.
 
 pub mod broker;
+pub mod http;
 pub mod reading;
 pub mod settings;
 pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;

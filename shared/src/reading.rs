@@ -284,7 +284,10 @@ mod tests {
         let mut json = serde_json::to_value(sample()).expect("serializes");
         json.as_object_mut().expect("object").remove("temperatures");
         let body = serde_json::to_vec(&json).expect("serializes");
-        assert!(Reading::from_json(&body).expect("parses").temperatures.is_empty());
+        assert!(Reading::from_json(&body)
+            .expect("parses")
+            .temperatures
+            .is_empty());
     }
 
     #[test]

@@ -100,7 +100,12 @@ impl EnvSource {
     }
 
     /// A whole number of seconds (0 allowed), bounded by `max`.
-    pub fn seconds_or(&self, name: &str, default: u64, max: u64) -> Result<Duration, SettingsError> {
+    pub fn seconds_or(
+        &self,
+        name: &str,
+        default: u64,
+        max: u64,
+    ) -> Result<Duration, SettingsError> {
         let secs: u64 = self.parse_or(name, default)?;
         if secs > max {
             return Err(SettingsError::invalid(
@@ -188,7 +193,10 @@ impl BrokerSettings {
         for url in &urls {
             redacted_urls.push(check_amqp_url(url)?);
         }
-        let exchange = env.get("EXCHANGE_NAME").unwrap_or(DEFAULT_EXCHANGE).to_owned();
+        let exchange = env
+            .get("EXCHANGE_NAME")
+            .unwrap_or(DEFAULT_EXCHANGE)
+            .to_owned();
         check_amqp_name("EXCHANGE_NAME", &exchange)?;
         let connect_timeout = env.seconds_or("AMQP_CONNECT_TIMEOUT_SECS", 5, 300)?;
         if connect_timeout.is_zero() {
@@ -239,7 +247,10 @@ fn url_from_parts(env: &EnvSource, host: &str) -> Result<String, SettingsError> 
 fn check_amqp_url(raw: &str) -> Result<String, SettingsError> {
     // Never echo `raw`: it may hold a password.
     let mut url = url::Url::parse(raw).map_err(|e| {
-        SettingsError::invalid("AMQP_URL", format!("not a URL ({e}); expected amqp://user:password@host:port/vhost"))
+        SettingsError::invalid(
+            "AMQP_URL",
+            format!("not a URL ({e}); expected amqp://user:password@host:port/vhost"),
+        )
     })?;
     if !matches!(url.scheme(), "amqp" | "amqps") {
         return Err(SettingsError::invalid(
@@ -267,7 +278,10 @@ pub fn check_amqp_name(name: &str, value: &str) -> Result<(), SettingsError> {
         return Err(SettingsError::invalid(name, "contains control characters"));
     }
     if value.starts_with("amq.") {
-        return Err(SettingsError::invalid(name, "the amq. prefix is reserved by RabbitMQ"));
+        return Err(SettingsError::invalid(
+            name,
+            "the amq. prefix is reserved by RabbitMQ",
+        ));
     }
     Ok(())
 }
@@ -283,9 +297,15 @@ mod tests {
     #[test]
     fn defaults_reach_the_local_broker() {
         let broker = BrokerSettings::from_env(&env(&[])).expect("defaults are valid");
-        assert_eq!(broker.expose_urls().next().map(|u| u.0), Some(DEFAULT_AMQP_URL));
+        assert_eq!(
+            broker.expose_urls().next().map(|u| u.0),
+            Some(DEFAULT_AMQP_URL)
+        );
         assert_eq!(broker.exchange, "system_info");
-        assert_eq!(broker.redacted_urls, ["amqp://guest:***@127.0.0.1:5672/%2f"]);
+        assert_eq!(
+            broker.redacted_urls,
+            ["amqp://guest:***@127.0.0.1:5672/%2f"]
+        );
     }
 
     #[test]
@@ -311,7 +331,10 @@ mod tests {
     #[test]
     fn amqp_url_wins_and_may_list_several_nodes() {
         let broker = BrokerSettings::from_env(&env(&[
-            ("AMQP_URL", "amqp://a:1@n1:5672/%2f, amqps://a:1@n2:5671/%2f"),
+            (
+                "AMQP_URL",
+                "amqp://a:1@n1:5672/%2f, amqps://a:1@n2:5671/%2f",
+            ),
             ("RABBITMQ_HOST", "ignored"),
         ]))
         .expect("valid");
@@ -331,11 +354,16 @@ mod tests {
             .expect_err("garbage");
         assert!(!err.to_string().contains("hunter2"), "{err}");
 
-        let err = HttpSettings::from_env(&env(&[("APP_PORT", "80000")]), 8000).expect_err("too big");
+        let err =
+            HttpSettings::from_env(&env(&[("APP_PORT", "80000")]), 8000).expect_err("too big");
         assert!(err.to_string().starts_with("APP_PORT:"), "{err}");
-        let err = env(&[("X", "-1")]).seconds_or("X", 1, 10).expect_err("negative");
+        let err = env(&[("X", "-1")])
+            .seconds_or("X", 1, 10)
+            .expect_err("negative");
         assert!(err.to_string().starts_with("X:"), "{err}");
-        let err = env(&[("X", "11")]).seconds_or("X", 1, 10).expect_err("above max");
+        let err = env(&[("X", "11")])
+            .seconds_or("X", 1, 10)
+            .expect_err("above max");
         assert!(err.to_string().contains("maximum"), "{err}");
     }
 

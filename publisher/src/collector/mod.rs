@@ -1,0 +1,188 @@
+//! Collection: a long-lived sampler that owns the `sysinfo` objects, on a thread of its own so
+//! the async workers never block on `/proc`. It knows nothing of AMQP or HTTP: it hands out
+//! plain [`Reading`]s.
+
+mod cpu;
+mod disks;
+mod memory;
+mod network;
+mod system;
+mod temperatures;
+
+use shared::reading::{Reading, SCHEMA_VERSION};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+/// CPU usage is a difference between two refreshes; closer than this, the figure is noise
+/// (sysinfo's own minimum is 200 ms on Linux). A request that comes sooner gets the last reading.
+pub const MIN_REFRESH_INTERVAL: Duration = Duration::from_millis(200);
+
+/// The disk list (mounts) is re-read this often; in between only the space figures are.
+const DISK_LIST_REFRESH: Duration = Duration::from_secs(30);
+
+/// Requests waiting for the sampler; more than this and callers wait to enqueue.
+const REQUEST_QUEUE: usize = 256;
+
+/// Why no reading could be had.
+#[derive(Debug, thiserror::Error)]
+pub enum CollectError {
+    #[error("cannot start the system sampler: {0}")]
+    Start(String),
+    #[error("the system sampler has stopped")]
+    Stopped,
+}
+
+/// A handle to the sampler thread; cheap to clone.
+#[derive(Clone)]
+pub struct Collector {
+    requests: mpsc::Sender<oneshot::Sender<Arc<Reading>>>,
+}
+
+impl Collector {
+    /// Starts the sampler thread. `host` overrides the system host name.
+    pub fn spawn(host: Option<String>) -> Result<Self, CollectError> {
+        let sampler = Sampler::new(host)?;
+        let (requests, receiver) = mpsc::channel(REQUEST_QUEUE);
+        std::thread::Builder::new()
+            .name("collector".into())
+            .spawn(move || sampler.serve(receiver))
+            .map_err(|e| CollectError::Start(e.to_string()))?;
+        Ok(Self { requests })
+    }
+
+    /// A reading taken now, or at most [`MIN_REFRESH_INTERVAL`] ago.
+    pub async fn reading(&self) -> Result<Arc<Reading>, CollectError> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(reply)
+            .await
+            .map_err(|_| CollectError::Stopped)?;
+        answer.await.map_err(|_| CollectError::Stopped)
+    }
+}
+
+/// Owns the `sysinfo` state; lives on the collector thread.
+struct Sampler {
+    host: String,
+    system: sysinfo::System,
+    disks: sysinfo::Disks,
+    networks: sysinfo::Networks,
+    components: sysinfo::Components,
+    os: shared::reading::OsInfo,
+    last_refresh: Instant,
+    disks_listed: Instant,
+    latest: Option<Arc<Reading>>,
+}
+
+impl Sampler {
+    fn new(host: Option<String>) -> Result<Self, CollectError> {
+        let start = |e: sysinfo::Error| CollectError::Start(e.to_string());
+        let mut system = sysinfo::System::new().map_err(start)?;
+        // The first CPU refresh only sets the baseline; its usage figures are discarded.
+        cpu::refresh(&mut system, true);
+        let host = host.unwrap_or_else(system::host_name);
+        Ok(Self {
+            host,
+            os: system::os_info(),
+            system,
+            disks: sysinfo::Disks::new_with_refreshed_list().map_err(start)?,
+            networks: sysinfo::Networks::new_with_refreshed_list().map_err(start)?,
+            components: sysinfo::Components::new_with_refreshed_list().map_err(start)?,
+            last_refresh: Instant::now(),
+            disks_listed: Instant::now(),
+            latest: None,
+        })
+    }
+
+    /// Answers requests until every [`Collector`] handle is gone. Requests that queued up
+    /// while a sample was taken share that sample.
+    fn serve(mut self, mut requests: mpsc::Receiver<oneshot::Sender<Arc<Reading>>>) {
+        while let Some(first) = requests.blocking_recv() {
+            let reading = self.reading();
+            let _ = first.send(Arc::clone(&reading));
+            while let Ok(waiting) = requests.try_recv() {
+                let _ = waiting.send(Arc::clone(&reading));
+            }
+        }
+    }
+
+    fn reading(&mut self) -> Arc<Reading> {
+        let since = self.last_refresh.elapsed();
+        match &self.latest {
+            Some(latest) if since < MIN_REFRESH_INTERVAL => return Arc::clone(latest),
+            // Only the very first request can come before the baseline is old enough.
+            None if since < MIN_REFRESH_INTERVAL => {
+                std::thread::sleep(MIN_REFRESH_INTERVAL - since)
+            }
+            _ => {}
+        }
+        let reading = Arc::new(self.sample());
+        self.latest = Some(Arc::clone(&reading));
+        reading
+    }
+
+    fn sample(&mut self) -> Reading {
+        let elapsed = self.last_refresh.elapsed();
+        self.last_refresh = Instant::now();
+        cpu::refresh(&mut self.system, false);
+        memory::refresh(&mut self.system);
+        let relist = self.disks_listed.elapsed() >= DISK_LIST_REFRESH;
+        if relist {
+            self.disks_listed = Instant::now();
+        }
+        disks::refresh(&mut self.disks, relist);
+        self.networks.refresh(true);
+        self.components.refresh(true);
+        Reading {
+            schema_version: SCHEMA_VERSION,
+            host: self.host.clone(),
+            seq: 0,
+            collected_at: chrono::Utc::now(),
+            uptime_secs: system::uptime_secs(),
+            os: self.os.clone(),
+            cpu: cpu::read(&self.system),
+            memory: memory::read(&self.system),
+            disks: disks::read(&self.disks),
+            networks: network::read(&self.networks, elapsed),
+            temperatures: temperatures::read(&self.components),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn readings_describe_this_host() {
+        let collector = Collector::spawn(Some("probe".into())).expect("sampler starts");
+        let reading = collector.reading().await.expect("a reading");
+        assert_eq!(reading.host, "probe");
+        reading.validate().expect("the sample is a valid reading");
+        assert!(reading.cpu.core_count >= 1);
+        assert_eq!(
+            reading.cpu.per_core_percent.len(),
+            reading.cpu.core_count as usize
+        );
+        assert!(reading.memory.total_bytes > 0);
+        assert!(reading.memory.used_bytes <= reading.memory.total_bytes);
+        assert!(!reading.disks.is_empty(), "at least the root file system");
+        assert!(reading.uptime_secs > 0);
+        assert!(!reading.os.kernel.is_empty());
+    }
+
+    #[tokio::test]
+    async fn requests_close_together_share_a_sample_and_later_ones_are_fresh() {
+        let collector = Collector::spawn(None).expect("sampler starts");
+        let first = collector.reading().await.expect("a reading");
+        let again = collector.reading().await.expect("a reading");
+        assert!(
+            Arc::ptr_eq(&first, &again),
+            "within 200 ms the sample is reused"
+        );
+        tokio::time::sleep(MIN_REFRESH_INTERVAL).await;
+        let later = collector.reading().await.expect("a reading");
+        assert!(later.collected_at > first.collected_at);
+    }
+}

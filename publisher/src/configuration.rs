@@ -1,0 +1,93 @@
+//! The publisher's settings, from `publisher.env` and the process environment.
+
+use shared::settings::{BrokerSettings, EnvSource, HttpSettings, SettingsError};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The publisher's own port, as in the original.
+pub const DEFAULT_PORT: u16 = 8000;
+
+/// Everything the publisher can be told.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub http: HttpSettings,
+    pub broker: BrokerSettings,
+    /// Overrides the system host name in readings (`HOST_NAME`).
+    pub host_name: Option<String>,
+    /// Publish on its own this often; zero means only on request (`PUBLISH_INTERVAL_SECS`).
+    pub publish_interval: Duration,
+    /// Longest wait between reconnect attempts (`RECONNECT_MAX_SECS`).
+    pub reconnect_cap: Duration,
+    /// How long a publish may wait for the broker's confirmation (`CONFIRM_TIMEOUT_SECS`).
+    pub confirm_timeout: Duration,
+    /// `RUST_LOG` filter.
+    pub log_filter: String,
+}
+
+impl Settings {
+    /// Reads the file named by `PUBLISHER_ENV_FILE` (required then), else `publisher.env`
+    /// in the working directory if there is one.
+    pub fn load() -> Result<Self, SettingsError> {
+        let (file, required) = match std::env::var_os("PUBLISHER_ENV_FILE") {
+            Some(path) => (PathBuf::from(path), true),
+            None => (PathBuf::from("publisher.env"), false),
+        };
+        Self::from_env(&EnvSource::load(&file, required)?)
+    }
+
+    /// Parses and checks every setting.
+    pub fn from_env(env: &EnvSource) -> Result<Self, SettingsError> {
+        let host_name = env.get("HOST_NAME").map(str::to_owned);
+        if let Some(name) = &host_name {
+            if name.len() > shared::reading::MAX_HOST_LEN {
+                return Err(SettingsError::invalid("HOST_NAME", "longer than 253 bytes"));
+            }
+        }
+        let reconnect_cap = env.seconds_or("RECONNECT_MAX_SECS", 30, 3600)?;
+        if reconnect_cap.is_zero() {
+            return Err(SettingsError::invalid(
+                "RECONNECT_MAX_SECS",
+                "must be at least 1",
+            ));
+        }
+        let confirm_timeout = env.seconds_or("CONFIRM_TIMEOUT_SECS", 5, 300)?;
+        if confirm_timeout.is_zero() {
+            return Err(SettingsError::invalid(
+                "CONFIRM_TIMEOUT_SECS",
+                "must be at least 1",
+            ));
+        }
+        Ok(Self {
+            http: HttpSettings::from_env(env, DEFAULT_PORT)?,
+            broker: BrokerSettings::from_env(env)?,
+            host_name,
+            publish_interval: env.seconds_or("PUBLISH_INTERVAL_SECS", 1, 86_400)?,
+            reconnect_cap,
+            confirm_timeout,
+            log_filter: env.get("RUST_LOG").unwrap_or("info").to_owned(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_original() {
+        let settings = Settings::from_env(&EnvSource::default()).expect("defaults are valid");
+        assert_eq!(settings.http.port, 8000);
+        assert_eq!(settings.publish_interval, Duration::from_secs(1));
+        assert_eq!(settings.broker.exchange, "system_info");
+    }
+
+    #[test]
+    fn a_bad_interval_is_named() {
+        let env = EnvSource::from_pairs([("PUBLISH_INTERVAL_SECS", "soon")]);
+        let err = Settings::from_env(&env).expect_err("not a number");
+        assert!(
+            err.to_string().starts_with("PUBLISH_INTERVAL_SECS:"),
+            "{err}"
+        );
+    }
+}

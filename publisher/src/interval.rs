@@ -1,0 +1,48 @@
+//! Publishing on its own, every `PUBLISH_INTERVAL_SECS`.
+
+use crate::broker::ReadingPublisher;
+use crate::collector::Collector;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::MissedTickBehavior;
+
+/// Takes and publishes a reading every `period` until the process ends.
+pub async fn publish_every(
+    period: Duration,
+    collector: Collector,
+    publisher: Arc<ReadingPublisher>,
+) {
+    let mut ticks = tokio::time::interval(period);
+    // After a stall (a slow confirm), carry on from now rather than firing a burst.
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        ticks.tick().await;
+        let outcome = match collector.reading().await {
+            Ok(reading) => publisher.publish(&reading).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match outcome {
+            Ok(published) => {
+                if failing {
+                    tracing::info!(
+                        seq = published.reading.seq,
+                        "interval publishing works again"
+                    );
+                }
+                failing = false;
+                tracing::debug!(
+                    seq = published.reading.seq,
+                    bytes = published.bytes,
+                    "published"
+                );
+            }
+            // One line when it starts failing, not one a second for the whole outage.
+            Err(e) if !failing => {
+                failing = true;
+                tracing::warn!(error = %e, "interval publish failed");
+            }
+            Err(e) => tracing::debug!(error = %e, "interval publish failed"),
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! The hostpulse publisher: samples this host and publishes readings to RabbitMQ.
+
+pub mod broker;
+pub mod collector;
+pub mod configuration;
+pub mod interval;
+pub mod routes;
+pub mod startup;

@@ -1,0 +1,22 @@
+//! The publisher's HTTP routes.
+
+mod health;
+mod publish;
+mod reading;
+
+pub use health::{health, ready};
+pub use publish::publish;
+pub use reading::current_reading;
+
+use actix_web::{http::StatusCode, HttpResponse, ResponseError};
+use shared::http::error_body;
+
+/// A collector failure, as an HTTP answer.
+impl ResponseError for crate::collector::CollectError {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::INTERNAL_SERVER_ERROR
+    }
+    fn error_response(&self) -> HttpResponse {
+        error_body(self.status_code(), "collect_failed", &self.to_string())
+    }
+}

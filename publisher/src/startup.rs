@@ -1,0 +1,91 @@
+//! Building and running the publisher: bind, start the collector and the broker link, serve.
+
+use crate::broker::ReadingPublisher;
+use crate::collector::Collector;
+use crate::configuration::Settings;
+use crate::{interval, routes};
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpServer};
+use shared::http::{get, method_not_allowed, not_found};
+use std::net::TcpListener;
+use std::sync::Arc;
+
+/// A built publisher, bound to its port and ready to run.
+pub struct Application {
+    port: u16,
+    server: Server,
+    publisher: Arc<ReadingPublisher>,
+}
+
+impl Application {
+    /// Binds the HTTP port (0 picks a free one), starts sampling and connecting.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        let address = (settings.http.host, settings.http.port);
+        let listener = TcpListener::bind(address)
+            .with_context(|| format!("cannot listen on {}:{}", address.0, address.1))?;
+        let port = listener.local_addr()?.port();
+        let collector = Collector::spawn(settings.host_name.clone())?;
+        let publisher = ReadingPublisher::start(
+            settings.broker.clone(),
+            settings.reconnect_cap,
+            settings.confirm_timeout,
+        );
+        if !settings.publish_interval.is_zero() {
+            tokio::spawn(interval::publish_every(
+                settings.publish_interval,
+                collector.clone(),
+                Arc::clone(&publisher),
+            ));
+        }
+        let server = run(listener, collector, Arc::clone(&publisher))?;
+        Ok(Self {
+            port,
+            server,
+            publisher,
+        })
+    }
+
+    /// The port actually bound.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The broker link, so callers can watch its state.
+    pub fn publisher(&self) -> Arc<ReadingPublisher> {
+        Arc::clone(&self.publisher)
+    }
+
+    /// Serves until the server is stopped (Ctrl-C or SIGTERM).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+fn run(
+    listener: TcpListener,
+    collector: Collector,
+    publisher: Arc<ReadingPublisher>,
+) -> std::io::Result<Server> {
+    let collector = web::Data::new(collector);
+    let publisher = web::Data::new(publisher);
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(tracing_actix_web::TracingLogger::default())
+            .app_data(collector.clone())
+            .app_data(publisher.clone())
+            .service(
+                web::resource("/publish")
+                    .route(web::get().to(routes::publish))
+                    .route(web::post().to(routes::publish))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(get("/api/reading", routes::current_reading))
+            .service(get("/health", routes::health))
+            .service(get("/ready", routes::ready))
+            .default_service(web::to(not_found))
+    })
+    .listen(listener)?
+    .run();
+    Ok(server)
+}

@@ -1,0 +1,67 @@
+use crate::helpers::spawn_app;
+
+#[tokio::test]
+async fn health_and_ready_report_the_broker_without_its_password() {
+    let app = spawn_app("health", &[]).await;
+    let health = app.get("/health").await;
+    assert_eq!(health.status(), 200);
+    let text = health.text().await.expect("body");
+    let body: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(body["broker"]["connected"], true);
+    assert!(!text.contains("guest:guest"), "password leaked: {text}");
+    assert_eq!(app.get("/ready").await.status(), 200);
+}
+
+#[tokio::test]
+async fn unknown_routes_and_wrong_methods_answer_json() {
+    let app = spawn_app("routes", &[]).await;
+    let missing = app.get("/nope").await;
+    assert_eq!(missing.status(), 404);
+    let body: serde_json::Value = missing.json().await.expect("JSON");
+    assert_eq!(body["reason"], "not_found");
+    let wrong = app
+        .http
+        .delete(format!("{}/publish", app.address))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(wrong.status(), 405);
+}
+
+#[tokio::test]
+async fn ready_is_503_while_the_broker_cannot_be_reached() {
+    // A port nothing listens on: the publisher must still start and answer.
+    let settings =
+        publisher::configuration::Settings::from_env(&shared::settings::EnvSource::from_pairs([
+            ("AMQP_URL", "amqp://guest:guest@127.0.0.1:1/%2f"),
+            ("APP_PORT", "0"),
+            ("PUBLISH_INTERVAL_SECS", "0"),
+        ]))
+        .expect("valid settings");
+    let app = publisher::startup::Application::build(settings)
+        .await
+        .expect("builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let http = reqwest::Client::new();
+    let ready = http
+        .get(format!("{address}/ready"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(ready.status(), 503);
+    let health = http
+        .get(format!("{address}/health"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(health.status(), 200);
+    let publish = http
+        .get(format!("{address}/publish"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(publish.status(), 503);
+    let body: serde_json::Value = publish.json().await.expect("JSON error");
+    assert_eq!(body["status"], "error");
+}

@@ -1,0 +1,54 @@
+//! Spawns a publisher in-process on a free port, with its own exchange on the real broker.
+
+use publisher::configuration::Settings;
+use publisher::startup::Application;
+use shared::settings::EnvSource;
+use shared::testing::{amqp_url, unique_exchange};
+use std::time::Duration;
+
+pub struct TestApp {
+    pub address: String,
+    pub exchange: String,
+    pub http: reqwest::Client,
+}
+
+/// Starts a publisher; `vars` are extra settings (they win over the defaults here).
+pub async fn spawn_app(test: &str, vars: &[(&str, &str)]) -> TestApp {
+    let exchange = unique_exchange(test);
+    let mut env = EnvSource::from_pairs([
+        ("AMQP_URL", amqp_url()),
+        ("EXCHANGE_NAME", exchange.clone()),
+        ("APP_PORT", "0".into()),
+        ("PUBLISH_INTERVAL_SECS", "0".into()),
+        ("HOST_NAME", format!("{test}-host")),
+    ]);
+    for (name, value) in vars {
+        env.set(name, *value);
+    }
+    let settings = Settings::from_env(&env).expect("test settings are valid");
+    let app = Application::build(settings)
+        .await
+        .expect("the publisher builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let mut state = app.publisher().watch_state();
+    tokio::spawn(app.run_until_stopped());
+    tokio::time::timeout(Duration::from_secs(10), state.wait_for(|s| s.connected))
+        .await
+        .expect("the publisher connects to the broker within 10 s")
+        .expect("state channel open");
+    TestApp {
+        address,
+        exchange,
+        http: reqwest::Client::new(),
+    }
+}
+
+impl TestApp {
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("request sent")
+    }
+}

@@ -1,0 +1,115 @@
+//! Test support for the services' integration tests, against the real RabbitMQ at `AMQP_URL`.
+//! Each test gets its own exchange, so tests run in parallel without seeing each other.
+
+use crate::broker;
+use crate::settings::{BrokerSettings, EnvSource, DEFAULT_AMQP_URL};
+use futures_util::StreamExt;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, ExchangeDeleteOptions};
+use lapin::types::FieldTable;
+use lapin::{Channel, Connection};
+use std::time::Duration;
+
+/// The broker the tests use: `AMQP_URL` or the local default.
+pub fn amqp_url() -> String {
+    std::env::var("AMQP_URL").unwrap_or_else(|_| DEFAULT_AMQP_URL.to_owned())
+}
+
+/// A fresh exchange name for one test.
+pub fn unique_exchange(test: &str) -> String {
+    format!("hostpulse-test-{test}-{:016x}", rand::random::<u64>())
+}
+
+/// Broker settings for a test: the test broker and the test's exchange.
+pub fn broker_settings(exchange: &str) -> BrokerSettings {
+    let env = EnvSource::from_pairs([("AMQP_URL", amqp_url()), ("EXCHANGE_NAME", exchange.into())]);
+    BrokerSettings::from_env(&env).expect("test broker settings are valid")
+}
+
+/// A message as a test sees it.
+pub struct Tapped {
+    pub body: Vec<u8>,
+    pub properties: lapin::BasicProperties,
+}
+
+/// A queue the test binds to an exchange itself, to see exactly what was published.
+pub struct Tap {
+    connection: Connection,
+    channel: Channel,
+    consumer: lapin::Consumer,
+    exchange: String,
+}
+
+impl Tap {
+    /// Declares the exchange (as the services do) and binds a private queue to it.
+    pub async fn bind(exchange: &str) -> Self {
+        let (connection, _) = broker::connect(&broker_settings(exchange), "hostpulse-test-tap")
+            .await
+            .expect("the test broker is reachable (is RabbitMQ running?)");
+        let channel = connection.create_channel().await.expect("channel");
+        broker::declare_exchange(&channel, exchange)
+            .await
+            .expect("exchange");
+        let spec = broker::QueueSpec {
+            name: None,
+            max_length: 10_000,
+            prefetch: 100,
+        };
+        let queue = broker::declare_consumer_queue(&channel, exchange, &spec)
+            .await
+            .expect("queue");
+        let consumer = channel
+            .basic_consume(
+                queue.as_str().into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .expect("consume");
+        Self {
+            connection,
+            channel,
+            consumer,
+            exchange: exchange.to_owned(),
+        }
+    }
+
+    /// The next message, or `None` after `wait`.
+    pub async fn next(&mut self, wait: Duration) -> Option<Tapped> {
+        let delivery = tokio::time::timeout(wait, self.consumer.next())
+            .await
+            .ok()??
+            .expect("delivery");
+        delivery.ack(BasicAckOptions::default()).await.expect("ack");
+        Some(Tapped {
+            body: delivery.data,
+            properties: delivery.properties,
+        })
+    }
+
+    /// Publishes a raw body to the exchange, as a foreign publisher would.
+    pub async fn publish_raw(&self, body: &[u8]) {
+        self.channel
+            .basic_publish(
+                self.exchange.as_str().into(),
+                "".into(),
+                Default::default(),
+                body,
+                lapin::BasicProperties::default(),
+            )
+            .await
+            .expect("publish");
+    }
+
+    /// Deletes the test's exchange and closes the connection.
+    pub async fn cleanup(self) {
+        let _ = self
+            .channel
+            .exchange_delete(
+                self.exchange.as_str().into(),
+                ExchangeDeleteOptions::default(),
+            )
+            .await;
+        let _ = self.connection.close(200, "test done".into()).await;
+    }
+}
