@@ -1,1 +1,38 @@
-fn main() {}
+use consumer::configuration::Settings;
+use consumer::startup::Application;
+use shared::telemetry::{get_subscriber, init_subscriber};
+use std::process::ExitCode;
+
+/// Exit code for settings that cannot be used.
+const EXIT_BAD_SETTINGS: u8 = 2;
+
+#[actix_web::main]
+async fn main() -> ExitCode {
+    let settings = match Settings::load() {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("consumer: {e}");
+            return ExitCode::from(EXIT_BAD_SETTINGS);
+        }
+    };
+    match get_subscriber(&settings.log_filter, std::io::stdout) {
+        Ok(subscriber) => init_subscriber(subscriber),
+        Err(e) => {
+            eprintln!("consumer: RUST_LOG: {e}");
+            return ExitCode::from(EXIT_BAD_SETTINGS);
+        }
+    }
+    let application = match Application::build(settings).await {
+        Ok(application) => application,
+        Err(e) => {
+            eprintln!("consumer: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(port = application.port(), "consumer listening");
+    if let Err(e) = application.run_until_stopped().await {
+        eprintln!("consumer: {e}");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}

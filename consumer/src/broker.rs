@@ -1,0 +1,132 @@
+//! The consumer's side of RabbitMQ: an exclusive queue bound to the fanout exchange, every
+//! delivery handed to the hub; reconnects (with a fresh queue) whenever the broker goes away.
+
+use crate::hub::Hub;
+use futures_util::StreamExt;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions};
+use lapin::types::FieldTable;
+use lapin::{Connection, Consumer};
+use shared::broker::{self, BrokerState, QueueSpec};
+use shared::settings::BrokerSettings;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The name this service gives its connection.
+pub const APP_ID: &str = "hostpulse-consumer";
+
+/// At most one log line per this long about refused messages; the rest are counted.
+const REJECT_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// Consumes until the process ends, reconnecting at most `reconnect_cap` apart.
+pub async fn consume_forever(
+    settings: BrokerSettings,
+    queue: QueueSpec,
+    reconnect_cap: Duration,
+    hub: Arc<Hub>,
+) {
+    let mut delays = broker::reconnect_delays(reconnect_cap);
+    let mut failures = 0u64;
+    let mut rejects = RejectLog::default();
+    loop {
+        match open(&settings, &queue).await {
+            Ok((connection, consumer, url, queue_name)) => {
+                tracing::info!(broker = %url, queue = %queue_name, exchange = %settings.exchange, "consuming readings");
+                failures = 0;
+                delays = broker::reconnect_delays(reconnect_cap);
+                hub.set_broker(BrokerState::up(url.clone()));
+                let why = tokio::select! {
+                    why = broker::connection_lost(&connection) => why,
+                    why = deliver(consumer, &hub, &mut rejects) => why,
+                };
+                tracing::warn!(broker = %url, error = %why, "lost the broker; reconnecting");
+                hub.set_broker(BrokerState::down(Some(url), why));
+                let _ = connection.close(200, "reconnecting".into()).await;
+            }
+            Err(why) => {
+                failures += 1;
+                if failures == 1 || failures.is_power_of_two() {
+                    tracing::warn!(error = %why, attempts = failures, "cannot reach the broker; will retry");
+                }
+                hub.set_broker(BrokerState::down(None, why));
+            }
+        }
+        if let Some(delay) = delays.next() {
+            tokio::time::sleep(delay).await;
+        }
+    }
+}
+
+/// Hands every delivery to the hub and acknowledges it; returns why the stream ended.
+async fn deliver(mut consumer: Consumer, hub: &Hub, rejects: &mut RejectLog) -> String {
+    while let Some(delivery) = consumer.next().await {
+        let delivery = match delivery {
+            Ok(delivery) => delivery,
+            Err(e) => return e.to_string(),
+        };
+        if let Err(rejected) = hub.accept(&delivery.data) {
+            rejects.record(&rejected);
+        }
+        // Refused messages are acknowledged too: they can never become valid, and
+        // requeueing them would loop forever. They are counted and logged instead.
+        if let Err(e) = delivery.ack(BasicAckOptions::default()).await {
+            return e.to_string();
+        }
+    }
+    "the broker cancelled the consumer".to_owned()
+}
+
+/// Connects, declares the exchange and this consumer's queue, and starts consuming.
+async fn open(
+    settings: &BrokerSettings,
+    spec: &QueueSpec,
+) -> Result<(Connection, Consumer, String, String), String> {
+    let (connection, url) = broker::connect(settings, APP_ID)
+        .await
+        .map_err(|e| e.to_string())?;
+    let prepared = async {
+        let channel = connection.create_channel().await?;
+        broker::declare_exchange(&channel, &settings.exchange).await?;
+        let queue = broker::declare_consumer_queue(&channel, &settings.exchange, spec).await?;
+        let consumer = channel
+            .basic_consume(
+                queue.as_str().into(),
+                APP_ID.into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        Ok::<_, lapin::Error>((consumer, queue))
+    };
+    match tokio::time::timeout(settings.connect_timeout, prepared).await {
+        Ok(Ok((consumer, queue))) => Ok((connection, consumer, url, queue)),
+        Ok(Err(e)) => Err(format!("{url}: cannot set up the queue: {e}")),
+        Err(_) => Err(format!(
+            "{url}: the broker did not answer while setting up the queue"
+        )),
+    }
+}
+
+/// Logs refused messages without flooding: the first at once, then one line per period
+/// with how many were refused meanwhile.
+#[derive(Default)]
+struct RejectLog {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl RejectLog {
+    fn record(&mut self, rejected: &crate::hub::Rejected) {
+        if self.last.is_some_and(|at| at.elapsed() < REJECT_LOG_EVERY) {
+            self.suppressed += 1;
+            return;
+        }
+        tracing::warn!(
+            reason = rejected.reason(),
+            error = %rejected,
+            also_refused_since_last_line = self.suppressed,
+            "refused a message from the broker"
+        );
+        self.last = Some(Instant::now());
+        self.suppressed = 0;
+    }
+}

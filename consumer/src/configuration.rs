@@ -1,0 +1,108 @@
+//! The consumer's settings, from `consumer.env` and the process environment.
+
+use shared::broker::QueueSpec;
+use shared::settings::{check_amqp_name, BrokerSettings, EnvSource, HttpSettings, SettingsError};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The consumer's own port, as in the original.
+pub const DEFAULT_PORT: u16 = 8003;
+
+/// Everything the consumer can be told.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub http: HttpSettings,
+    pub broker: BrokerSettings,
+    /// The queue: `QUEUE_NAME` (server-named if unset), `QUEUE_MAX_LENGTH`, `PREFETCH`.
+    pub queue: QueueSpec,
+    /// Readings kept per host for charts and the snapshot (`HISTORY_LEN`).
+    pub history_len: usize,
+    /// Hosts tracked at most (`MAX_HOSTS`); readings from more are refused, not hoarded.
+    pub max_hosts: usize,
+    /// A message larger than this is refused unparsed (`MAX_MESSAGE_BYTES`).
+    pub max_message_bytes: usize,
+    /// A host silent this long is shown stale (`STALE_AFTER_SECS`).
+    pub stale_after: Duration,
+    /// Longest wait between reconnect attempts (`RECONNECT_MAX_SECS`).
+    pub reconnect_cap: Duration,
+    /// `RUST_LOG` filter.
+    pub log_filter: String,
+}
+
+impl Settings {
+    /// Reads the file named by `CONSUMER_ENV_FILE` (required then), else `consumer.env` in
+    /// the working directory if there is one.
+    pub fn load() -> Result<Self, SettingsError> {
+        let (file, required) = match std::env::var_os("CONSUMER_ENV_FILE") {
+            Some(path) => (PathBuf::from(path), true),
+            None => (PathBuf::from("consumer.env"), false),
+        };
+        Self::from_env(&EnvSource::load(&file, required)?)
+    }
+
+    /// Parses and checks every setting.
+    pub fn from_env(env: &EnvSource) -> Result<Self, SettingsError> {
+        let queue_name = env.get("QUEUE_NAME").map(str::to_owned);
+        if let Some(name) = &queue_name {
+            check_amqp_name("QUEUE_NAME", name)?;
+        }
+        let queue = QueueSpec {
+            name: queue_name,
+            max_length: env.parse_or("QUEUE_MAX_LENGTH", 10_000u32)?,
+            prefetch: env.parse_or("PREFETCH", 256u16)?,
+        };
+        if queue.max_length == 0 {
+            return Err(SettingsError::invalid(
+                "QUEUE_MAX_LENGTH",
+                "must be at least 1",
+            ));
+        }
+        if queue.prefetch == 0 {
+            return Err(SettingsError::invalid("PREFETCH", "must be at least 1"));
+        }
+        let stale_after = env.seconds_or("STALE_AFTER_SECS", 10, 86_400)?;
+        let reconnect_cap = env.seconds_or("RECONNECT_MAX_SECS", 30, 3600)?;
+        if stale_after.is_zero() || reconnect_cap.is_zero() {
+            let name = if stale_after.is_zero() {
+                "STALE_AFTER_SECS"
+            } else {
+                "RECONNECT_MAX_SECS"
+            };
+            return Err(SettingsError::invalid(name, "must be at least 1"));
+        }
+        Ok(Self {
+            http: HttpSettings::from_env(env, DEFAULT_PORT)?,
+            broker: BrokerSettings::from_env(env)?,
+            queue,
+            history_len: env.count_or("HISTORY_LEN", 180, 1, 10_000)?,
+            max_hosts: env.count_or("MAX_HOSTS", 1_000, 1, 100_000)?,
+            max_message_bytes: env.count_or("MAX_MESSAGE_BYTES", 1 << 20, 256, 64 << 20)?,
+            stale_after,
+            reconnect_cap,
+            log_filter: env.get("RUST_LOG").unwrap_or("info").to_owned(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_original() {
+        let settings = Settings::from_env(&EnvSource::default()).expect("defaults are valid");
+        assert_eq!(settings.http.port, 8003);
+        assert_eq!(settings.queue.name, None);
+        assert_eq!(settings.stale_after, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn the_original_queue_name_is_honoured_and_checked() {
+        let env = EnvSource::from_pairs([("QUEUE_NAME", "Consumer")]);
+        let settings = Settings::from_env(&env).expect("valid");
+        assert_eq!(settings.queue.name.as_deref(), Some("Consumer"));
+        let env = EnvSource::from_pairs([("QUEUE_NAME", "amq.mine")]);
+        let err = Settings::from_env(&env).expect_err("reserved");
+        assert!(err.to_string().starts_with("QUEUE_NAME:"), "{err}");
+    }
+}

@@ -1,0 +1,9 @@
+//! The hostpulse consumer: binds a queue to the readings exchange and streams every reading
+//! to the browsers over WebSocket.
+
+pub mod broker;
+pub mod configuration;
+pub mod hub;
+pub mod routes;
+pub mod startup;
+pub mod ws;

@@ -1,0 +1,76 @@
+//! Building and running the consumer: bind, start consuming, serve the page and the socket.
+
+use crate::configuration::Settings;
+use crate::hub::{Hub, HubLimits};
+use crate::{broker, routes, ws};
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpServer};
+use shared::http::{get, not_found};
+use std::net::TcpListener;
+use std::sync::Arc;
+
+/// A built consumer, bound to its port and ready to run.
+pub struct Application {
+    port: u16,
+    server: Server,
+    hub: Arc<Hub>,
+}
+
+impl Application {
+    /// Binds the HTTP port (0 picks a free one) and starts consuming.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        let address = (settings.http.host, settings.http.port);
+        let listener = TcpListener::bind(address)
+            .with_context(|| format!("cannot listen on {}:{}", address.0, address.1))?;
+        let port = listener.local_addr()?.port();
+        let hub = Arc::new(Hub::new(HubLimits {
+            history_len: settings.history_len,
+            max_hosts: settings.max_hosts,
+            max_message_bytes: settings.max_message_bytes,
+            stale_after_secs: settings.stale_after.as_secs(),
+        }));
+        tokio::spawn(broker::consume_forever(
+            settings.broker.clone(),
+            settings.queue.clone(),
+            settings.reconnect_cap,
+            Arc::clone(&hub),
+        ));
+        let server = run(listener, Arc::clone(&hub))?;
+        Ok(Self { port, server, hub })
+    }
+
+    /// The port actually bound.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The hub, so callers can watch what the consumer holds.
+    pub fn hub(&self) -> Arc<Hub> {
+        Arc::clone(&self.hub)
+    }
+
+    /// Serves until the server is stopped (Ctrl-C or SIGTERM).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+fn run(listener: TcpListener, hub: Arc<Hub>) -> std::io::Result<Server> {
+    let hub = web::Data::new(hub);
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(tracing_actix_web::TracingLogger::default())
+            .app_data(hub.clone())
+            .service(get("/", routes::index))
+            .service(get("/assets/{file}", routes::asset))
+            .service(get("/ws", ws::ws))
+            .service(get("/api/hosts", routes::hosts))
+            .service(get("/health", routes::health))
+            .service(get("/ready", routes::ready))
+            .default_service(web::to(not_found))
+    })
+    .listen(listener)?
+    .run();
+    Ok(server)
+}

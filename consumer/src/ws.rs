@@ -1,0 +1,109 @@
+//! The WebSocket session: a snapshot on connect, then every frame from the hub, with a
+//! heartbeat. A client that is gone, silent or too slow is dropped without slowing the rest.
+
+use crate::hub::{Frame, Hub};
+use actix_web::{web, HttpRequest, HttpResponse};
+use actix_ws::{CloseCode, CloseReason, Message};
+use futures_util::StreamExt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::broadcast::error::RecvError;
+
+/// How often the server pings each client.
+const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
+/// A client that has not answered (pong or anything) for this long is gone.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
+/// A send that cannot be queued within this long means the client stopped reading.
+const SEND_TIMEOUT: Duration = Duration::from_secs(5);
+/// Closing politely is not worth waiting for longer than this.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Browsers send nothing but control frames; anything bigger is abuse.
+const MAX_CLIENT_FRAME: usize = 4096;
+
+/// `GET /ws`: upgrades and hands the connection to its own task.
+pub async fn ws(
+    req: HttpRequest,
+    body: web::Payload,
+    hub: web::Data<Arc<Hub>>,
+) -> actix_web::Result<HttpResponse> {
+    let (response, session, messages) = actix_ws::handle(&req, body)?;
+    let hub = Arc::clone(&hub);
+    actix_web::rt::spawn(async move {
+        let reason = run_session(session.clone(), messages, &hub).await;
+        if let Some(reason) = &reason {
+            tracing::debug!(?reason, "closing a WebSocket client");
+        }
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, session.close(reason)).await;
+    });
+    Ok(response)
+}
+
+/// Runs one client until it leaves or must be dropped; returns the close reason to send.
+async fn run_session(
+    mut session: actix_ws::Session,
+    messages: actix_ws::MessageStream,
+    hub: &Hub,
+) -> Option<CloseReason> {
+    let (snapshot, mut frames) = hub.subscribe();
+    if !send(&mut session, snapshot).await {
+        return None;
+    }
+    let mut messages = messages.max_frame_size(MAX_CLIENT_FRAME);
+    let mut heartbeat = tokio::time::interval(HEARTBEAT_INTERVAL);
+    let mut last_heard = Instant::now();
+    loop {
+        tokio::select! {
+            frame = frames.recv() => match frame {
+                Ok(frame) => {
+                    if !send(&mut session, frame).await {
+                        return Some(close(CloseCode::Policy, "too slow: stopped reading"));
+                    }
+                }
+                // It missed frames; a reconnect gives it a fresh, complete snapshot.
+                Err(RecvError::Lagged(_)) => return Some(close(CloseCode::Again, "too slow: fell behind")),
+                Err(RecvError::Closed) => return Some(close(CloseCode::Restart, "server shutting down")),
+            },
+            _ = heartbeat.tick() => {
+                if last_heard.elapsed() > CLIENT_TIMEOUT {
+                    return Some(close(CloseCode::Away, "no answer to pings"));
+                }
+                if tokio::time::timeout(SEND_TIMEOUT, session.ping(b"")).await.ok()?.is_err() {
+                    return None;
+                }
+            }
+            message = messages.next() => match message {
+                Some(Ok(Message::Pong(_))) => last_heard = Instant::now(),
+                Some(Ok(Message::Ping(bytes))) => {
+                    last_heard = Instant::now();
+                    if session.pong(&bytes).await.is_err() {
+                        return None;
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None => return None,
+                Some(Ok(Message::Text(_) | Message::Binary(_) | Message::Continuation(_))) => {
+                    return Some(close(CloseCode::Unsupported, "this socket only sends"));
+                }
+                Some(Ok(Message::Nop)) => {}
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, "WebSocket protocol error");
+                    return Some(close(CloseCode::Protocol, "protocol error"));
+                }
+            },
+        }
+    }
+}
+
+/// Sends one frame; false if the client is gone or did not take it in time.
+async fn send(session: &mut actix_ws::Session, frame: Frame) -> bool {
+    matches!(
+        tokio::time::timeout(SEND_TIMEOUT, session.text(frame)).await,
+        Ok(Ok(()))
+    )
+}
+
+fn close(code: CloseCode, description: &str) -> CloseReason {
+    CloseReason {
+        code,
+        description: Some(description.to_owned()),
+    }
+}

@@ -1,0 +1,132 @@
+//! Spawns consumers and publishers in-process on free ports, sharing a test's own exchange on
+//! the real broker, and a WebSocket client to watch what the browsers get.
+
+use futures_util::{SinkExt, StreamExt};
+use shared::settings::EnvSource;
+use shared::testing::amqp_url;
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
+
+pub struct TestConsumer {
+    pub address: String,
+    pub port: u16,
+    pub hub: std::sync::Arc<consumer::hub::Hub>,
+}
+
+/// Starts a consumer bound to `exchange` and waits until its queue is consuming.
+pub async fn spawn_consumer(exchange: &str, vars: &[(&str, &str)]) -> TestConsumer {
+    let mut env = EnvSource::from_pairs([
+        ("AMQP_URL", amqp_url()),
+        ("EXCHANGE_NAME", exchange.to_owned()),
+        ("APP_PORT", "0".into()),
+    ]);
+    for (name, value) in vars {
+        env.set(name, *value);
+    }
+    let settings = consumer::configuration::Settings::from_env(&env).expect("valid settings");
+    let app = consumer::startup::Application::build(settings)
+        .await
+        .expect("builds");
+    let port = app.port();
+    let hub = app.hub();
+    tokio::spawn(app.run_until_stopped());
+    wait_until("the consumer consumes", || hub.broker().connected).await;
+    TestConsumer {
+        address: format!("http://127.0.0.1:{port}"),
+        port,
+        hub,
+    }
+}
+
+pub struct TestPublisher {
+    pub address: String,
+}
+
+/// Starts a publisher on `exchange` (publishing only on request) named `host`.
+pub async fn spawn_publisher(exchange: &str, host: &str) -> TestPublisher {
+    let env = EnvSource::from_pairs([
+        ("AMQP_URL", amqp_url()),
+        ("EXCHANGE_NAME", exchange.to_owned()),
+        ("APP_PORT", "0".into()),
+        ("PUBLISH_INTERVAL_SECS", "0".into()),
+        ("HOST_NAME", host.to_owned()),
+    ]);
+    let settings = publisher::configuration::Settings::from_env(&env).expect("valid settings");
+    let app = publisher::startup::Application::build(settings)
+        .await
+        .expect("builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let link = app.publisher();
+    tokio::spawn(app.run_until_stopped());
+    wait_until("the publisher connects", || link.state().connected).await;
+    TestPublisher { address }
+}
+
+impl TestPublisher {
+    /// Calls `/publish` and returns the confirmed `seq`.
+    pub async fn publish(&self) -> u64 {
+        let answer: serde_json::Value = reqwest::get(format!("{}/publish", self.address))
+            .await
+            .expect("sent")
+            .error_for_status()
+            .expect("200")
+            .json()
+            .await
+            .expect("JSON");
+        answer["seq"].as_u64().expect("seq")
+    }
+}
+
+/// Polls `check` for up to 10 s.
+pub async fn wait_until(what: &str, check: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !check() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens the dashboard's WebSocket.
+pub async fn open_socket(consumer: &TestConsumer) -> Socket {
+    let (socket, _) =
+        tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{}/ws", consumer.port))
+            .await
+            .expect("WebSocket opens");
+    socket
+}
+
+/// The next JSON text frame, answering pings; `None` after `wait` or when closed.
+pub async fn next_frame(socket: &mut Socket, wait: Duration) -> Option<serde_json::Value> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let message = tokio::time::timeout_at(deadline, socket.next())
+            .await
+            .ok()??
+            .ok()?;
+        match message {
+            Message::Text(text) => {
+                return Some(serde_json::from_str(&text).expect("frames are JSON"))
+            }
+            Message::Ping(data) => {
+                let _ = socket.send(Message::Pong(data)).await;
+            }
+            Message::Close(_) => return None,
+            _ => {}
+        }
+    }
+}
+
+/// The next `reading` frame's data, skipping `status` frames.
+pub async fn next_reading(socket: &mut Socket) -> serde_json::Value {
+    loop {
+        let frame = next_frame(socket, Duration::from_secs(5))
+            .await
+            .expect("a frame within 5 s");
+        if frame["type"] == "reading" {
+            return frame["data"].clone();
+        }
+    }
+}

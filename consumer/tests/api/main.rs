@@ -1,0 +1,5 @@
+mod bad_input;
+mod dashboard;
+mod fanout;
+mod helpers;
+mod pipeline;

@@ -1,0 +1,93 @@
+use crate::helpers::{next_frame, next_reading, open_socket, spawn_consumer, spawn_publisher};
+use shared::testing::unique_exchange;
+use std::time::Duration;
+
+#[tokio::test]
+async fn every_publish_reaches_the_browser_socket_with_its_seq() {
+    let exchange = unique_exchange("pipeline");
+    let consumer = spawn_consumer(&exchange, &[]).await;
+    let publisher = spawn_publisher(&exchange, "pipeline-host").await;
+    let mut socket = open_socket(&consumer).await;
+
+    let first = next_frame(&mut socket, Duration::from_secs(5))
+        .await
+        .expect("a frame");
+    assert_eq!(
+        first["type"], "snapshot",
+        "a new page first gets a snapshot"
+    );
+    assert_eq!(first["broker"]["connected"], true);
+
+    for _ in 0..25 {
+        let seq = publisher.publish().await;
+        let data = next_reading(&mut socket).await;
+        assert_eq!(data["seq"], seq);
+        assert_eq!(data["host"], "pipeline-host");
+        assert_eq!(data["schema_version"], 1);
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_connects_later_first_gets_the_recent_readings() {
+    let exchange = unique_exchange("snapshot");
+    let consumer = spawn_consumer(&exchange, &[]).await;
+    let publisher = spawn_publisher(&exchange, "snapshot-host").await;
+    let mut early = open_socket(&consumer).await;
+    next_frame(&mut early, Duration::from_secs(5))
+        .await
+        .expect("snapshot");
+    let mut seqs = Vec::new();
+    for _ in 0..3 {
+        seqs.push(publisher.publish().await);
+        next_reading(&mut early).await;
+    }
+
+    let mut late = open_socket(&consumer).await;
+    let snapshot = next_frame(&mut late, Duration::from_secs(5))
+        .await
+        .expect("a frame");
+    assert_eq!(snapshot["type"], "snapshot");
+    let got: Vec<u64> = snapshot["readings"]
+        .as_array()
+        .expect("readings")
+        .iter()
+        .map(|r| r["seq"].as_u64().expect("seq"))
+        .collect();
+    assert_eq!(got, seqs);
+
+    let seq = publisher.publish().await;
+    assert_eq!(
+        next_reading(&mut late).await["seq"],
+        seq,
+        "then live readings"
+    );
+}
+
+#[tokio::test]
+async fn api_hosts_lists_the_latest_reading_per_host() {
+    let exchange = unique_exchange("hosts");
+    let consumer = spawn_consumer(&exchange, &[]).await;
+    let alpha = spawn_publisher(&exchange, "alpha").await;
+    let beta = spawn_publisher(&exchange, "beta").await;
+    alpha.publish().await;
+    let alpha_seq = alpha.publish().await;
+    let beta_seq = beta.publish().await;
+    let hub = consumer.hub.clone();
+    crate::helpers::wait_until("both hosts arrive", || {
+        hub.latest_json().contains("\"beta\"")
+            && hub.latest_json().contains(&format!("\"seq\":{alpha_seq}"))
+    })
+    .await;
+    let hosts: serde_json::Value = reqwest::get(format!("{}/api/hosts", consumer.address))
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("JSON");
+    let hosts = hosts.as_array().expect("an array");
+    assert_eq!(hosts.len(), 2);
+    assert_eq!(hosts[0]["host"], "alpha");
+    assert_eq!(hosts[0]["seq"], alpha_seq);
+    assert_eq!(hosts[1]["host"], "beta");
+    assert_eq!(hosts[1]["seq"], beta_seq);
+}
