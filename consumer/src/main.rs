@@ -22,6 +22,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(EXIT_BAD_SETTINGS);
         }
     }
+    let host = settings.http.host;
     let application = match Application::build(settings).await {
         Ok(application) => application,
         Err(e) => {
@@ -29,7 +30,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    tracing::info!(port = application.port(), "consumer listening");
+    tracing::info!("dashboard: http://{host}:{}/", application.port());
     if let Err(e) = application.run_until_stopped().await {
         eprintln!("consumer: {e}");
         return ExitCode::FAILURE;

@@ -22,6 +22,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(EXIT_BAD_SETTINGS);
         }
     }
+    let host = settings.http.host;
     let application = match Application::build(settings).await {
         Ok(application) => application,
         Err(e) => {
@@ -29,7 +30,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    tracing::info!(port = application.port(), "publisher listening");
+    tracing::info!("publish on request: http://{host}:{}/publish", application.port());
     if let Err(e) = application.run_until_stopped().await {
         eprintln!("publisher: {e}");
         return ExitCode::FAILURE;

@@ -1,0 +1,45 @@
+# Shared by the project's scripts: installing Debian packages and starting RabbitMQ.
+# Sourced, not run.
+
+say() { printf '\033[1m[hostpulse]\033[0m %s\n' "$*" >&2; }
+
+# Installs the Debian packages named, when any command in $1 (space-separated) is missing.
+# Usage: need_packages "cmd1 cmd2" pkg1 pkg2 ...
+need_packages() {
+  local commands=$1; shift
+  local missing=""
+  for c in $commands; do command -v "$c" >/dev/null 2>&1 || missing="$missing $c"; done
+  [ -z "$missing" ] && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    say "missing:$missing. Install them with: sudo apt-get install -y $*"
+    return 1
+  fi
+  say "installing $* (missing:$missing)"
+  export DEBIAN_FRONTEND=noninteractive
+  if ! apt-get install -y -q "$@" >/dev/null 2>&1; then
+    apt-get update -q >/dev/null
+    apt-get install -y -q "$@" >/dev/null
+  fi
+}
+
+# True when something accepts TCP connections on 127.0.0.1:$1.
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# Makes sure a RabbitMQ broker answers on 127.0.0.1:5672 (installing and starting it if needed).
+ensure_broker() {
+  if port_open 5672; then return 0; fi
+  need_packages "rabbitmq-server rabbitmqctl" rabbitmq-server || return 1
+  say "starting RabbitMQ"
+  if [ "$(id -u)" -eq 0 ] || [ "$(id -un)" = rabbitmq ]; then
+    rabbitmq-server -detached >/dev/null 2>&1 || true
+  else
+    say "RabbitMQ is not running. Start it with: sudo rabbitmq-server -detached"
+    return 1
+  fi
+  for _ in $(seq 1 120); do
+    if port_open 5672; then say "RabbitMQ is up on 127.0.0.1:5672"; return 0; fi
+    sleep 0.5
+  done
+  say "RabbitMQ did not open port 5672 within 60 s; see /var/log/rabbitmq/"
+  return 1
+}

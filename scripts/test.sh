@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs every test: installs what the tests need when missing (RabbitMQ), starts the broker if
+# it is not running, then formatting, lints and the whole workspace's tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+
+ensure_broker
+# rabbitmqctl lets tests look at the queues they declared.
+command -v rabbitmqctl >/dev/null || need_packages rabbitmqctl rabbitmq-server
+
+say "cargo fmt --check"
+cargo fmt --all -- --check
+say "cargo clippy"
+cargo clippy --quiet --all-targets -- -D warnings
+say "cargo test"
+cargo test --workspace "$@"
