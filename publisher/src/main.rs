@@ -30,7 +30,10 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    tracing::info!("publish on request: http://{host}:{}/publish", application.port());
+    tracing::info!(
+        "publish on request: http://{host}:{}/publish",
+        application.port()
+    );
     if let Err(e) = application.run_until_stopped().await {
         eprintln!("publisher: {e}");
         return ExitCode::FAILURE;
