@@ -1,0 +1,65 @@
+//! The real binary with bad settings: one line naming the variable, exit code 2, no panic.
+
+use std::process::Command;
+
+fn run_publisher(vars: &[(&str, &str)]) -> std::process::Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_publisher"));
+    // An env file that does not exist in the temp dir: only the variables below count.
+    command.current_dir(std::env::temp_dir());
+    command.env_remove("AMQP_URL").env_remove("RABBITMQ_HOST");
+    for (name, value) in vars {
+        command.env(name, value);
+    }
+    command.output().expect("the binary runs")
+}
+
+#[test]
+fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
+    for (name, value) in [
+        ("APP_PORT", "eighty"),
+        ("PUBLISH_INTERVAL_SECS", "-1"),
+        ("AMQP_URL", "http://admin:s3cret-pw@host/"),
+        ("RUST_LOG", "info,[[["),
+    ] {
+        let out = run_publisher(&[(name, value)]);
+        assert_eq!(out.status.code(), Some(2), "{name}={value}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+        assert!(stderr.contains(name), "names {name}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert!(!stderr.contains("s3cret-pw"), "password leaked: {stderr}");
+    }
+}
+
+#[test]
+fn the_process_environment_wins_over_the_env_file() {
+    let dir = std::env::temp_dir().join(format!("hostpulse-env-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("publisher.env");
+    std::fs::write(&file, "APP_PORT=not-a-port\n").expect("write");
+    let file = file.to_string_lossy().into_owned();
+    // From the file alone, its bad port stops start-up ...
+    let out = run_publisher(&[("PUBLISHER_ENV_FILE", &file)]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr.contains("APP_PORT"), "{stderr}");
+    // ... while the environment's port wins over it: the port passes, and the next bad value
+    // (RUST_LOG, checked after all settings) is the one reported.
+    let out = run_publisher(&[
+        ("PUBLISHER_ENV_FILE", &file),
+        ("APP_PORT", "0"),
+        ("RUST_LOG", "info,[[["),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr.contains("RUST_LOG") && !stderr.contains("APP_PORT"),
+        "{stderr}"
+    );
+    let out = run_publisher(&[("PUBLISHER_ENV_FILE", "/nonexistent/publisher.env")]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a named file that is missing is an error"
+    );
+}
