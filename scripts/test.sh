@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Runs every test: installs what the tests need when missing (RabbitMQ), starts the broker if
-# it is not running, then formatting, lints and the whole workspace's tests.
+# Runs every test: installs what the tests need when missing (RabbitMQ, Chromium and its
+# WebDriver), starts the broker if it is not running, then formatting, lints and the whole
+# workspace's tests (the dashboard's in headless Chromium).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 ensure_broker
 # rabbitmqctl lets tests look at the queues they declared.
-command -v rabbitmqctl >/dev/null || need_packages rabbitmqctl rabbitmq-server
+need_packages rabbitmqctl rabbitmq-server
+need_packages "chromium chromedriver" chromium chromium-driver
 
 say "cargo fmt --check"
 cargo fmt --all -- --check

@@ -14,7 +14,7 @@ const state = {
 };
 
 // ---------- formatting ----------
-const fmt = {
+export const fmt = {
   bytes(n) {
     if (!Number.isFinite(n)) return "–";
     const units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];

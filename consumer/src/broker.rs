@@ -63,7 +63,8 @@ async fn deliver(mut consumer: Consumer, hub: &Hub, rejects: &mut RejectLog) -> 
             Ok(delivery) => delivery,
             Err(e) => return e.to_string(),
         };
-        if let Err(rejected) = hub.accept(&delivery.data) {
+        let hint = host_hint(&delivery.properties);
+        if let Err(rejected) = hub.accept(&delivery.data, hint.as_deref()) {
             rejects.record(&rejected);
         }
         // Refused messages are acknowledged too: they can never become valid, and
@@ -73,6 +74,22 @@ async fn deliver(mut consumer: Consumer, hub: &Hub, rejects: &mut RejectLog) -> 
         }
     }
     "the broker cancelled the consumer".to_owned()
+}
+
+/// A host name from the AMQP properties, for legacy messages that carry none in the body:
+/// a `hostname` or `host` header, else the `app_id`.
+fn host_hint(properties: &lapin::BasicProperties) -> Option<String> {
+    use lapin::types::AMQPValue;
+    let from_header = properties.headers().as_ref().and_then(|headers| {
+        ["hostname", "host"]
+            .iter()
+            .find_map(|key| match headers.inner().get(*key) {
+                Some(AMQPValue::LongString(s)) => Some(s.to_string()),
+                Some(AMQPValue::ShortString(s)) => Some(s.to_string()),
+                _ => None,
+            })
+    });
+    from_header.or_else(|| properties.app_id().as_ref().map(|a| a.to_string()))
 }
 
 /// Connects, declares the exchange and this consumer's queue, and starts consuming.

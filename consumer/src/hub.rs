@@ -90,9 +90,10 @@ impl Hub {
     }
 
     /// Checks a message from the broker, stores it and sends it to every client.
-    /// Returns the accepted reading.
-    pub fn accept(&self, body: &[u8]) -> Result<Reading, Rejected> {
-        let outcome = self.store(body);
+    /// `host_hint` names the host of a legacy message that names none (from its AMQP
+    /// properties). Returns the accepted reading.
+    pub fn accept(&self, body: &[u8], host_hint: Option<&str>) -> Result<Reading, Rejected> {
+        let outcome = self.store(body, host_hint);
         let mut state = self.lock();
         match &outcome {
             Ok(_) => state.accepted += 1,
@@ -101,22 +102,34 @@ impl Hub {
         outcome
     }
 
-    fn store(&self, body: &[u8]) -> Result<Reading, Rejected> {
+    fn store(&self, body: &[u8], host_hint: Option<&str>) -> Result<Reading, Rejected> {
         if body.len() > self.limits.max_message_bytes {
             return Err(Rejected::TooLarge {
                 size: body.len(),
                 limit: self.limits.max_message_bytes,
             });
         }
-        let reading = Reading::from_json(body)?;
-        // serde_json accepted it, so it is UTF-8; the check costs one pass and no panic.
-        let text = std::str::from_utf8(body)
-            .map_err(|_| ReadingError::Invalid {
-                field: "body",
-                problem: "not UTF-8",
-            })?
-            .trim();
-        let json = ByteString::from(text);
+        let (reading, json) = match Reading::from_json(body) {
+            Ok(reading) => {
+                // serde_json accepted it, so it is UTF-8; the check costs one pass, no panic.
+                let text = std::str::from_utf8(body).map_err(|_| ReadingError::Invalid {
+                    field: "body",
+                    problem: "not UTF-8",
+                })?;
+                (reading, ByteString::from(text.trim()))
+            }
+            Err(ReadingError::Malformed(e)) => match crate::legacy::to_reading(body, host_hint) {
+                // The original's format is shown converted: the page knows only v1.
+                Some(reading) => {
+                    reading.validate()?;
+                    let text = serde_json::to_string(&reading).map_err(ReadingError::from)?;
+                    (reading, ByteString::from(text))
+                }
+                None => return Err(ReadingError::Malformed(e).into()),
+            },
+            Err(e) => return Err(e.into()),
+        };
+        let text: &str = &json;
         let frame = Frame::from(format!("{{\"type\":\"reading\",\"data\":{text}}}"));
         let mut state = self.lock();
         if !state.hosts.contains_key(&reading.host) && state.hosts.len() >= self.limits.max_hosts {
@@ -247,7 +260,7 @@ mod tests {
         let hub = hub();
         let (_, mut rx) = hub.subscribe();
         let sent = body("a", 1, "2026-11-23T12:00:01.000Z");
-        hub.accept(&sent).expect("accepted");
+        hub.accept(&sent, None).expect("accepted");
         let frame = rx.try_recv().expect("a frame");
         let expected = format!(
             "{{\"type\":\"reading\",\"data\":{}}}",
@@ -259,14 +272,14 @@ mod tests {
     #[test]
     fn history_is_bounded_and_kept_in_time_order() {
         let hub = hub();
-        hub.accept(&body("a", 2, "2026-11-23T12:00:02.000Z"))
+        hub.accept(&body("a", 2, "2026-11-23T12:00:02.000Z"), None)
             .expect("ok");
-        hub.accept(&body("a", 4, "2026-11-23T12:00:04.000Z"))
+        hub.accept(&body("a", 4, "2026-11-23T12:00:04.000Z"), None)
             .expect("ok");
         // Back-filled after an outage: older than what is already there.
-        hub.accept(&body("a", 3, "2026-11-23T12:00:03.000Z"))
+        hub.accept(&body("a", 3, "2026-11-23T12:00:03.000Z"), None)
             .expect("ok");
-        hub.accept(&body("a", 5, "2026-11-23T12:00:05.000Z"))
+        hub.accept(&body("a", 5, "2026-11-23T12:00:05.000Z"), None)
             .expect("ok");
         let (snapshot, _) = hub.subscribe();
         assert_eq!(seqs(&snapshot), [3, 4, 5]);
@@ -275,10 +288,10 @@ mod tests {
     #[test]
     fn a_subscriber_sees_each_reading_once() {
         let hub = hub();
-        hub.accept(&body("a", 1, "2026-11-23T12:00:01.000Z"))
+        hub.accept(&body("a", 1, "2026-11-23T12:00:01.000Z"), None)
             .expect("ok");
         let (snapshot, mut rx) = hub.subscribe();
-        hub.accept(&body("a", 2, "2026-11-23T12:00:02.000Z"))
+        hub.accept(&body("a", 2, "2026-11-23T12:00:02.000Z"), None)
             .expect("ok");
         assert_eq!(seqs(&snapshot), [1]);
         let frame: serde_json::Value =
@@ -298,13 +311,16 @@ mod tests {
             (vec![b' '; 5000], "too_large"),
         ];
         for (bad, reason) in cases {
-            assert_eq!(hub.accept(&bad).expect_err("refused").reason(), reason);
+            assert_eq!(
+                hub.accept(&bad, None).expect_err("refused").reason(),
+                reason
+            );
         }
-        hub.accept(&body("a", 1, "2026-11-23T12:00:01.000Z"))
+        hub.accept(&body("a", 1, "2026-11-23T12:00:01.000Z"), None)
             .expect("ok");
-        hub.accept(&body("b", 1, "2026-11-23T12:00:01.000Z"))
+        hub.accept(&body("b", 1, "2026-11-23T12:00:01.000Z"), None)
             .expect("ok");
-        let third = hub.accept(&body("c", 1, "2026-11-23T12:00:01.000Z"));
+        let third = hub.accept(&body("c", 1, "2026-11-23T12:00:01.000Z"), None);
         assert_eq!(
             third.expect_err("over max_hosts").reason(),
             "too_many_hosts"

@@ -4,6 +4,7 @@
 pub mod broker;
 pub mod configuration;
 pub mod hub;
+pub mod legacy;
 pub mod routes;
 pub mod startup;
 pub mod ws;

@@ -14,6 +14,7 @@ pub struct Application {
     port: u16,
     server: Server,
     hub: Arc<Hub>,
+    consuming: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -30,14 +31,19 @@ impl Application {
             max_message_bytes: settings.max_message_bytes,
             stale_after_secs: settings.stale_after.as_secs(),
         }));
-        tokio::spawn(broker::consume_forever(
+        let consuming = tokio::spawn(broker::consume_forever(
             settings.broker.clone(),
             settings.queue.clone(),
             settings.reconnect_cap,
             Arc::clone(&hub),
         ));
         let server = run(listener, Arc::clone(&hub))?;
-        Ok(Self { port, server, hub })
+        Ok(Self {
+            port,
+            server,
+            hub,
+            consuming,
+        })
     }
 
     /// The port actually bound.
@@ -50,9 +56,16 @@ impl Application {
         Arc::clone(&self.hub)
     }
 
-    /// Serves until the server is stopped (Ctrl-C or SIGTERM).
+    /// A handle that stops the server (what Ctrl-C and SIGTERM do).
+    pub fn stop_handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until the server is stopped, then stops consuming.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        self.consuming.abort();
+        served
     }
 }
 
@@ -63,7 +76,7 @@ fn run(listener: TcpListener, hub: Arc<Hub>) -> std::io::Result<Server> {
             .wrap(tracing_actix_web::TracingLogger::default())
             .app_data(hub.clone())
             .service(get("/", routes::index))
-            .service(get("/assets/{file}", routes::asset))
+            .service(get("/assets/{file:.*}", routes::asset))
             .service(get("/ws", ws::ws))
             .service(get("/api/hosts", routes::hosts))
             .service(get("/health", routes::health))

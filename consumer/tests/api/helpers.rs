@@ -11,6 +11,11 @@ pub struct TestConsumer {
     pub address: String,
     pub port: u16,
     pub hub: std::sync::Arc<consumer::hub::Hub>,
+    /// Used by the browser tests, which restart a consumer.
+    #[allow(dead_code)]
+    pub stop: actix_web::dev::ServerHandle,
+    #[allow(dead_code)]
+    pub stopped: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 /// Starts a consumer bound to `exchange` and waits until its queue is consuming.
@@ -29,12 +34,15 @@ pub async fn spawn_consumer(exchange: &str, vars: &[(&str, &str)]) -> TestConsum
         .expect("builds");
     let port = app.port();
     let hub = app.hub();
-    tokio::spawn(app.run_until_stopped());
+    let stop = app.stop_handle();
+    let stopped = tokio::spawn(app.run_until_stopped());
     wait_until("the consumer consumes", || hub.broker().connected).await;
     TestConsumer {
         address: format!("http://127.0.0.1:{port}"),
         port,
         hub,
+        stop,
+        stopped,
     }
 }
 
