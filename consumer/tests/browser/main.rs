@@ -1,7 +1,6 @@
 //! The dashboard in headless Chromium, against the real services and RabbitMQ: what a person
 //! sees, not only what the server sent. Browser tests take turns (one Chromium at a time).
 
-mod driver;
 #[allow(dead_code)]
 #[path = "../api/helpers.rs"]
 mod helpers;

@@ -1,6 +1,6 @@
-use crate::driver::Browser;
 use crate::helpers::{spawn_consumer, spawn_publisher};
 use fantoccini::Locator;
+use shared::testing::browser::Browser;
 use shared::testing::{unique_exchange, Tap};
 use std::time::Duration;
 
@@ -14,6 +14,11 @@ fn reading_json(host: &str, seq: u64) -> Vec<u8> {
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
         .into();
     serde_json::to_vec(&v).expect("json")
+}
+
+/// Screenshots go under target/, for a person to look at.
+fn screenshots() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots")
 }
 
 fn card(host: &str) -> String {
@@ -64,7 +69,7 @@ async fn a_published_reading_shows_in_its_card_the_detail_and_the_raw_json() {
         .expect("click");
     let url = browser.client.current_url().await.expect("url");
     assert_eq!(url.fragment(), Some("host=web-1"));
-    browser.screenshot("dashboard").await;
+    browser.screenshot(&screenshots(), "dashboard").await;
     browser.close().await;
 }
 
@@ -130,7 +135,7 @@ async fn each_host_gets_a_card_and_a_silent_host_goes_stale_then_comes_back() {
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    browser.screenshot("stale-host").await;
+    browser.screenshot(&screenshots(), "stale-host").await;
     beta.publish().await;
     browser
         .wait_text(&card("beta"), 5, |t| !t.contains("last seen"))
@@ -308,5 +313,78 @@ async fn the_page_reconnects_by_itself_when_the_consumer_restarts() {
         .wait_text("#raw-json", 5, |t| t.contains(&format!("\"seq\": {seq}")))
         .await;
     drop(second);
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn the_raw_json_can_be_paused_and_the_page_fits_a_phone() {
+    let exchange = unique_exchange("browser-phone");
+    let consumer = spawn_consumer(&exchange, &[]).await;
+    let publisher = spawn_publisher(&exchange, "pocket").await;
+    let first = publisher.publish().await;
+    let browser = Browser::start().await;
+    browser
+        .client
+        .set_window_size(390, 844)
+        .await
+        .expect("phone size");
+    browser
+        .client
+        .goto(&consumer.address)
+        .await
+        .expect("page opens");
+    browser
+        .wait_text("#raw-json", 10, |t| {
+            t.contains(&format!("\"seq\": {first}"))
+        })
+        .await;
+
+    browser
+        .client
+        .find(Locator::Id("raw-pause"))
+        .await
+        .expect("button")
+        .click()
+        .await
+        .expect("click");
+    let second = publisher.publish().await;
+    browser
+        .wait_text("#detail-time", 5, |t| t.contains(&format!("#{second}")))
+        .await;
+    assert!(
+        browser
+            .text("#raw-json")
+            .await
+            .contains(&format!("\"seq\": {first}")),
+        "paused: the raw view keeps the message it showed"
+    );
+    browser
+        .client
+        .find(Locator::Id("raw-pause"))
+        .await
+        .expect("button")
+        .click()
+        .await
+        .expect("click");
+    browser
+        .wait_text("#raw-json", 5, |t| {
+            t.contains(&format!("\"seq\": {second}"))
+        })
+        .await;
+
+    let overflow = browser
+        .client
+        .execute(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth",
+            vec![],
+        )
+        .await
+        .expect("script");
+    assert_eq!(
+        overflow.as_i64(),
+        Some(0),
+        "nothing wider than a phone screen"
+    );
+    browser.screenshot(&screenshots(), "phone").await;
     browser.close().await;
 }

@@ -1,6 +1,8 @@
 //! Test support for the services' integration tests, against the real RabbitMQ at `AMQP_URL`.
 //! Each test gets its own exchange, so tests run in parallel without seeing each other.
 
+pub mod browser;
+
 use crate::broker;
 use crate::settings::{BrokerSettings, EnvSource, DEFAULT_AMQP_URL};
 use futures_util::StreamExt;

@@ -1,4 +1,5 @@
-//! Starts Debian's chromedriver and a headless Chromium with a fresh profile, per test.
+//! Starts Debian's chromedriver and a headless Chromium with a fresh profile, for the browser
+//! tests and the dashboard benchmark.
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -96,10 +97,9 @@ impl Browser {
     }
 
     /// Saves a screenshot under target/ for a person to look at.
-    pub async fn screenshot(&self, name: &str) {
+    pub async fn screenshot(&self, dir: &std::path::Path, name: &str) {
         let png = self.client.screenshot().await.expect("screenshot");
-        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
-        std::fs::create_dir_all(&dir).expect("screenshot dir");
+        std::fs::create_dir_all(dir).expect("screenshot dir");
         std::fs::write(dir.join(format!("{name}.png")), png).expect("screenshot saved");
     }
 

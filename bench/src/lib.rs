@@ -1,0 +1,89 @@
+//! Benchmarks for hostpulse; each binary in `src/bin/` measures one thing. This library holds
+//! what they share: starting the real, release-built services as child processes.
+
+use shared::testing::amqp_url;
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A service binary running as its own process, killed on drop.
+pub struct Service {
+    pub port: u16,
+    child: Child,
+}
+
+/// A binary built next to this one (`cargo build --release` builds them all).
+pub fn sibling(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("own path");
+    exe.parent().expect("a directory").join(name)
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+impl Service {
+    /// Starts `publisher` or `consumer` on a free port and `exchange`, and waits for `/ready`.
+    pub async fn start(binary: &str, exchange: &str, vars: &[(&str, &str)]) -> Self {
+        let port = free_port();
+        let mut command = Command::new(sibling(binary));
+        command
+            .env(format!("{}_ENV_FILE", binary.to_uppercase()), "/dev/null")
+            .env("AMQP_URL", amqp_url())
+            .env("EXCHANGE_NAME", exchange)
+            .env("APP_PORT", port.to_string())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null());
+        for (name, value) in vars {
+            command.env(name, value);
+        }
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {binary} (build with --release): {e}"));
+        let service = Self { port, child };
+        for _ in 0..200 {
+            if service.ready() {
+                return service;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("{binary} was not ready within 5 s");
+    }
+
+    /// `http://127.0.0.1:port{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// The process id, for reading its RSS and CPU time.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// True once `/ready` answers 200.
+    pub fn ready(&self) -> bool {
+        use std::io::{Read, Write};
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+        let request = "GET /ready HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+        if stream.write_all(request.as_bytes()).is_err() {
+            return false;
+        }
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).is_ok() && head.ends_with(b"200")
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
