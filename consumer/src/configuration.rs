@@ -23,6 +23,8 @@ pub struct Settings {
     pub max_message_bytes: usize,
     /// A host silent this long is shown stale (`STALE_AFTER_SECS`).
     pub stale_after: Duration,
+    /// A host silent this long is forgotten: its card and metric series go (`HOST_EXPIRY_SECS`).
+    pub host_expiry: Duration,
     /// Longest wait between reconnect attempts (`RECONNECT_MAX_SECS`).
     pub reconnect_cap: Duration,
     /// `RUST_LOG` filter.
@@ -46,30 +48,16 @@ impl Settings {
         if let Some(name) = &queue_name {
             check_amqp_name("QUEUE_NAME", name)?;
         }
+        let max_length = env.count_or("QUEUE_MAX_LENGTH", 10_000, 1, 10_000_000)?;
+        let prefetch = env.count_or("PREFETCH", 256, 1, usize::from(u16::MAX))?;
         let queue = QueueSpec {
             name: queue_name,
-            max_length: env.parse_or("QUEUE_MAX_LENGTH", 10_000u32)?,
-            prefetch: env.parse_or("PREFETCH", 256u16)?,
+            max_length: u32::try_from(max_length).unwrap_or(u32::MAX),
+            prefetch: u16::try_from(prefetch).unwrap_or(u16::MAX),
         };
-        if queue.max_length == 0 {
-            return Err(SettingsError::invalid(
-                "QUEUE_MAX_LENGTH",
-                "must be at least 1",
-            ));
-        }
-        if queue.prefetch == 0 {
-            return Err(SettingsError::invalid("PREFETCH", "must be at least 1"));
-        }
-        let stale_after = env.seconds_or("STALE_AFTER_SECS", 10, 86_400)?;
-        let reconnect_cap = env.seconds_or("RECONNECT_MAX_SECS", 30, 3600)?;
-        if stale_after.is_zero() || reconnect_cap.is_zero() {
-            let name = if stale_after.is_zero() {
-                "STALE_AFTER_SECS"
-            } else {
-                "RECONNECT_MAX_SECS"
-            };
-            return Err(SettingsError::invalid(name, "must be at least 1"));
-        }
+        let stale_after = env.positive_seconds_or("STALE_AFTER_SECS", 10, 86_400)?;
+        let reconnect_cap = env.positive_seconds_or("RECONNECT_MAX_SECS", 30, 3600)?;
+        let host_expiry = env.positive_seconds_or("HOST_EXPIRY_SECS", 3600, 30 * 86_400)?;
         Ok(Self {
             http: HttpSettings::from_env(env, DEFAULT_PORT)?,
             broker: BrokerSettings::from_env(env)?,
@@ -78,6 +66,7 @@ impl Settings {
             max_hosts: env.count_or("MAX_HOSTS", 1_000, 1, 100_000)?,
             max_message_bytes: env.count_or("MAX_MESSAGE_BYTES", 1 << 20, 256, 64 << 20)?,
             stale_after,
+            host_expiry,
             reconnect_cap,
             log_filter: env.get("RUST_LOG").unwrap_or("info").to_owned(),
         })

@@ -1,11 +1,14 @@
 //! The hub: the latest readings per host, a short history of each, and the broadcast of every
 //! reading to every WebSocket client. A reading's frame is built once and shared by all.
 
+use crate::metrics::ConsumerMetrics;
 use bytestring::ByteString;
+use chrono::{DateTime, Utc};
 use shared::broker::BrokerState;
 use shared::reading::{Reading, ReadingError};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
+use std::time::Duration;
 use tokio::sync::broadcast;
 
 /// A text frame for the browsers, cheap to clone.
@@ -42,21 +45,37 @@ pub struct HubLimits {
     pub history_len: usize,
     pub max_hosts: usize,
     pub max_message_bytes: usize,
-    pub stale_after_secs: u64,
+    pub stale_after: Duration,
 }
 
 /// One stored reading: what sorting needs, and the JSON exactly as received.
 struct Stored {
-    collected_at: chrono::DateTime<chrono::Utc>,
+    collected_at: DateTime<Utc>,
     json: ByteString,
 }
 
+/// What the hub holds for one host.
+struct Host {
+    /// In time order, at most `history_len`.
+    history: VecDeque<Stored>,
+    /// The newest reading by `collected_at` (a back-filled one does not replace it), parsed
+    /// and exactly as received.
+    latest: Reading,
+    latest_json: ByteString,
+    /// When this consumer last received a reading from the host.
+    last_seen: DateTime<Utc>,
+}
+
+/// A host's latest reading and whether it is still publishing, for metrics.
+pub struct HostSnapshot {
+    pub reading: Reading,
+    pub last_seen: DateTime<Utc>,
+    pub stale: bool,
+}
+
 struct State {
-    hosts: BTreeMap<String, VecDeque<Stored>>,
+    hosts: BTreeMap<String, Host>,
     broker: BrokerState,
-    /// Messages accepted, and refused by reason.
-    accepted: u64,
-    rejected: BTreeMap<&'static str, u64>,
 }
 
 /// Shared by the broker task (writer) and every WebSocket session (readers).
@@ -64,22 +83,27 @@ pub struct Hub {
     limits: HubLimits,
     state: Mutex<State>,
     frames: broadcast::Sender<Frame>,
+    metrics: ConsumerMetrics,
 }
 
 impl Hub {
-    /// An empty hub.
-    pub fn new(limits: HubLimits) -> Self {
+    /// An empty hub that counts into `metrics`.
+    pub fn new(limits: HubLimits, metrics: ConsumerMetrics) -> Self {
         let (frames, _) = broadcast::channel(CLIENT_BACKLOG);
         Self {
             limits,
             state: Mutex::new(State {
                 hosts: BTreeMap::new(),
                 broker: BrokerState::connecting(),
-                accepted: 0,
-                rejected: BTreeMap::new(),
             }),
             frames,
+            metrics,
         }
+    }
+
+    /// The metrics this hub counts into.
+    pub fn metrics(&self) -> &ConsumerMetrics {
+        &self.metrics
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -93,11 +117,20 @@ impl Hub {
     /// `host_hint` names the host of a legacy message that names none (from its AMQP
     /// properties). Returns the accepted reading.
     pub fn accept(&self, body: &[u8], host_hint: Option<&str>) -> Result<Reading, Rejected> {
+        self.metrics.received.inc();
         let outcome = self.store(body, host_hint);
-        let mut state = self.lock();
         match &outcome {
-            Ok(_) => state.accepted += 1,
-            Err(rejected) => *state.rejected.entry(rejected.reason()).or_default() += 1,
+            Ok(reading) => {
+                let age = (Utc::now() - reading.collected_at)
+                    .num_microseconds()
+                    .unwrap_or(0);
+                self.metrics.reading_age.observe(age.max(0) as f64 / 1e6);
+            }
+            Err(rejected) => self
+                .metrics
+                .rejected
+                .with_label_values(&[rejected.reason()])
+                .inc(),
         }
         outcome
     }
@@ -129,25 +162,41 @@ impl Hub {
             },
             Err(e) => return Err(e.into()),
         };
-        let text: &str = &json;
-        let frame = Frame::from(format!("{{\"type\":\"reading\",\"data\":{text}}}"));
+        let frame = Frame::from(format!("{{\"type\":\"reading\",\"data\":{}}}", &*json));
+        let stored = Stored {
+            collected_at: reading.collected_at,
+            json: json.clone(),
+        };
+        let now = Utc::now();
         let mut state = self.lock();
-        if !state.hosts.contains_key(&reading.host) && state.hosts.len() >= self.limits.max_hosts {
-            return Err(Rejected::TooManyHosts(state.hosts.len()));
-        }
-        let history = state.hosts.entry(reading.host.clone()).or_default();
-        // Readings back-filled after an outage arrive late: keep each host's history in
-        // time order, not arrival order.
-        let at = history.partition_point(|s| s.collected_at <= reading.collected_at);
-        history.insert(
-            at,
-            Stored {
-                collected_at: reading.collected_at,
-                json,
-            },
-        );
-        while history.len() > self.limits.history_len {
-            history.pop_front();
+        let hosts = state.hosts.len();
+        match state.hosts.get_mut(&reading.host) {
+            Some(host) => {
+                // Readings back-filled after an outage arrive late: keep each host's history
+                // in time order, not arrival order.
+                let at = host
+                    .history
+                    .partition_point(|s| s.collected_at <= reading.collected_at);
+                host.history.insert(at, stored);
+                while host.history.len() > self.limits.history_len {
+                    host.history.pop_front();
+                }
+                if reading.collected_at >= host.latest.collected_at {
+                    host.latest = reading.clone();
+                    host.latest_json = json;
+                }
+                host.last_seen = now;
+            }
+            None if hosts >= self.limits.max_hosts => return Err(Rejected::TooManyHosts(hosts)),
+            None => {
+                let host = Host {
+                    history: VecDeque::from([stored]),
+                    latest: reading.clone(),
+                    latest_json: json,
+                    last_seen: now,
+                };
+                state.hosts.insert(reading.host.clone(), host);
+            }
         }
         // Sent under the lock, so a client subscribing now sees it exactly once: in its
         // snapshot or as a frame, never both, never neither. No receivers is fine.
@@ -155,22 +204,14 @@ impl Hub {
         Ok(reading)
     }
 
-    /// Records the broker's state and tells every client.
+    /// Records the broker's state and tells every client when it changed.
     pub fn set_broker(&self, broker: BrokerState) {
         let mut state = self.lock();
-        if state.broker.connected == broker.connected && state.broker.url == broker.url {
-            state.broker = broker;
-            return;
+        let changed = state.broker.connected != broker.connected || state.broker.url != broker.url;
+        if changed {
+            let _ = self.frames.send(status_frame(&broker));
         }
-        let frame = status_frame(&broker);
         state.broker = broker;
-        let _ = self.frames.send(frame);
-    }
-
-    /// Messages accepted so far, and refused by reason, as JSON.
-    pub fn message_counts(&self) -> serde_json::Value {
-        let state = self.lock();
-        serde_json::json!({ "accepted": state.accepted, "rejected": state.rejected })
     }
 
     /// The broker's state as last recorded.
@@ -183,12 +224,12 @@ impl Hub {
         let state = self.lock();
         let mut out = String::with_capacity(4096);
         out.push_str("{\"type\":\"snapshot\",\"stale_after_secs\":");
-        out.push_str(&self.limits.stale_after_secs.to_string());
+        out.push_str(&self.limits.stale_after.as_secs().to_string());
         out.push_str(",\"broker\":");
         out.push_str(&serde_json::to_string(&state.broker).unwrap_or_else(|_| "null".into()));
         out.push_str(",\"readings\":[");
         let mut first = true;
-        for stored in state.hosts.values().flatten() {
+        for stored in state.hosts.values().flat_map(|h| &h.history) {
             if !first {
                 out.push(',');
             }
@@ -203,12 +244,33 @@ impl Hub {
     /// The latest reading of every host, sorted by host name, as a JSON array.
     pub fn latest_json(&self) -> String {
         let state = self.lock();
-        let latest: Vec<&str> = state
+        let latest: Vec<&str> = state.hosts.values().map(|h| &*h.latest_json).collect();
+        format!("[{}]", latest.join(","))
+    }
+
+    /// Every host's latest reading, with whether it has gone stale.
+    pub fn hosts(&self) -> Vec<HostSnapshot> {
+        let now = Utc::now();
+        let stale_after = chrono::Duration::from_std(self.limits.stale_after).unwrap_or_default();
+        self.lock()
             .hosts
             .values()
-            .filter_map(|h| h.back().map(|s| &*s.json))
-            .collect();
-        format!("[{}]", latest.join(","))
+            .map(|h| HostSnapshot {
+                reading: h.latest.clone(),
+                last_seen: h.last_seen,
+                stale: now - h.last_seen > stale_after,
+            })
+            .collect()
+    }
+
+    /// Forgets hosts not heard from for `expiry`: their history, cards and metric series.
+    /// Returns how many were forgotten.
+    pub fn forget_silent_hosts(&self, expiry: Duration) -> usize {
+        let cutoff = Utc::now() - chrono::Duration::from_std(expiry).unwrap_or_default();
+        let mut state = self.lock();
+        let before = state.hosts.len();
+        state.hosts.retain(|_, h| h.last_seen >= cutoff);
+        before - state.hosts.len()
     }
 
     /// Clients currently subscribed.
@@ -228,12 +290,15 @@ mod tests {
     use super::*;
 
     fn hub() -> Hub {
-        Hub::new(HubLimits {
-            history_len: 3,
-            max_hosts: 2,
-            max_message_bytes: 4096,
-            stale_after_secs: 10,
-        })
+        Hub::new(
+            HubLimits {
+                history_len: 3,
+                max_hosts: 2,
+                max_message_bytes: 4096,
+                stale_after: Duration::from_secs(10),
+            },
+            ConsumerMetrics::new().expect("metrics"),
+        )
     }
 
     fn body(host: &str, seq: u64, at: &str) -> Vec<u8> {
@@ -326,6 +391,11 @@ mod tests {
             "too_many_hosts"
         );
         assert_eq!(rx.len(), 2, "only the two valid readings were broadcast");
+        let rejected = hub.metrics().rejected_by_reason();
+        assert_eq!(rejected.get("malformed"), Some(&3));
+        assert_eq!(rejected.get("too_large"), Some(&1));
+        assert_eq!(rejected.get("too_many_hosts"), Some(&1));
+        assert_eq!(hub.metrics().received.get(), 7);
     }
 
     #[test]
@@ -339,5 +409,53 @@ mod tests {
         assert_eq!(frame["type"], "status");
         assert_eq!(frame["broker"]["connected"], true);
         assert!(rx.try_recv().is_err(), "no change, no frame");
+    }
+}
+
+#[cfg(test)]
+mod more_tests {
+    use super::*;
+
+    fn hub() -> Hub {
+        Hub::new(
+            HubLimits {
+                history_len: 10,
+                max_hosts: 10,
+                max_message_bytes: 1 << 20,
+                stale_after: Duration::from_secs(10),
+            },
+            ConsumerMetrics::new().expect("metrics"),
+        )
+    }
+
+    fn body(host: &str, seq: u64, at: &str) -> Vec<u8> {
+        let mut v: serde_json::Value =
+            serde_json::from_str(include_str!("../tests/fixtures/reading.json")).expect("fixture");
+        v["host"] = host.into();
+        v["seq"] = seq.into();
+        v["collected_at"] = at.into();
+        serde_json::to_vec(&v).expect("json")
+    }
+
+    #[test]
+    fn a_back_filled_reading_does_not_replace_the_latest() {
+        let hub = hub();
+        hub.accept(&body("a", 5, "2026-11-23T12:00:05.000Z"), None)
+            .expect("ok");
+        hub.accept(&body("a", 3, "2026-11-23T12:00:03.000Z"), None)
+            .expect("ok");
+        assert_eq!(hub.hosts()[0].reading.seq, 5);
+    }
+
+    #[test]
+    fn silent_hosts_are_forgotten_after_the_expiry() {
+        let hub = hub();
+        hub.accept(&body("a", 1, "2026-11-23T12:00:01.000Z"), None)
+            .expect("ok");
+        assert_eq!(hub.forget_silent_hosts(Duration::from_secs(60)), 0);
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(hub.forget_silent_hosts(Duration::from_millis(10)), 1);
+        assert!(hub.hosts().is_empty());
+        assert_eq!(hub.latest_json(), "[]");
     }
 }

@@ -5,6 +5,7 @@ pub mod broker;
 pub mod configuration;
 pub mod hub;
 pub mod legacy;
+pub mod metrics;
 pub mod routes;
 pub mod startup;
 pub mod ws;

@@ -2,6 +2,7 @@
 
 use crate::configuration::Settings;
 use crate::hub::{Hub, HubLimits};
+use crate::metrics::ConsumerMetrics;
 use crate::{broker, routes, ws};
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
@@ -15,6 +16,7 @@ pub struct Application {
     server: Server,
     hub: Arc<Hub>,
     consuming: tokio::task::JoinHandle<()>,
+    forgetting: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -25,24 +27,27 @@ impl Application {
         let listener = TcpListener::bind(address)
             .with_context(|| format!("cannot listen on {}:{}", address.0, address.1))?;
         let port = listener.local_addr()?.port();
-        let hub = Arc::new(Hub::new(HubLimits {
+        let limits = HubLimits {
             history_len: settings.history_len,
             max_hosts: settings.max_hosts,
             max_message_bytes: settings.max_message_bytes,
-            stale_after_secs: settings.stale_after.as_secs(),
-        }));
+            stale_after: settings.stale_after,
+        };
+        let hub = Arc::new(Hub::new(limits, ConsumerMetrics::new()?));
         let consuming = tokio::spawn(broker::consume_forever(
             settings.broker.clone(),
             settings.queue.clone(),
             settings.reconnect_cap,
             Arc::clone(&hub),
         ));
+        let forgetting = tokio::spawn(forget_silent_hosts(Arc::clone(&hub), settings.host_expiry));
         let server = run(listener, Arc::clone(&hub))?;
         Ok(Self {
             port,
             server,
             hub,
             consuming,
+            forgetting,
         })
     }
 
@@ -65,7 +70,20 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let served = self.server.await;
         self.consuming.abort();
+        self.forgetting.abort();
         served
+    }
+}
+
+/// Hosts silent for longer than `expiry` leave the page's snapshot and the metrics.
+async fn forget_silent_hosts(hub: Arc<Hub>, expiry: std::time::Duration) {
+    let mut ticks = tokio::time::interval(expiry.min(std::time::Duration::from_secs(60)));
+    loop {
+        ticks.tick().await;
+        let forgotten = hub.forget_silent_hosts(expiry);
+        if forgotten > 0 {
+            tracing::info!(forgotten, "forgot hosts silent for {}s", expiry.as_secs());
+        }
     }
 }
 
@@ -81,6 +99,7 @@ fn run(listener: TcpListener, hub: Arc<Hub>) -> std::io::Result<Server> {
             .service(get("/api/hosts", routes::hosts))
             .service(get("/health", routes::health))
             .service(get("/ready", routes::ready))
+            .service(get("/metrics", routes::metrics))
             .default_service(web::to(not_found))
     })
     .listen(listener)?

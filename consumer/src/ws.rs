@@ -32,6 +32,10 @@ pub async fn ws(
         let reason = run_session(session.clone(), messages, &hub).await;
         if let Some(reason) = &reason {
             tracing::debug!(?reason, "closing a WebSocket client");
+            hub.metrics()
+                .ws_dropped
+                .with_label_values(&[drop_label(reason)])
+                .inc();
         }
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, session.close(reason)).await;
     });
@@ -45,9 +49,11 @@ async fn run_session(
     hub: &Hub,
 ) -> Option<CloseReason> {
     let (snapshot, mut frames) = hub.subscribe();
+    let sent = &hub.metrics().ws_frames_sent;
     if !send(&mut session, snapshot).await {
         return None;
     }
+    sent.inc();
     let mut messages = messages.max_frame_size(MAX_CLIENT_FRAME);
     let mut heartbeat = tokio::time::interval(HEARTBEAT_INTERVAL);
     let mut last_heard = Instant::now();
@@ -58,6 +64,7 @@ async fn run_session(
                     if !send(&mut session, frame).await {
                         return Some(close(CloseCode::Policy, "too slow: stopped reading"));
                     }
+                    sent.inc();
                 }
                 // It missed frames; a reconnect gives it a fresh, complete snapshot.
                 Err(RecvError::Lagged(_)) => return Some(close(CloseCode::Again, "too slow: fell behind")),
@@ -99,6 +106,19 @@ async fn send(session: &mut actix_ws::Session, frame: Frame) -> bool {
         tokio::time::timeout(SEND_TIMEOUT, session.text(frame)).await,
         Ok(Ok(()))
     )
+}
+
+/// The metric label for why the server closed a client.
+fn drop_label(reason: &CloseReason) -> &'static str {
+    match reason.code {
+        CloseCode::Policy => "send_timeout",
+        CloseCode::Again => "lagged",
+        CloseCode::Away => "heartbeat_timeout",
+        CloseCode::Unsupported => "client_sent_data",
+        CloseCode::Protocol => "protocol_error",
+        CloseCode::Restart => "shutdown",
+        _ => "other",
+    }
 }
 
 fn close(code: CloseCode, description: &str) -> CloseReason {

@@ -1,6 +1,7 @@
 //! The publisher's side of RabbitMQ: one connection and one confirm-mode channel, shared by
 //! every request and the interval task, kept open (and reopened) by a supervisor task.
 
+use crate::metrics::PublisherMetrics;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::{Channel, Confirmation, Connection};
 use shared::broker::{self, BrokerState};
@@ -59,6 +60,7 @@ pub struct ReadingPublisher {
     state: watch::Receiver<BrokerState>,
     /// Tells the supervisor the channel broke while the connection looked fine.
     reopen: Arc<Notify>,
+    metrics: PublisherMetrics,
 }
 
 impl ReadingPublisher {
@@ -68,6 +70,7 @@ impl ReadingPublisher {
         settings: BrokerSettings,
         reconnect_cap: Duration,
         confirm_timeout: Duration,
+        metrics: PublisherMetrics,
     ) -> Arc<Self> {
         let (channel_tx, channel) = watch::channel(None);
         let (state_tx, state) = watch::channel(BrokerState::connecting());
@@ -79,6 +82,7 @@ impl ReadingPublisher {
             channel,
             state,
             reopen: Arc::clone(&reopen),
+            metrics,
         });
         tokio::spawn(supervise(
             settings,
@@ -101,8 +105,17 @@ impl ReadingPublisher {
     }
 
     /// Gives the reading the next sequence number, publishes it and waits for the broker's
-    /// confirmation.
+    /// confirmation. Counts the outcome.
     pub async fn publish(&self, reading: &Reading) -> Result<Published, PublishError> {
+        let outcome = self.publish_confirmed(reading).await;
+        match &outcome {
+            Ok(_) => self.metrics.published.inc(),
+            Err(e) => self.metrics.failures.with_label_values(&[e.reason()]).inc(),
+        }
+        outcome
+    }
+
+    async fn publish_confirmed(&self, reading: &Reading) -> Result<Published, PublishError> {
         let channel = self
             .channel
             .borrow()
@@ -112,6 +125,7 @@ impl ReadingPublisher {
         reading.seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         let body = serde_json::to_vec(&reading)?;
         let properties = broker::reading_properties(&reading, APP_ID);
+        let timer = self.metrics.confirm_seconds.start_timer();
         let confirmed = tokio::time::timeout(self.confirm_timeout, async {
             channel
                 .basic_publish(
@@ -125,6 +139,7 @@ impl ReadingPublisher {
                 .await
         })
         .await;
+        timer.observe_duration();
         match confirmed {
             Ok(Ok(Confirmation::Ack(_))) => Ok(Published {
                 reading,

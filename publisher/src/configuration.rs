@@ -43,20 +43,8 @@ impl Settings {
                 return Err(SettingsError::invalid("HOST_NAME", "longer than 253 bytes"));
             }
         }
-        let reconnect_cap = env.seconds_or("RECONNECT_MAX_SECS", 30, 3600)?;
-        if reconnect_cap.is_zero() {
-            return Err(SettingsError::invalid(
-                "RECONNECT_MAX_SECS",
-                "must be at least 1",
-            ));
-        }
-        let confirm_timeout = env.seconds_or("CONFIRM_TIMEOUT_SECS", 5, 300)?;
-        if confirm_timeout.is_zero() {
-            return Err(SettingsError::invalid(
-                "CONFIRM_TIMEOUT_SECS",
-                "must be at least 1",
-            ));
-        }
+        let reconnect_cap = env.positive_seconds_or("RECONNECT_MAX_SECS", 30, 3600)?;
+        let confirm_timeout = env.positive_seconds_or("CONFIRM_TIMEOUT_SECS", 5, 300)?;
         Ok(Self {
             http: HttpSettings::from_env(env, DEFAULT_PORT)?,
             broker: BrokerSettings::from_env(env)?,

@@ -4,5 +4,6 @@ pub mod broker;
 pub mod collector;
 pub mod configuration;
 pub mod interval;
+pub mod metrics;
 pub mod routes;
 pub mod startup;

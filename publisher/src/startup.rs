@@ -3,6 +3,7 @@
 use crate::broker::ReadingPublisher;
 use crate::collector::Collector;
 use crate::configuration::Settings;
+use crate::metrics::PublisherMetrics;
 use crate::{interval, routes};
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
@@ -25,11 +26,14 @@ impl Application {
         let listener = TcpListener::bind(address)
             .with_context(|| format!("cannot listen on {}:{}", address.0, address.1))?;
         let port = listener.local_addr()?.port();
-        let collector = Collector::spawn(settings.host_name.clone())?;
+        let metrics = PublisherMetrics::new()?;
+        let collector =
+            Collector::spawn(settings.host_name.clone(), metrics.collect_seconds.clone())?;
         let publisher = ReadingPublisher::start(
             settings.broker.clone(),
             settings.reconnect_cap,
             settings.confirm_timeout,
+            metrics.clone(),
         );
         if !settings.publish_interval.is_zero() {
             tokio::spawn(interval::publish_every(
@@ -38,7 +42,7 @@ impl Application {
                 Arc::clone(&publisher),
             ));
         }
-        let server = run(listener, collector, Arc::clone(&publisher))?;
+        let server = run(listener, collector, Arc::clone(&publisher), metrics)?;
         Ok(Self {
             port,
             server,
@@ -66,14 +70,17 @@ fn run(
     listener: TcpListener,
     collector: Collector,
     publisher: Arc<ReadingPublisher>,
+    metrics: PublisherMetrics,
 ) -> std::io::Result<Server> {
     let collector = web::Data::new(collector);
     let publisher = web::Data::new(publisher);
+    let metrics = web::Data::new(metrics);
     let server = HttpServer::new(move || {
         App::new()
             .wrap(tracing_actix_web::TracingLogger::default())
             .app_data(collector.clone())
             .app_data(publisher.clone())
+            .app_data(metrics.clone())
             .service(
                 web::resource("/publish")
                     .route(web::get().to(routes::publish))
@@ -83,6 +90,7 @@ fn run(
             .service(get("/api/reading", routes::current_reading))
             .service(get("/health", routes::health))
             .service(get("/ready", routes::ready))
+            .service(get("/metrics", routes::metrics))
             .default_service(web::to(not_found))
     })
     .listen(listener)?

@@ -3,6 +3,7 @@
 
 pub mod broker;
 pub mod http;
+pub mod metrics;
 pub mod reading;
 pub mod settings;
 pub mod telemetry;

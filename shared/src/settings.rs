@@ -116,6 +116,20 @@ impl EnvSource {
         Ok(Duration::from_secs(secs))
     }
 
+    /// Like [`Self::seconds_or`], but zero is refused too.
+    pub fn positive_seconds_or(
+        &self,
+        name: &str,
+        default: u64,
+        max: u64,
+    ) -> Result<Duration, SettingsError> {
+        let duration = self.seconds_or(name, default, max)?;
+        if duration.is_zero() {
+            return Err(SettingsError::invalid(name, "must be at least 1"));
+        }
+        Ok(duration)
+    }
+
     /// A count between `min` and `max` inclusive.
     pub fn count_or(
         &self,
@@ -198,13 +212,7 @@ impl BrokerSettings {
             .unwrap_or(DEFAULT_EXCHANGE)
             .to_owned();
         check_amqp_name("EXCHANGE_NAME", &exchange)?;
-        let connect_timeout = env.seconds_or("AMQP_CONNECT_TIMEOUT_SECS", 5, 300)?;
-        if connect_timeout.is_zero() {
-            return Err(SettingsError::invalid(
-                "AMQP_CONNECT_TIMEOUT_SECS",
-                "must be at least 1",
-            ));
-        }
+        let connect_timeout = env.positive_seconds_or("AMQP_CONNECT_TIMEOUT_SECS", 5, 300)?;
         let heartbeat_secs = env.parse_or("AMQP_HEARTBEAT_SECS", 10u16)?;
         Ok(Self {
             urls: urls.into_iter().map(SecretString::from).collect(),

@@ -1,5 +1,5 @@
-//! `GET /health` (always 200, with the broker's state) and `GET /ready` (200 only when the
-//! queue is bound and consuming).
+//! `GET /health` (always 200, with the broker's state), `GET /ready` (200 only when the
+//! queue is bound and consuming) and `GET /metrics` (Prometheus).
 
 use crate::hub::Hub;
 use actix_web::{web, HttpResponse};
@@ -14,7 +14,10 @@ pub async fn health(hub: web::Data<Arc<Hub>>) -> HttpResponse {
         "version": env!("CARGO_PKG_VERSION"),
         "broker": hub.broker(),
         "ws_clients": hub.client_count(),
-        "messages": hub.message_counts(),
+        "messages": {
+            "received": hub.metrics().received.get(),
+            "rejected": hub.metrics().rejected_by_reason(),
+        },
     }))
 }
 
@@ -27,4 +30,15 @@ pub async fn ready(hub: web::Data<Arc<Hub>>) -> HttpResponse {
     } else {
         HttpResponse::ServiceUnavailable().json(body)
     }
+}
+
+/// Prometheus metrics: the pipeline's, and every host's latest reading.
+pub async fn metrics(hub: web::Data<Arc<Hub>>) -> HttpResponse {
+    let metrics = hub.metrics();
+    metrics.update_fleet(&hub.hosts());
+    metrics
+        .broker_connected
+        .set(i64::from(hub.broker().connected));
+    metrics.ws_clients.set(hub.client_count() as i64);
+    shared::metrics::render(&metrics.registry)
 }

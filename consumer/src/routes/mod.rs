@@ -5,5 +5,5 @@ mod health;
 mod hosts;
 
 pub use dashboard::{asset, index};
-pub use health::{health, ready};
+pub use health::{health, metrics, ready};
 pub use hosts::hosts;

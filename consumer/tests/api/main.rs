@@ -2,4 +2,5 @@ mod bad_input;
 mod dashboard;
 mod fanout;
 mod helpers;
+mod metrics;
 mod pipeline;

@@ -40,9 +40,13 @@ pub struct Collector {
 }
 
 impl Collector {
-    /// Starts the sampler thread. `host` overrides the system host name.
-    pub fn spawn(host: Option<String>) -> Result<Self, CollectError> {
-        let sampler = Sampler::new(host)?;
+    /// Starts the sampler thread. `host` overrides the system host name; each sample's
+    /// duration is observed in `timing`.
+    pub fn spawn(
+        host: Option<String>,
+        timing: prometheus::Histogram,
+    ) -> Result<Self, CollectError> {
+        let sampler = Sampler::new(host, timing)?;
         let (requests, receiver) = mpsc::channel(REQUEST_QUEUE);
         std::thread::Builder::new()
             .name("collector".into())
@@ -73,10 +77,11 @@ struct Sampler {
     last_refresh: Instant,
     disks_listed: Instant,
     latest: Option<Arc<Reading>>,
+    timing: prometheus::Histogram,
 }
 
 impl Sampler {
-    fn new(host: Option<String>) -> Result<Self, CollectError> {
+    fn new(host: Option<String>, timing: prometheus::Histogram) -> Result<Self, CollectError> {
         let start = |e: sysinfo::Error| CollectError::Start(e.to_string());
         let mut system = sysinfo::System::new().map_err(start)?;
         // The first CPU refresh only sets the baseline; its usage figures are discarded.
@@ -92,6 +97,7 @@ impl Sampler {
             last_refresh: Instant::now(),
             disks_listed: Instant::now(),
             latest: None,
+            timing,
         })
     }
 
@@ -117,7 +123,9 @@ impl Sampler {
             }
             _ => {}
         }
+        let timer = self.timing.start_timer();
         let reading = Arc::new(self.sample());
+        timer.observe_duration();
         self.latest = Some(Arc::clone(&reading));
         reading
     }
@@ -154,9 +162,13 @@ impl Sampler {
 mod tests {
     use super::*;
 
+    fn timing() -> prometheus::Histogram {
+        prometheus::Histogram::with_opts(prometheus::HistogramOpts::new("t", "t")).expect("valid")
+    }
+
     #[tokio::test]
     async fn readings_describe_this_host() {
-        let collector = Collector::spawn(Some("probe".into())).expect("sampler starts");
+        let collector = Collector::spawn(Some("probe".into()), timing()).expect("sampler starts");
         let reading = collector.reading().await.expect("a reading");
         assert_eq!(reading.host, "probe");
         reading.validate().expect("the sample is a valid reading");
@@ -174,7 +186,7 @@ mod tests {
 
     #[tokio::test]
     async fn requests_close_together_share_a_sample_and_later_ones_are_fresh() {
-        let collector = Collector::spawn(None).expect("sampler starts");
+        let collector = Collector::spawn(None, timing()).expect("sampler starts");
         let first = collector.reading().await.expect("a reading");
         let again = collector.reading().await.expect("a reading");
         assert!(

@@ -1,5 +1,5 @@
-//! `GET /health` (always 200, with the broker's state) and `GET /ready` (200 only when
-//! connected, for load balancers and orchestrators).
+//! `GET /health` (always 200, with the broker's state), `GET /ready` (200 only when
+//! connected, for load balancers and orchestrators) and `GET /metrics` (Prometheus).
 
 use crate::broker::ReadingPublisher;
 use actix_web::{web, HttpResponse};
@@ -25,4 +25,15 @@ pub async fn ready(publisher: web::Data<Arc<ReadingPublisher>>) -> HttpResponse 
     } else {
         HttpResponse::ServiceUnavailable().json(body)
     }
+}
+
+/// Prometheus metrics of this instance.
+pub async fn metrics(
+    metrics: web::Data<crate::metrics::PublisherMetrics>,
+    publisher: web::Data<Arc<ReadingPublisher>>,
+) -> HttpResponse {
+    metrics
+        .broker_connected
+        .set(i64::from(publisher.state().connected));
+    shared::metrics::render(&metrics.registry)
 }

@@ -4,7 +4,7 @@ mod health;
 mod publish;
 mod reading;
 
-pub use health::{health, ready};
+pub use health::{health, metrics, ready};
 pub use publish::publish;
 pub use reading::current_reading;
 

@@ -1,5 +1,6 @@
 mod health;
 mod helpers;
 mod interval;
+mod metrics;
 mod publish;
 mod settings;

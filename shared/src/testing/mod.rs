@@ -115,3 +115,17 @@ impl Tap {
         let _ = self.connection.close(200, "test done".into()).await;
     }
 }
+
+/// The value of one series in Prometheus text output, e.g. `metric(text,
+/// "hostpulse_messages_rejected_total{reason=\"malformed\"}")`.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| {
+            line.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+}

@@ -1,0 +1,63 @@
+//! The publisher's Prometheus metrics.
+
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use shared::metrics::{new_registry, register, LATENCY_BUCKETS, NAMESPACE};
+
+/// Every metric the publisher exports, registered in its own registry.
+#[derive(Clone)]
+pub struct PublisherMetrics {
+    pub registry: Registry,
+    pub published: IntCounter,
+    pub failures: IntCounterVec,
+    pub confirm_seconds: Histogram,
+    pub collect_seconds: Histogram,
+    pub broker_connected: IntGauge,
+}
+
+impl PublisherMetrics {
+    /// Builds and registers the metrics.
+    pub fn new() -> prometheus::Result<Self> {
+        let registry = new_registry();
+        let opts = |name: &str, help: &str| Opts::new(name, help).namespace(NAMESPACE);
+        let histogram = |name: &str, help: &str| {
+            HistogramOpts::new(name, help)
+                .namespace(NAMESPACE)
+                .buckets(LATENCY_BUCKETS.to_vec())
+        };
+        Ok(Self {
+            published: register(
+                &registry,
+                IntCounter::with_opts(opts(
+                    "readings_published_total",
+                    "Readings the broker confirmed.",
+                )),
+            )?,
+            failures: register(
+                &registry,
+                IntCounterVec::new(
+                    opts(
+                        "publish_failures_total",
+                        "Readings not published, by reason.",
+                    ),
+                    &["reason"],
+                ),
+            )?,
+            confirm_seconds: register(
+                &registry,
+                Histogram::with_opts(histogram(
+                    "publish_confirm_seconds",
+                    "From publish to the broker's confirmation.",
+                )),
+            )?,
+            collect_seconds: register(
+                &registry,
+                Histogram::with_opts(histogram("collect_seconds", "Time to sample the system.")),
+            )?,
+            broker_connected: register(
+                &registry,
+                IntGauge::with_opts(opts("broker_connected", "1 while connected to RabbitMQ.")),
+            )?,
+            registry,
+        })
+    }
+}

@@ -1,0 +1,63 @@
+use crate::helpers::spawn_app;
+use shared::testing::metric;
+
+#[tokio::test]
+async fn a_publish_moves_the_published_counter_and_the_confirm_histogram() {
+    let app = spawn_app("metrics", &[]).await;
+    let before = app.get("/metrics").await.text().await.expect("text");
+    assert_eq!(
+        metric(&before, "hostpulse_readings_published_total"),
+        Some(0.0)
+    );
+    assert_eq!(metric(&before, "hostpulse_broker_connected"), Some(1.0));
+    for _ in 0..3 {
+        assert_eq!(app.get("/publish").await.status(), 200);
+    }
+    let after = app.get("/metrics").await.text().await.expect("text");
+    assert_eq!(
+        metric(&after, "hostpulse_readings_published_total"),
+        Some(3.0)
+    );
+    assert_eq!(
+        metric(&after, "hostpulse_publish_confirm_seconds_count"),
+        Some(3.0)
+    );
+    assert!(metric(&after, "hostpulse_collect_seconds_count").is_some_and(|n| n >= 1.0));
+    assert!(metric(&after, "hostpulse_process_resident_memory_bytes").is_some_and(|b| b > 0.0));
+    assert!(metric(&after, "hostpulse_process_open_fds").is_some());
+    assert!(!after.contains("guest:guest"));
+}
+
+#[tokio::test]
+async fn a_failed_publish_is_counted_with_its_reason() {
+    let settings =
+        publisher::configuration::Settings::from_env(&shared::settings::EnvSource::from_pairs([
+            ("AMQP_URL", "amqp://guest:guest@127.0.0.1:1/%2f"),
+            ("APP_PORT", "0"),
+            ("PUBLISH_INTERVAL_SECS", "0"),
+        ]))
+        .expect("valid settings");
+    let app = publisher::startup::Application::build(settings)
+        .await
+        .expect("builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let publish = reqwest::get(format!("{address}/publish"))
+        .await
+        .expect("sent");
+    assert_eq!(publish.status(), 503);
+    let text = reqwest::get(format!("{address}/metrics"))
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("text");
+    assert_eq!(
+        metric(
+            &text,
+            "hostpulse_publish_failures_total{reason=\"not_connected\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(metric(&text, "hostpulse_broker_connected"), Some(0.0));
+}
