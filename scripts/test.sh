@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test: installs what the tests need when missing (RabbitMQ, Chromium and its
-# WebDriver), starts the broker if it is not running, then formatting, lints and the whole
+# WebDriver, Prometheus), starts the broker if it is not running, then formatting, lints and the whole
 # workspace's tests (the dashboard's in headless Chromium).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +10,7 @@ ensure_broker
 # rabbitmqctl lets tests look at the queues they declared.
 need_packages rabbitmqctl rabbitmq-server
 need_packages "chromium chromedriver" chromium chromium-driver
+need_packages "prometheus promtool" prometheus
 
 say "cargo fmt --check"
 cargo fmt --all -- --check

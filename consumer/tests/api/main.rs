@@ -4,3 +4,4 @@ mod fanout;
 mod helpers;
 mod metrics;
 mod pipeline;
+mod prometheus;

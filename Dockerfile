@@ -1,0 +1,18 @@
+# Both hostpulse binaries in one small image; the compose file picks which one runs.
+# Build: docker build -t hostpulse .
+
+FROM rust:1-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN cargo build --release --locked --bin publisher --bin consumer
+
+FROM debian:bookworm-slim
+# ca-certificates: amqps:// verifies the broker against the system's roots.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --no-create-home hostpulse
+COPY --from=build /src/target/release/publisher /src/target/release/consumer /usr/local/bin/
+USER hostpulse
+# Settings come from the environment; no .env file is read inside the container.
+ENV APP_HOST=0.0.0.0
