@@ -2,6 +2,7 @@
 //! every request and the interval task, kept open (and reopened) by a supervisor task.
 
 use crate::metrics::PublisherMetrics;
+use crate::outbox::{Outbox, QueueError, WhenFull};
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::{Channel, Confirmation, Connection};
 use shared::broker::{self, BrokerState};
@@ -51,7 +52,30 @@ pub struct Published {
     pub bytes: usize,
 }
 
-/// Publishes readings with confirms; cheap to share behind an `Arc`.
+/// What became of a submitted reading.
+#[derive(Debug)]
+pub enum Submitted {
+    /// The broker confirmed it.
+    Published(Published),
+    /// The broker could not take it now; it waits in the outbox and goes out, in order, once
+    /// the broker is back.
+    Queued { seq: u64 },
+}
+
+/// Why a submitted reading was neither published nor queued.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error("{0}, and {1}")]
+    NotQueued(PublishError, QueueError),
+    #[error(transparent)]
+    Encode(#[from] serde_json::Error),
+}
+
+/// How often the outbox is retried when nothing wakes it.
+const OUTBOX_RETRY: Duration = Duration::from_millis(250);
+
+/// Publishes readings with confirms, queueing what the broker cannot take; share it behind an
+/// `Arc`.
 pub struct ReadingPublisher {
     exchange: String,
     confirm_timeout: Duration,
@@ -60,16 +84,21 @@ pub struct ReadingPublisher {
     state: watch::Receiver<BrokerState>,
     /// Tells the supervisor the channel broke while the connection looked fine.
     reopen: Arc<Notify>,
+    outbox: Outbox,
+    /// Wakes the outbox flusher when something was queued.
+    queued: Notify,
     metrics: PublisherMetrics,
 }
 
 impl ReadingPublisher {
     /// Starts the supervisor that connects (and reconnects, at most `reconnect_cap` apart)
-    /// and returns the handle at once: the service runs whether or not the broker is there.
+    /// and the outbox flusher, and returns the handle at once: the service runs whether or
+    /// not the broker is there.
     pub fn start(
         settings: BrokerSettings,
         reconnect_cap: Duration,
         confirm_timeout: Duration,
+        outbox_capacity: usize,
         metrics: PublisherMetrics,
     ) -> Arc<Self> {
         let (channel_tx, channel) = watch::channel(None);
@@ -82,6 +111,8 @@ impl ReadingPublisher {
             channel,
             state,
             reopen: Arc::clone(&reopen),
+            outbox: Outbox::new(outbox_capacity),
+            queued: Notify::new(),
             metrics,
         });
         tokio::spawn(supervise(
@@ -91,6 +122,7 @@ impl ReadingPublisher {
             state_tx,
             reopen,
         ));
+        tokio::spawn(Arc::clone(&publisher).flush_forever());
         publisher
     }
 
@@ -104,10 +136,122 @@ impl ReadingPublisher {
         self.state.clone()
     }
 
-    /// Gives the reading the next sequence number, publishes it and waits for the broker's
-    /// confirmation. Counts the outcome.
-    pub async fn publish(&self, reading: &Reading) -> Result<Published, PublishError> {
-        let outcome = self.publish_confirmed(reading).await;
+    /// Readings waiting in the outbox.
+    pub fn outbox_len(&self) -> usize {
+        self.outbox.len()
+    }
+
+    /// Gives the reading the next sequence number and publishes it, waiting for the broker's
+    /// confirmation; when the broker cannot take it (or older readings still wait), queues
+    /// it instead.
+    pub async fn submit(
+        &self,
+        reading: &Reading,
+        when_full: WhenFull,
+    ) -> Result<Submitted, SubmitError> {
+        let mut reading = reading.clone();
+        let channel = self.channel.borrow().clone();
+        // Older readings still waiting go first: order is kept by queueing behind them.
+        let Some(channel) = channel.filter(|_| self.outbox.is_empty()) else {
+            reading.seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+            return self.enqueue(reading, PublishError::NotConnected, when_full);
+        };
+        reading.seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        match self.publish_confirmed(&channel, &reading).await {
+            Ok(published) => Ok(Submitted::Published(published)),
+            Err(PublishError::Encode(e)) => Err(SubmitError::Encode(e)),
+            // Nacked, unconfirmed or cut off: retried from the outbox, not dropped.
+            Err(e) => self.enqueue(reading, e, WhenFull::DropOldest),
+        }
+    }
+
+    fn enqueue(
+        &self,
+        reading: Reading,
+        why: PublishError,
+        when_full: WhenFull,
+    ) -> Result<Submitted, SubmitError> {
+        let seq = reading.seq;
+        match self.outbox.push(reading, when_full) {
+            Ok(dropped) => {
+                if dropped > 0 {
+                    self.metrics.outbox_dropped.inc_by(dropped as u64);
+                    tracing::warn!(dropped, "outbox full: dropped the oldest readings");
+                }
+                self.metrics.outbox_len.set(self.outbox.len() as i64);
+                self.queued.notify_one();
+                Ok(Submitted::Queued { seq })
+            }
+            Err(full) => {
+                self.metrics
+                    .failures
+                    .with_label_values(&[match full {
+                        QueueError::Disabled => why.reason(),
+                        QueueError::Full(_) => "outbox_full",
+                    }])
+                    .inc();
+                Err(SubmitError::NotQueued(why, full))
+            }
+        }
+    }
+
+    /// Publishes what waits in the outbox, oldest first, whenever the broker is there.
+    async fn flush_forever(self: Arc<Self>) {
+        loop {
+            tokio::select! {
+                () = self.queued.notified() => {}
+                () = tokio::time::sleep(OUTBOX_RETRY) => {}
+            }
+            self.flush_once().await;
+        }
+    }
+
+    /// Publishes waiting readings until the outbox is empty or a publish fails.
+    /// Returns how many were confirmed.
+    async fn flush_once(&self) -> usize {
+        let mut sent = 0;
+        while let Some(reading) = self.outbox.front() {
+            let Some(channel) = self.channel.borrow().clone() else {
+                break;
+            };
+            if self.publish_confirmed(&channel, &reading).await.is_err() {
+                break;
+            }
+            self.outbox.confirmed(reading.seq);
+            self.metrics.outbox_len.set(self.outbox.len() as i64);
+            sent += 1;
+        }
+        if sent > 0 {
+            tracing::info!(
+                sent,
+                waiting = self.outbox.len(),
+                "published readings from the outbox"
+            );
+        }
+        sent
+    }
+
+    /// At shutdown: tries to empty the outbox for up to `deadline`; returns what is left.
+    pub async fn drain(&self, deadline: Duration) -> usize {
+        let _ = tokio::time::timeout(deadline, async {
+            while !self.outbox.is_empty() {
+                self.flush_once().await;
+                if !self.outbox.is_empty() {
+                    tokio::time::sleep(OUTBOX_RETRY).await;
+                }
+            }
+        })
+        .await;
+        self.outbox.len()
+    }
+
+    /// Publishes one reading as it is and waits for the confirmation; counts the outcome.
+    async fn publish_confirmed(
+        &self,
+        channel: &Channel,
+        reading: &Reading,
+    ) -> Result<Published, PublishError> {
+        let outcome = self.publish_once(channel, reading).await;
         match &outcome {
             Ok(_) => self.metrics.published.inc(),
             Err(e) => self.metrics.failures.with_label_values(&[e.reason()]).inc(),
@@ -115,16 +259,13 @@ impl ReadingPublisher {
         outcome
     }
 
-    async fn publish_confirmed(&self, reading: &Reading) -> Result<Published, PublishError> {
-        let channel = self
-            .channel
-            .borrow()
-            .clone()
-            .ok_or(PublishError::NotConnected)?;
-        let mut reading = reading.clone();
-        reading.seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-        let body = serde_json::to_vec(&reading)?;
-        let properties = broker::reading_properties(&reading, APP_ID);
+    async fn publish_once(
+        &self,
+        channel: &Channel,
+        reading: &Reading,
+    ) -> Result<Published, PublishError> {
+        let body = serde_json::to_vec(reading)?;
+        let properties = broker::reading_properties(reading, APP_ID);
         let timer = self.metrics.confirm_seconds.start_timer();
         let confirmed = tokio::time::timeout(self.confirm_timeout, async {
             channel
@@ -142,7 +283,7 @@ impl ReadingPublisher {
         timer.observe_duration();
         match confirmed {
             Ok(Ok(Confirmation::Ack(_))) => Ok(Published {
-                reading,
+                reading: reading.clone(),
                 bytes: body.len(),
             }),
             Ok(Ok(Confirmation::Nack(_) | Confirmation::NotRequested)) => Err(PublishError::Nacked),

@@ -20,6 +20,10 @@ pub struct Settings {
     pub reconnect_cap: Duration,
     /// How long a publish may wait for the broker's confirmation (`CONFIRM_TIMEOUT_SECS`).
     pub confirm_timeout: Duration,
+    /// Readings kept while the broker is unreachable; 0 disables the outbox (`OUTBOX_CAPACITY`).
+    pub outbox_capacity: usize,
+    /// At shutdown, how long to keep trying to deliver the outbox (`SHUTDOWN_FLUSH_SECS`).
+    pub shutdown_flush: Duration,
     /// `RUST_LOG` filter.
     pub log_filter: String,
 }
@@ -52,6 +56,8 @@ impl Settings {
             publish_interval: env.seconds_or("PUBLISH_INTERVAL_SECS", 1, 86_400)?,
             reconnect_cap,
             confirm_timeout,
+            outbox_capacity: env.count_or("OUTBOX_CAPACITY", 600, 0, 1_000_000)?,
+            shutdown_flush: env.seconds_or("SHUTDOWN_FLUSH_SECS", 5, 600)?,
             log_filter: env.get("RUST_LOG").unwrap_or("info").to_owned(),
         })
     }

@@ -1,7 +1,8 @@
 //! Publishing on its own, every `PUBLISH_INTERVAL_SECS`.
 
-use crate::broker::ReadingPublisher;
+use crate::broker::{ReadingPublisher, Submitted};
 use crate::collector::Collector;
+use crate::outbox::WhenFull;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::MissedTickBehavior;
@@ -19,7 +20,14 @@ pub async fn publish_every(
     loop {
         ticks.tick().await;
         let outcome = match collector.reading().await {
-            Ok(reading) => publisher.publish(&reading).await.map_err(|e| e.to_string()),
+            Ok(reading) => match publisher.submit(&reading, WhenFull::DropOldest).await {
+                Ok(Submitted::Published(published)) => Ok(published),
+                Ok(Submitted::Queued { seq }) => Err(format!(
+                    "broker unavailable: reading {seq} queued ({} waiting)",
+                    publisher.outbox_len()
+                )),
+                Err(e) => Err(e.to_string()),
+            },
             Err(e) => Err(e.to_string()),
         };
         match outcome {

@@ -5,5 +5,6 @@ pub mod collector;
 pub mod configuration;
 pub mod interval;
 pub mod metrics;
+pub mod outbox;
 pub mod routes;
 pub mod startup;

@@ -12,6 +12,8 @@ pub struct PublisherMetrics {
     pub confirm_seconds: Histogram,
     pub collect_seconds: Histogram,
     pub broker_connected: IntGauge,
+    pub outbox_len: IntGauge,
+    pub outbox_dropped: IntCounter,
 }
 
 impl PublisherMetrics {
@@ -56,6 +58,17 @@ impl PublisherMetrics {
             broker_connected: register(
                 &registry,
                 IntGauge::with_opts(opts("broker_connected", "1 while connected to RabbitMQ.")),
+            )?,
+            outbox_len: register(
+                &registry,
+                IntGauge::with_opts(opts("outbox_readings", "Readings waiting for the broker.")),
+            )?,
+            outbox_dropped: register(
+                &registry,
+                IntCounter::with_opts(opts(
+                    "outbox_dropped_total",
+                    "Readings dropped because the outbox was full.",
+                )),
             )?,
             registry,
         })

@@ -16,6 +16,7 @@ pub struct Application {
     port: u16,
     server: Server,
     publisher: Arc<ReadingPublisher>,
+    shutdown_flush: std::time::Duration,
 }
 
 impl Application {
@@ -33,6 +34,7 @@ impl Application {
             settings.broker.clone(),
             settings.reconnect_cap,
             settings.confirm_timeout,
+            settings.outbox_capacity,
             metrics.clone(),
         );
         if !settings.publish_interval.is_zero() {
@@ -47,6 +49,7 @@ impl Application {
             port,
             server,
             publisher,
+            shutdown_flush: settings.shutdown_flush,
         })
     }
 
@@ -60,9 +63,24 @@ impl Application {
         Arc::clone(&self.publisher)
     }
 
-    /// Serves until the server is stopped (Ctrl-C or SIGTERM).
+    /// A handle that stops the server (what Ctrl-C and SIGTERM do).
+    pub fn stop_handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until the server is stopped (Ctrl-C or SIGTERM), then delivers what waits in
+    /// the outbox, for at most `SHUTDOWN_FLUSH_SECS`.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        let waiting = self.publisher.outbox_len();
+        if waiting > 0 {
+            tracing::info!(waiting, "delivering the outbox before exiting");
+            let left = self.publisher.drain(self.shutdown_flush).await;
+            if left > 0 {
+                tracing::warn!(lost = left, "exiting with readings the broker never took");
+            }
+        }
+        served
     }
 }
 

@@ -1,7 +1,8 @@
 //! `GET|POST /publish`: take a fresh reading, publish it, answer once the broker confirmed.
 
-use crate::broker::{PublishError, ReadingPublisher};
+use crate::broker::{ReadingPublisher, SubmitError, Submitted};
 use crate::collector::{CollectError, Collector};
+use crate::outbox::{QueueError, WhenFull};
 use actix_web::{http::StatusCode, web, HttpResponse, ResponseError};
 use serde::Serialize;
 use shared::reading::Reading;
@@ -23,30 +24,31 @@ pub enum PublishRouteError {
     #[error(transparent)]
     Collect(#[from] CollectError),
     #[error(transparent)]
-    Publish(#[from] PublishError),
+    Submit(#[from] SubmitError),
 }
 
 impl ResponseError for PublishRouteError {
     fn status_code(&self) -> StatusCode {
         match self {
-            PublishRouteError::Collect(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            PublishRouteError::Publish(PublishError::NotConnected) => {
+            PublishRouteError::Submit(SubmitError::NotQueued(..)) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            PublishRouteError::Publish(PublishError::ConfirmTimeout(_)) => {
-                StatusCode::GATEWAY_TIMEOUT
-            }
-            PublishRouteError::Publish(PublishError::Encode(_)) => {
+            PublishRouteError::Collect(_) | PublishRouteError::Submit(SubmitError::Encode(_)) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
-            PublishRouteError::Publish(_) => StatusCode::BAD_GATEWAY,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
         let reason = match self {
             PublishRouteError::Collect(_) => "collect_failed",
-            PublishRouteError::Publish(e) => e.reason(),
+            PublishRouteError::Submit(SubmitError::NotQueued(why, QueueError::Disabled)) => {
+                why.reason()
+            }
+            PublishRouteError::Submit(SubmitError::NotQueued(_, QueueError::Full(_))) => {
+                "outbox_full"
+            }
+            PublishRouteError::Submit(SubmitError::Encode(_)) => "encode",
         };
         shared::http::error_body(self.status_code(), reason, &self.to_string())
     }
@@ -59,9 +61,21 @@ pub async fn publish(
     publisher: web::Data<Arc<ReadingPublisher>>,
 ) -> Result<HttpResponse, PublishRouteError> {
     let reading = collector.reading().await?;
-    let published = publisher.publish(&reading).await.inspect_err(|e| {
-        tracing::warn!(error = %e, "publish on request failed");
-    })?;
+    let submitted = publisher
+        .submit(&reading, WhenFull::Refuse)
+        .await
+        .inspect_err(|e| tracing::warn!(error = %e, "publish on request failed"))?;
+    let published = match submitted {
+        Submitted::Published(published) => published,
+        // Accepted, not yet confirmed: it goes out, in order, when the broker is back.
+        Submitted::Queued { seq } => {
+            return Ok(HttpResponse::Accepted().json(serde_json::json!({
+                "status": "queued",
+                "seq": seq,
+                "waiting": publisher.outbox_len(),
+            })))
+        }
+    };
     // A typed answer, not `json!`: percentages stay f32 and print as sent ("2.74").
     Ok(HttpResponse::Ok().json(PublishAnswer {
         status: "published",

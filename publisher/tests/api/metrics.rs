@@ -33,6 +33,7 @@ async fn a_failed_publish_is_counted_with_its_reason() {
     let settings =
         publisher::configuration::Settings::from_env(&shared::settings::EnvSource::from_pairs([
             ("AMQP_URL", "amqp://guest:guest@127.0.0.1:1/%2f"),
+            ("OUTBOX_CAPACITY", "0"),
             ("APP_PORT", "0"),
             ("PUBLISH_INTERVAL_SECS", "0"),
         ]))
@@ -45,7 +46,9 @@ async fn a_failed_publish_is_counted_with_its_reason() {
     let publish = reqwest::get(format!("{address}/publish"))
         .await
         .expect("sent");
-    assert_eq!(publish.status(), 503);
+    assert_eq!(publish.status(), 503, "no outbox: nothing can take it");
+    let body: serde_json::Value = publish.json().await.expect("JSON");
+    assert_eq!(body["reason"], "not_connected");
     let text = reqwest::get(format!("{address}/metrics"))
         .await
         .expect("sent")

@@ -1,0 +1,129 @@
+//! A RabbitMQ node of a test's own (own node name, ports and data folder), so a test can stop,
+//! restart or lose its broker without touching the shared one. Needs root and Debian's
+//! `rabbitmq-server`; starts in about 7 s.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// A private node; stopped and its folder removed on drop.
+pub struct PrivateBroker {
+    pub node: String,
+    pub port: u16,
+    dir: PathBuf,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+impl PrivateBroker {
+    /// Starts a node on a free port and waits until it accepts AMQP connections.
+    /// `extra_config` lines are appended to its `rabbitmq.conf` (TLS listeners, say).
+    pub fn start(extra_config: &str) -> Self {
+        let port = free_port();
+        let dist_port = free_port();
+        let node = format!("hostpulse-test-{port}@localhost");
+        let dir = std::env::temp_dir().join(format!("hostpulse-rabbit-{port}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("mnesia")).expect("node dir");
+        std::fs::create_dir_all(dir.join("log")).expect("log dir");
+        std::fs::write(
+            dir.join("rabbitmq.conf"),
+            format!(
+                "listeners.tcp.default = 127.0.0.1:{port}\nloopback_users.guest = false\n{extra_config}\n"
+            ),
+        )
+        .expect("config");
+        std::fs::write(dir.join("enabled_plugins"), "[].\n").expect("plugins");
+        let owned = Command::new("chown")
+            .args(["-R", "rabbitmq:rabbitmq"])
+            .arg(&dir)
+            .status()
+            .expect("chown runs");
+        assert!(
+            owned.success(),
+            "the node's folder must belong to the rabbitmq user"
+        );
+        let started = Command::new("rabbitmq-server")
+            .arg("-detached")
+            .env("RABBITMQ_NODENAME", &node)
+            .env("RABBITMQ_NODE_PORT", port.to_string())
+            .env("RABBITMQ_DIST_PORT", dist_port.to_string())
+            .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
+            .env("RABBITMQ_CONFIG_FILE", dir.join("rabbitmq"))
+            .env("RABBITMQ_MNESIA_BASE", dir.join("mnesia"))
+            .env("RABBITMQ_LOG_BASE", dir.join("log"))
+            .env("RABBITMQ_ENABLED_PLUGINS_FILE", dir.join("enabled_plugins"))
+            .env("RABBITMQ_PID_FILE", dir.join("pid"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("rabbitmq-server runs");
+        assert!(started.success(), "rabbitmq-server -detached failed");
+        let broker = Self { node, port, dir };
+        broker.wait_for_port(true, Duration::from_secs(60));
+        broker
+    }
+
+    /// `amqp://guest:guest@127.0.0.1:<port>/%2f`.
+    pub fn url(&self) -> String {
+        format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
+    }
+
+    fn ctl(&self, args: &[&str]) {
+        let status = Command::new("rabbitmqctl")
+            .args(["-n", &self.node])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("rabbitmqctl runs");
+        assert!(status.success(), "rabbitmqctl {args:?} failed");
+    }
+
+    /// Stops the broker application (connections are closed; the node stays).
+    pub fn stop_app(&self) {
+        self.ctl(&["stop_app"]);
+        self.wait_for_port(false, Duration::from_secs(30));
+    }
+
+    /// Starts the broker application again.
+    pub fn start_app(&self) {
+        self.ctl(&["start_app"]);
+        self.wait_for_port(true, Duration::from_secs(30));
+    }
+
+    /// Runs a `rabbitmqctl` command against this node, e.g. `close_all_connections`.
+    pub fn rabbitmqctl(&self, args: &[&str]) {
+        self.ctl(args);
+    }
+
+    fn wait_for_port(&self, open: bool, limit: Duration) {
+        let deadline = std::time::Instant::now() + limit;
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() != open {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "node {} port {} never became {}",
+                self.node,
+                self.port,
+                if open { "open" } else { "closed" }
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for PrivateBroker {
+    fn drop(&mut self) {
+        let _ = Command::new("rabbitmqctl")
+            .args(["-n", &self.node, "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
