@@ -56,7 +56,7 @@ pub struct Published {
 #[derive(Debug)]
 pub enum Submitted {
     /// The broker confirmed it.
-    Published(Published),
+    Published(Box<Published>),
     /// The broker could not take it now; it waits in the outbox and goes out, in order, once
     /// the broker is back.
     Queued { seq: u64 },
@@ -158,7 +158,7 @@ impl ReadingPublisher {
         };
         reading.seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         match self.publish_confirmed(&channel, &reading).await {
-            Ok(published) => Ok(Submitted::Published(published)),
+            Ok(published) => Ok(Submitted::Published(Box::new(published))),
             Err(PublishError::Encode(e)) => Err(SubmitError::Encode(e)),
             // Nacked, unconfirmed or cut off: retried from the outbox, not dropped.
             Err(e) => self.enqueue(reading, e, WhenFull::DropOldest),

@@ -21,7 +21,7 @@ pub async fn publish_every(
         ticks.tick().await;
         let outcome = match collector.reading().await {
             Ok(reading) => match publisher.submit(&reading, WhenFull::DropOldest).await {
-                Ok(Submitted::Published(published)) => Ok(published),
+                Ok(Submitted::Published(published)) => Ok(*published),
                 Ok(Submitted::Queued { seq }) => Err(format!(
                     "broker unavailable: reading {seq} queued ({} waiting)",
                     publisher.outbox_len()

@@ -66,7 +66,7 @@ pub async fn publish(
         .await
         .inspect_err(|e| tracing::warn!(error = %e, "publish on request failed"))?;
     let published = match submitted {
-        Submitted::Published(published) => published,
+        Submitted::Published(published) => *published,
         // Accepted, not yet confirmed: it goes out, in order, when the broker is back.
         Submitted::Queued { seq } => {
             return Ok(HttpResponse::Accepted().json(serde_json::json!({
