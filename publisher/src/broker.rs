@@ -29,6 +29,8 @@ pub enum PublishError {
     Broker(#[from] lapin::Error),
     #[error("cannot encode the reading: {0}")]
     Encode(#[from] serde_json::Error),
+    #[error("no queue is bound to the exchange")]
+    Unroutable,
 }
 
 impl PublishError {
@@ -40,6 +42,7 @@ impl PublishError {
             PublishError::ConfirmTimeout(_) => "confirm_timeout",
             PublishError::Broker(_) => "broker_error",
             PublishError::Encode(_) => "encode",
+            PublishError::Unroutable => "unroutable",
         }
     }
 }
@@ -87,6 +90,9 @@ pub struct ReadingPublisher {
     outbox: Outbox,
     /// Wakes the outbox flusher when something was queued.
     queued: Notify,
+    /// After a reconnect, how long back-filled readings wait for consumers to re-bind their
+    /// queues before going out anyway.
+    route_wait: Duration,
     metrics: PublisherMetrics,
 }
 
@@ -113,6 +119,7 @@ impl ReadingPublisher {
             reopen: Arc::clone(&reopen),
             outbox: Outbox::new(outbox_capacity),
             queued: Notify::new(),
+            route_wait: reconnect_cap + settings.connect_timeout,
             metrics,
         });
         tokio::spawn(supervise(
@@ -157,7 +164,7 @@ impl ReadingPublisher {
             return self.enqueue(reading, PublishError::NotConnected, when_full);
         };
         reading.seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-        match self.publish_confirmed(&channel, &reading).await {
+        match self.publish_confirmed(&channel, &reading, false).await {
             Ok(published) => Ok(Submitted::Published(Box::new(published))),
             Err(PublishError::Encode(e)) => Err(SubmitError::Encode(e)),
             // Nacked, unconfirmed or cut off: retried from the outbox, not dropped.
@@ -214,8 +221,22 @@ impl ReadingPublisher {
             let Some(channel) = self.channel.borrow().clone() else {
                 break;
             };
-            if self.publish_confirmed(&channel, &reading).await.is_err() {
-                break;
+            match self.publish_confirmed(&channel, &reading, true).await {
+                Ok(_) => {}
+                // Consumers lost their queues with the broker and may not have re-bound yet:
+                // give them time, or the back-fill would go to no one.
+                Err(PublishError::Unroutable) if self.connected_for() < self.route_wait => break,
+                Err(PublishError::Unroutable) => {
+                    self.metrics
+                        .failures
+                        .with_label_values(&["unroutable"])
+                        .inc();
+                    tracing::warn!(
+                        seq = reading.seq,
+                        "no consumer is bound; a queued reading went to no one"
+                    );
+                }
+                Err(_) => break,
             }
             self.outbox.confirmed(reading.seq);
             self.metrics.outbox_len.set(self.outbox.len() as i64);
@@ -229,6 +250,17 @@ impl ReadingPublisher {
             );
         }
         sent
+    }
+
+    /// How long the current connection has been up (zero when down).
+    fn connected_for(&self) -> Duration {
+        let state = self.state.borrow();
+        if !state.connected {
+            return Duration::ZERO;
+        }
+        (chrono::Utc::now() - state.since)
+            .to_std()
+            .unwrap_or_default()
     }
 
     /// At shutdown: tries to empty the outbox for up to `deadline`; returns what is left.
@@ -246,14 +278,18 @@ impl ReadingPublisher {
     }
 
     /// Publishes one reading as it is and waits for the confirmation; counts the outcome.
+    /// `mandatory` asks the broker to return it when no queue is bound.
     async fn publish_confirmed(
         &self,
         channel: &Channel,
         reading: &Reading,
+        mandatory: bool,
     ) -> Result<Published, PublishError> {
-        let outcome = self.publish_once(channel, reading).await;
+        let outcome = self.publish_once(channel, reading, mandatory).await;
         match &outcome {
             Ok(_) => self.metrics.published.inc(),
+            // Retried until consumers re-bind; counted only if it is given up on.
+            Err(PublishError::Unroutable) => {}
             Err(e) => self.metrics.failures.with_label_values(&[e.reason()]).inc(),
         }
         outcome
@@ -263,6 +299,7 @@ impl ReadingPublisher {
         &self,
         channel: &Channel,
         reading: &Reading,
+        mandatory: bool,
     ) -> Result<Published, PublishError> {
         let body = serde_json::to_vec(reading)?;
         let properties = broker::reading_properties(reading, APP_ID);
@@ -272,7 +309,10 @@ impl ReadingPublisher {
                 .basic_publish(
                     self.exchange.as_str().into(),
                     "".into(),
-                    BasicPublishOptions::default(),
+                    BasicPublishOptions {
+                        mandatory,
+                        ..BasicPublishOptions::default()
+                    },
                     &body,
                     properties,
                 )
@@ -282,7 +322,8 @@ impl ReadingPublisher {
         .await;
         timer.observe_duration();
         match confirmed {
-            Ok(Ok(Confirmation::Ack(_))) => Ok(Published {
+            Ok(Ok(Confirmation::Ack(Some(_)))) => Err(PublishError::Unroutable),
+            Ok(Ok(Confirmation::Ack(None))) => Ok(Published {
                 reading: reading.clone(),
                 bytes: body.len(),
             }),

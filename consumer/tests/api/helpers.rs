@@ -48,17 +48,30 @@ pub async fn spawn_consumer(exchange: &str, vars: &[(&str, &str)]) -> TestConsum
 
 pub struct TestPublisher {
     pub address: String,
+    pub link: std::sync::Arc<publisher::broker::ReadingPublisher>,
 }
 
 /// Starts a publisher on `exchange` (publishing only on request) named `host`.
 pub async fn spawn_publisher(exchange: &str, host: &str) -> TestPublisher {
-    let env = EnvSource::from_pairs([
+    spawn_publisher_with(exchange, host, &[]).await
+}
+
+/// Like [`spawn_publisher`], with extra settings that win over the defaults here.
+pub async fn spawn_publisher_with(
+    exchange: &str,
+    host: &str,
+    vars: &[(&str, &str)],
+) -> TestPublisher {
+    let mut env = EnvSource::from_pairs([
         ("AMQP_URL", amqp_url()),
         ("EXCHANGE_NAME", exchange.to_owned()),
         ("APP_PORT", "0".into()),
         ("PUBLISH_INTERVAL_SECS", "0".into()),
         ("HOST_NAME", host.to_owned()),
     ]);
+    for (name, value) in vars {
+        env.set(name, *value);
+    }
     let settings = publisher::configuration::Settings::from_env(&env).expect("valid settings");
     let app = publisher::startup::Application::build(settings)
         .await
@@ -67,10 +80,19 @@ pub async fn spawn_publisher(exchange: &str, host: &str) -> TestPublisher {
     let link = app.publisher();
     tokio::spawn(app.run_until_stopped());
     wait_until("the publisher connects", || link.state().connected).await;
-    TestPublisher { address }
+    TestPublisher { address, link }
 }
 
 impl TestPublisher {
+    /// Calls `/publish` and returns the status and the answer.
+    pub async fn publish_answer(&self) -> (u16, serde_json::Value) {
+        let response = reqwest::get(format!("{}/publish", self.address))
+            .await
+            .expect("sent");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("JSON"))
+    }
+
     /// Calls `/publish` and returns the confirmed `seq`.
     pub async fn publish(&self) -> u64 {
         let answer: serde_json::Value = reqwest::get(format!("{}/publish", self.address))

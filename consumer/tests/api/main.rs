@@ -3,5 +3,6 @@ mod dashboard;
 mod fanout;
 mod helpers;
 mod metrics;
+mod outage;
 mod pipeline;
 mod prometheus;
