@@ -27,6 +27,8 @@ pub struct Settings {
     pub host_expiry: Duration,
     /// Longest wait between reconnect attempts (`RECONNECT_MAX_SECS`).
     pub reconnect_cap: Duration,
+    /// Pages of other origins that may open the WebSocket (`ALLOWED_ORIGINS`).
+    pub allowed_origins: crate::origin::AllowedOrigins,
     /// `RUST_LOG` filter.
     pub log_filter: String,
 }
@@ -68,6 +70,7 @@ impl Settings {
             stale_after,
             host_expiry,
             reconnect_cap,
+            allowed_origins: crate::origin::AllowedOrigins::from_env(env)?,
             log_filter: env.get("RUST_LOG").unwrap_or("info").to_owned(),
         })
     }

@@ -6,6 +6,7 @@ pub mod configuration;
 pub mod hub;
 pub mod legacy;
 pub mod metrics;
+pub mod origin;
 pub mod routes;
 pub mod startup;
 pub mod ws;

@@ -41,7 +41,7 @@ impl Application {
             Arc::clone(&hub),
         ));
         let forgetting = tokio::spawn(forget_silent_hosts(Arc::clone(&hub), settings.host_expiry));
-        let server = run(listener, Arc::clone(&hub))?;
+        let server = run(listener, Arc::clone(&hub), settings.allowed_origins.clone())?;
         Ok(Self {
             port,
             server,
@@ -87,12 +87,21 @@ async fn forget_silent_hosts(hub: Arc<Hub>, expiry: std::time::Duration) {
     }
 }
 
-fn run(listener: TcpListener, hub: Arc<Hub>) -> std::io::Result<Server> {
+fn run(
+    listener: TcpListener,
+    hub: Arc<Hub>,
+    origins: crate::origin::AllowedOrigins,
+) -> std::io::Result<Server> {
     let hub = web::Data::new(hub);
+    let origins = web::Data::new(origins);
     let server = HttpServer::new(move || {
         App::new()
+            .wrap(actix_web::middleware::from_fn(
+                shared::http::limit_body_size,
+            ))
             .wrap(tracing_actix_web::TracingLogger::default())
             .app_data(hub.clone())
+            .app_data(origins.clone())
             .service(get("/", routes::index))
             .service(get("/assets/{file:.*}", routes::asset))
             .service(get("/ws", ws::ws))

@@ -25,7 +25,19 @@ pub async fn ws(
     req: HttpRequest,
     body: web::Payload,
     hub: web::Data<Arc<Hub>>,
+    origins: web::Data<crate::origin::AllowedOrigins>,
 ) -> actix_web::Result<HttpResponse> {
+    if let Some(origin) = req.headers().get(actix_web::http::header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or("");
+        if !origins.allows(origin, req.connection_info().host()) {
+            tracing::warn!(origin, "refused a WebSocket from another site");
+            return Ok(shared::http::error_body(
+                actix_web::http::StatusCode::FORBIDDEN,
+                "origin_not_allowed",
+                "this page's origin may not open the dashboard socket; see ALLOWED_ORIGINS",
+            ));
+        }
+    }
     let (response, session, messages) = actix_ws::handle(&req, body)?;
     let hub = Arc::clone(&hub);
     actix_web::rt::spawn(async move {

@@ -24,6 +24,8 @@ pub struct Settings {
     pub outbox_capacity: usize,
     /// At shutdown, how long to keep trying to deliver the outbox (`SHUTDOWN_FLUSH_SECS`).
     pub shutdown_flush: Duration,
+    /// When set, `/publish` requires `Authorization: Bearer <token>` (`PUBLISH_TOKEN`).
+    pub publish_token: crate::auth::PublishToken,
     /// `RUST_LOG` filter.
     pub log_filter: String,
 }
@@ -58,6 +60,9 @@ impl Settings {
             confirm_timeout,
             outbox_capacity: env.count_or("OUTBOX_CAPACITY", 600, 0, 1_000_000)?,
             shutdown_flush: env.seconds_or("SHUTDOWN_FLUSH_SECS", 5, 600)?,
+            publish_token: crate::auth::PublishToken::new(
+                env.get("PUBLISH_TOKEN").map(str::to_owned),
+            ),
             log_filter: env.get("RUST_LOG").unwrap_or("info").to_owned(),
         })
     }

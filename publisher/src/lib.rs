@@ -1,5 +1,6 @@
 //! The hostpulse publisher: samples this host and publishes readings to RabbitMQ.
 
+pub mod auth;
 pub mod broker;
 pub mod collector;
 pub mod configuration;

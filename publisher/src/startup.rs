@@ -44,7 +44,8 @@ impl Application {
                 Arc::clone(&publisher),
             ));
         }
-        let server = run(listener, collector, Arc::clone(&publisher), metrics)?;
+        let token = web::Data::new(settings.publish_token.clone());
+        let server = run(listener, collector, Arc::clone(&publisher), metrics, token)?;
         Ok(Self {
             port,
             server,
@@ -89,16 +90,21 @@ fn run(
     collector: Collector,
     publisher: Arc<ReadingPublisher>,
     metrics: PublisherMetrics,
+    token: web::Data<crate::auth::PublishToken>,
 ) -> std::io::Result<Server> {
     let collector = web::Data::new(collector);
     let publisher = web::Data::new(publisher);
     let metrics = web::Data::new(metrics);
     let server = HttpServer::new(move || {
         App::new()
+            .wrap(actix_web::middleware::from_fn(
+                shared::http::limit_body_size,
+            ))
             .wrap(tracing_actix_web::TracingLogger::default())
             .app_data(collector.clone())
             .app_data(publisher.clone())
             .app_data(metrics.clone())
+            .app_data(token.clone())
             .service(
                 web::resource("/publish")
                     .route(web::get().to(routes::publish))

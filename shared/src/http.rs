@@ -37,3 +37,31 @@ where
         .route(web::get().to(handler))
         .default_service(web::to(method_not_allowed))
 }
+
+/// Neither service takes request bodies bigger than this.
+pub const MAX_BODY_BYTES: u64 = 64 * 1024;
+
+/// Refuses requests that announce a body over [`MAX_BODY_BYTES`] with 413, before any handler
+/// runs. (Handlers never read bodies, so an unannounced one is never buffered either.)
+pub async fn limit_body_size(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<
+    actix_web::dev::ServiceResponse<actix_web::body::EitherBody<impl actix_web::body::MessageBody>>,
+    actix_web::Error,
+> {
+    let declared = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+        let response = error_body(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "request bodies are limited to 64 KiB",
+        );
+        return Ok(req.into_response(response).map_into_right_body());
+    }
+    Ok(next.call(req).await?.map_into_left_body())
+}

@@ -6,3 +6,4 @@ mod metrics;
 mod outage;
 mod pipeline;
 mod prometheus;
+mod security;

@@ -100,3 +100,127 @@ async fn readings_taken_while_the_broker_is_down_all_arrive_in_order_after_it_re
     frames_until(&mut socket, 5, |f| f["data"]["seq"] == after).await;
     drop(broker);
 }
+
+#[tokio::test]
+async fn services_started_before_the_broker_exists_connect_when_it_appears() {
+    let port = shared::testing::private_broker::free_port();
+    let url = format!("amqp://guest:guest@127.0.0.1:{port}/%2f");
+    let exchange = unique_exchange("late-broker");
+    let vars = [("AMQP_URL", url.as_str()), ("RECONNECT_MAX_SECS", "2")];
+    // Built directly: the helpers wait for a connection that cannot happen yet.
+    let mut env = shared::settings::EnvSource::from_pairs([
+        ("EXCHANGE_NAME", exchange.as_str()),
+        ("APP_PORT", "0"),
+        ("PUBLISH_INTERVAL_SECS", "0"),
+    ]);
+    for (name, value) in vars {
+        env.set(name, value);
+    }
+    let consumer = consumer::startup::Application::build(
+        consumer::configuration::Settings::from_env(&env).expect("valid"),
+    )
+    .await
+    .expect("the consumer starts without a broker");
+    let publisher = publisher::startup::Application::build(
+        publisher::configuration::Settings::from_env(&env).expect("valid"),
+    )
+    .await
+    .expect("the publisher starts without a broker");
+    let consumer_url = format!("http://127.0.0.1:{}", consumer.port());
+    let publisher_url = format!("http://127.0.0.1:{}", publisher.port());
+    let hub = consumer.hub();
+    let link = publisher.publisher();
+    tokio::spawn(consumer.run_until_stopped());
+    tokio::spawn(publisher.run_until_stopped());
+    for url in [&consumer_url, &publisher_url] {
+        assert_eq!(
+            reqwest::get(format!("{url}/ready"))
+                .await
+                .expect("sent")
+                .status(),
+            503
+        );
+        let health: serde_json::Value = reqwest::get(format!("{url}/health"))
+            .await
+            .expect("sent")
+            .json()
+            .await
+            .expect("JSON");
+        assert_eq!(health["broker"]["connected"], false);
+        assert!(health["broker"]["last_error"].is_string(), "{health}");
+    }
+
+    let broker = tokio::task::spawn_blocking(move || PrivateBroker::start_on(port, ""))
+        .await
+        .expect("node starts");
+    wait_until_secs(30, || hub.broker().connected && link.state().connected).await;
+    for url in [&consumer_url, &publisher_url] {
+        assert_eq!(
+            reqwest::get(format!("{url}/ready"))
+                .await
+                .expect("sent")
+                .status(),
+            200
+        );
+    }
+    drop(broker);
+}
+
+#[tokio::test]
+async fn with_two_brokers_listed_the_publisher_fails_over_to_the_second() {
+    let (first, second) = tokio::join!(
+        tokio::task::spawn_blocking(|| PrivateBroker::start("")),
+        tokio::task::spawn_blocking(|| PrivateBroker::start("")),
+    );
+    let (first, second) = (first.expect("first node"), second.expect("second node"));
+    let exchange = unique_exchange("failover");
+    let urls = format!("{},{}", first.url(), second.url());
+    let publisher = spawn_publisher_with(
+        &exchange,
+        "roamer",
+        &[("AMQP_URL", &urls), ("RECONNECT_MAX_SECS", "2")],
+    )
+    .await;
+    let link = publisher.link.clone();
+    let first_url = link.state().url.expect("connected somewhere");
+    assert!(
+        first_url.contains(&first.port.to_string()),
+        "the first listed node is used first"
+    );
+    let mut tap = shared::testing::Tap::bind_at(&second.url(), &exchange).await;
+
+    let first = tokio::task::spawn_blocking(move || {
+        first.stop_app();
+        first
+    })
+    .await
+    .expect("stop_app");
+    let second_port = second.port.to_string();
+    wait_until_secs(30, || {
+        let state = link.state();
+        state.connected && state.url.is_some_and(|u| u.contains(&second_port))
+    })
+    .await;
+    let seq = publisher.publish().await;
+    let message = tap
+        .next(Duration::from_secs(5))
+        .await
+        .expect("a message on the second node");
+    let reading = shared::reading::Reading::from_json(&message.body).expect("reading");
+    assert_eq!(reading.seq, seq);
+    tap.cleanup().await;
+    drop(first);
+    drop(second);
+}
+
+/// Polls `check` for up to `secs` seconds.
+async fn wait_until_secs(secs: u64, check: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while !check() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {secs} s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

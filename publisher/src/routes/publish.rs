@@ -21,6 +21,8 @@ struct PublishAnswer<'a> {
 /// Why `/publish` could not publish.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishRouteError {
+    #[error("a valid Authorization: Bearer token is required")]
+    Unauthorized,
     #[error(transparent)]
     Collect(#[from] CollectError),
     #[error(transparent)]
@@ -30,6 +32,7 @@ pub enum PublishRouteError {
 impl ResponseError for PublishRouteError {
     fn status_code(&self) -> StatusCode {
         match self {
+            PublishRouteError::Unauthorized => StatusCode::UNAUTHORIZED,
             PublishRouteError::Submit(SubmitError::NotQueued(..)) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -41,6 +44,15 @@ impl ResponseError for PublishRouteError {
 
     fn error_response(&self) -> HttpResponse {
         let reason = match self {
+            PublishRouteError::Unauthorized => {
+                let mut response =
+                    shared::http::error_body(self.status_code(), "unauthorized", &self.to_string());
+                response.headers_mut().insert(
+                    actix_web::http::header::WWW_AUTHENTICATE,
+                    actix_web::http::header::HeaderValue::from_static("Bearer"),
+                );
+                return response;
+            }
             PublishRouteError::Collect(_) => "collect_failed",
             PublishRouteError::Submit(SubmitError::NotQueued(why, QueueError::Disabled)) => {
                 why.reason()
@@ -57,9 +69,14 @@ impl ResponseError for PublishRouteError {
 /// Publishes a reading taken now and shows what was sent.
 #[tracing::instrument(name = "publish", skip_all)]
 pub async fn publish(
+    req: actix_web::HttpRequest,
+    token: web::Data<crate::auth::PublishToken>,
     collector: web::Data<Collector>,
     publisher: web::Data<Arc<ReadingPublisher>>,
 ) -> Result<HttpResponse, PublishRouteError> {
+    if !token.allows(&req) {
+        return Err(PublishRouteError::Unauthorized);
+    }
     let reading = collector.reading().await?;
     let submitted = publisher
         .submit(&reading, WhenFull::Refuse)

@@ -3,4 +3,5 @@ mod helpers;
 mod interval;
 mod metrics;
 mod publish;
+mod security;
 mod settings;

@@ -24,7 +24,15 @@ pub fn unique_exchange(test: &str) -> String {
 
 /// Broker settings for a test: the test broker and the test's exchange.
 pub fn broker_settings(exchange: &str) -> BrokerSettings {
-    let env = EnvSource::from_pairs([("AMQP_URL", amqp_url()), ("EXCHANGE_NAME", exchange.into())]);
+    broker_settings_at(&amqp_url(), exchange)
+}
+
+/// Broker settings for a test's exchange on the broker at `url`.
+pub fn broker_settings_at(url: &str, exchange: &str) -> BrokerSettings {
+    let env = EnvSource::from_pairs([
+        ("AMQP_URL", url.to_owned()),
+        ("EXCHANGE_NAME", exchange.into()),
+    ]);
     BrokerSettings::from_env(&env).expect("test broker settings are valid")
 }
 
@@ -45,9 +53,15 @@ pub struct Tap {
 impl Tap {
     /// Declares the exchange (as the services do) and binds a private queue to it.
     pub async fn bind(exchange: &str) -> Self {
-        let (connection, _) = broker::connect(&broker_settings(exchange), "hostpulse-test-tap")
-            .await
-            .expect("the test broker is reachable (is RabbitMQ running?)");
+        Self::bind_at(&amqp_url(), exchange).await
+    }
+
+    /// Like [`Self::bind`], on the broker at `url`.
+    pub async fn bind_at(url: &str, exchange: &str) -> Self {
+        let (connection, _) =
+            broker::connect(&broker_settings_at(url, exchange), "hostpulse-test-tap")
+                .await
+                .expect("the test broker is reachable (is RabbitMQ running?)");
         let channel = connection.create_channel().await.expect("channel");
         broker::declare_exchange(&channel, exchange)
             .await

@@ -13,7 +13,8 @@ pub struct PrivateBroker {
     dir: PathBuf,
 }
 
-fn free_port() -> u16 {
+/// A free loopback port.
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -24,7 +25,12 @@ impl PrivateBroker {
     /// Starts a node on a free port and waits until it accepts AMQP connections.
     /// `extra_config` lines are appended to its `rabbitmq.conf` (TLS listeners, say).
     pub fn start(extra_config: &str) -> Self {
-        let port = free_port();
+        Self::start_on(free_port(), extra_config)
+    }
+
+    /// Like [`Self::start`], on a port chosen beforehand (services can be pointed at it
+    /// before the node exists).
+    pub fn start_on(port: u16, extra_config: &str) -> Self {
         let dist_port = free_port();
         let node = format!("hostpulse-test-{port}@localhost");
         let dir = std::env::temp_dir().join(format!("hostpulse-rabbit-{port}"));
