@@ -84,6 +84,8 @@ pub struct Hub {
     state: Mutex<State>,
     frames: broadcast::Sender<Frame>,
     metrics: ConsumerMetrics,
+    /// Turns true when the consumer shuts down: every session closes with a close frame.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl Hub {
@@ -98,7 +100,18 @@ impl Hub {
             }),
             frames,
             metrics,
+            closing: tokio::sync::watch::Sender::new(false),
         }
+    }
+
+    /// Asks every WebSocket session to close (with a close frame) for shutdown.
+    pub fn close_all(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// A receiver that turns true when sessions must close.
+    pub fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.closing.subscribe()
     }
 
     /// The metrics this hub counts into.

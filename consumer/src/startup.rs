@@ -10,6 +10,9 @@ use shared::http::{get, not_found};
 use std::net::TcpListener;
 use std::sync::Arc;
 
+/// How long sessions get to send their close frames at shutdown.
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_millis(300);
+
 /// A built consumer, bound to its port and ready to run.
 pub struct Application {
     port: u16,
@@ -66,9 +69,24 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until the server is stopped, then stops consuming.
+    /// Serves until the server is stopped, or Ctrl-C / SIGTERM: then every browser gets a
+    /// close frame (its page reconnects to whichever consumer comes next), the server
+    /// stops, and consuming stops.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let served = self.server.await;
+        let handle = self.server.handle();
+        let mut server = self.server;
+        let served = tokio::select! {
+            served = &mut server => served,
+            () = shared::shutdown::signal() => {
+                self.hub.close_all();
+                // Close frames are small; give the sessions a moment to send them.
+                tokio::time::sleep(CLOSE_GRACE).await;
+                // The stop command is sent at once; the server future itself carries it out.
+                drop(handle.stop(true));
+                server.await
+            }
+        };
+        self.hub.close_all();
         self.consuming.abort();
         self.forgetting.abort();
         served
@@ -112,6 +130,9 @@ fn run(
             .default_service(web::to(not_found))
     })
     .listen(listener)?
+    // Signals are handled in `run_until_stopped`, so browsers get close frames first.
+    .disable_signals()
+    .shutdown_timeout(5)
     .run();
     Ok(server)
 }

@@ -67,6 +67,7 @@ async fn run_session(
     }
     sent.inc();
     let mut messages = messages.max_frame_size(MAX_CLIENT_FRAME);
+    let mut closing = hub.closing();
     let mut heartbeat = tokio::time::interval(HEARTBEAT_INTERVAL);
     let mut last_heard = Instant::now();
     loop {
@@ -82,6 +83,9 @@ async fn run_session(
                 Err(RecvError::Lagged(_)) => return Some(close(CloseCode::Again, "too slow: fell behind")),
                 Err(RecvError::Closed) => return Some(close(CloseCode::Restart, "server shutting down")),
             },
+            _ = closing.wait_for(|closing| *closing) => {
+                return Some(close(CloseCode::Restart, "server shutting down"));
+            }
             _ = heartbeat.tick() => {
                 if last_heard.elapsed() > CLIENT_TIMEOUT {
                     return Some(close(CloseCode::Away, "no answer to pings"));

@@ -6,6 +6,7 @@ pub mod http;
 pub mod metrics;
 pub mod reading;
 pub mod settings;
+pub mod shutdown;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;

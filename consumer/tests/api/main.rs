@@ -7,3 +7,4 @@ mod outage;
 mod pipeline;
 mod prometheus;
 mod security;
+mod shutdown;

@@ -5,3 +5,4 @@ mod metrics;
 mod publish;
 mod security;
 mod settings;
+mod shutdown;
