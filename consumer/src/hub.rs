@@ -387,6 +387,8 @@ mod tests {
             (b"[1,2]".to_vec(), "malformed"),
             (vec![0xff, 0xfe, 0x00], "malformed"),
             (vec![b' '; 5000], "too_large"),
+            // Deeper than serde_json's recursion limit: refused, no stack overflow.
+            ([b"[".repeat(2000), b"]".repeat(2000)].concat(), "malformed"),
         ];
         for (bad, reason) in cases {
             assert_eq!(
@@ -405,10 +407,10 @@ mod tests {
         );
         assert_eq!(rx.len(), 2, "only the two valid readings were broadcast");
         let rejected = hub.metrics().rejected_by_reason();
-        assert_eq!(rejected.get("malformed"), Some(&3));
+        assert_eq!(rejected.get("malformed"), Some(&4));
         assert_eq!(rejected.get("too_large"), Some(&1));
         assert_eq!(rejected.get("too_many_hosts"), Some(&1));
-        assert_eq!(hub.metrics().received.get(), 7);
+        assert_eq!(hub.metrics().received.get(), 8);
     }
 
     #[test]
