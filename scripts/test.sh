@@ -11,6 +11,8 @@ ensure_broker
 need_packages rabbitmqctl rabbitmq-server
 need_packages "chromium chromedriver" chromium chromium-driver
 need_packages "prometheus promtool" prometheus
+# The TLS test makes its own certificates.
+need_packages openssl openssl
 
 say "cargo fmt --check"
 cargo fmt --all -- --check

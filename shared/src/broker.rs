@@ -45,12 +45,20 @@ pub async fn connect(
         uri.query.heartbeat.get_or_insert(settings.heartbeat_secs);
         let properties =
             ConnectionProperties::default().with_connection_name(connection_name.into());
-        match tokio::time::timeout(
-            settings.connect_timeout,
-            Connection::connect_uri(uri, properties),
-        )
-        .await
-        {
+        let runtime = match lapin::runtime::default_runtime() {
+            Ok(runtime) => runtime,
+            Err(e) => {
+                failures.push(format!("{redacted}: no async runtime: {e}"));
+                continue;
+            }
+        };
+        let attempt = Connection::connect_uri_with_config(
+            uri,
+            properties,
+            tls_config(&settings.tls),
+            runtime,
+        );
+        match tokio::time::timeout(settings.connect_timeout, attempt).await {
             Ok(Ok(connection)) => return Ok((connection, redacted.to_owned())),
             Ok(Err(e)) => failures.push(format!("{redacted}: {e}")),
             Err(_) => failures.push(format!(
@@ -60,6 +68,21 @@ pub async fn connect(
         }
     }
     Err(ConnectError::Unreachable(failures.join("; ")))
+}
+
+/// lapin's TLS settings from ours; used only for `amqps://` URLs.
+fn tls_config(files: &crate::settings::TlsFiles) -> lapin::tcp::OwnedTLSConfig {
+    use secrecy::ExposeSecret;
+    lapin::tcp::OwnedTLSConfig {
+        cert_chain: files.ca_pem.clone(),
+        identity: files
+            .client
+            .as_ref()
+            .map(|(cert, key)| lapin::tcp::OwnedIdentity::PKCS8 {
+                pem: cert.clone(),
+                key: key.expose_secret().as_bytes().to_vec(),
+            }),
+    }
 }
 
 /// Waits until the connection fails (socket closed, heartbeat missed, broker shut down) and

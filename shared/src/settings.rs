@@ -184,6 +184,78 @@ pub struct BrokerSettings {
     pub connect_timeout: Duration,
     /// AMQP heartbeat, so a half-open connection is noticed within a few seconds.
     pub heartbeat_secs: u16,
+    /// Certificates for `amqps://`.
+    pub tls: TlsFiles,
+}
+
+/// TLS material for `amqps://`, read at start-up so a missing file stops it with a clear line.
+#[derive(Clone, Default)]
+pub struct TlsFiles {
+    /// PEM CA certificates the broker's certificate must chain to (`AMQP_CA_FILE`); without it,
+    /// the system's roots.
+    pub ca_pem: Option<String>,
+    /// PEM client certificate and its PEM PKCS#8 key (`AMQP_CLIENT_CERT`, `AMQP_CLIENT_KEY`).
+    pub client: Option<(Vec<u8>, SecretString)>,
+}
+
+impl std::fmt::Debug for TlsFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsFiles")
+            .field("ca_pem", &self.ca_pem.is_some())
+            .field("client", &self.client.is_some())
+            .finish()
+    }
+}
+
+impl TlsFiles {
+    /// Reads `AMQP_CA_FILE`, `AMQP_CLIENT_CERT` and `AMQP_CLIENT_KEY`.
+    pub fn from_env(env: &EnvSource) -> Result<Self, SettingsError> {
+        let read = |name: &str| -> Result<Option<Vec<u8>>, SettingsError> {
+            env.get(name)
+                .map(|path| {
+                    std::fs::read(path).map_err(|e| {
+                        SettingsError::invalid(name, format!("cannot read {path}: {e}"))
+                    })
+                })
+                .transpose()
+        };
+        let ca_pem = read("AMQP_CA_FILE")?
+            .map(|bytes| {
+                String::from_utf8(bytes)
+                    .map_err(|_| SettingsError::invalid("AMQP_CA_FILE", "not a PEM file"))
+            })
+            .transpose()?;
+        if ca_pem
+            .as_deref()
+            .is_some_and(|pem| !pem.contains("-----BEGIN CERTIFICATE-----"))
+        {
+            return Err(SettingsError::invalid(
+                "AMQP_CA_FILE",
+                "holds no PEM certificate",
+            ));
+        }
+        let client = match (read("AMQP_CLIENT_CERT")?, read("AMQP_CLIENT_KEY")?) {
+            (Some(cert), Some(key)) => {
+                let key = String::from_utf8(key)
+                    .map_err(|_| SettingsError::invalid("AMQP_CLIENT_KEY", "not a PEM file"))?;
+                Some((cert, SecretString::from(key)))
+            }
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(SettingsError::invalid(
+                    "AMQP_CLIENT_KEY",
+                    "needed with AMQP_CLIENT_CERT",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(SettingsError::invalid(
+                    "AMQP_CLIENT_CERT",
+                    "needed with AMQP_CLIENT_KEY",
+                ))
+            }
+        };
+        Ok(Self { ca_pem, client })
+    }
 }
 
 impl BrokerSettings {
@@ -214,12 +286,14 @@ impl BrokerSettings {
         check_amqp_name("EXCHANGE_NAME", &exchange)?;
         let connect_timeout = env.positive_seconds_or("AMQP_CONNECT_TIMEOUT_SECS", 5, 300)?;
         let heartbeat_secs = env.parse_or("AMQP_HEARTBEAT_SECS", 10u16)?;
+        let tls = TlsFiles::from_env(env)?;
         Ok(Self {
             urls: urls.into_iter().map(SecretString::from).collect(),
             redacted_urls,
             exchange,
             connect_timeout,
             heartbeat_secs,
+            tls,
         })
     }
 

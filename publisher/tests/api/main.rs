@@ -6,3 +6,4 @@ mod publish;
 mod security;
 mod settings;
 mod shutdown;
+mod tls;
