@@ -190,6 +190,9 @@ pub fn reconnect_delays(cap: Duration) -> impl Iterator<Item = Duration> {
     // backon's jitter adds up to one more delay, so the base is capped at half.
     backon::ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(250).min(cap))
+        // Gentler than doubling: more attempts in the first seconds, when a restarted broker
+        // usually returns.
+        .with_factor(1.5)
         .with_max_delay(cap / 2)
         .with_jitter()
         .without_max_times()
