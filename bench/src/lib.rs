@@ -159,3 +159,22 @@ pub async fn next_reading(socket: &mut Socket, wait: Duration) -> Option<serde_j
         }
     }
 }
+
+/// The floor's own AMQP side: a connection to the local broker and a confirm-mode channel on a
+/// fresh exchange of its own, as the publisher has, without anything of the product around it.
+pub async fn floor_channel(name: &str) -> (lapin::Connection, lapin::Channel, String) {
+    let exchange = shared::testing::unique_exchange(name);
+    let settings = shared::testing::broker_settings(&exchange);
+    let (connection, _) = shared::broker::connect(&settings, "hostpulse-bench-floor")
+        .await
+        .expect("broker");
+    let channel = connection.create_channel().await.expect("channel");
+    shared::broker::declare_exchange(&channel, &exchange)
+        .await
+        .expect("exchange");
+    channel
+        .confirm_select(lapin::options::ConfirmSelectOptions::default())
+        .await
+        .expect("confirms");
+    (connection, channel, exchange)
+}

@@ -25,13 +25,13 @@ pub async fn consume_forever(
     hub: Arc<Hub>,
 ) {
     let mut delays = broker::reconnect_delays(reconnect_cap);
-    let mut failures = 0u64;
+    let mut retries = broker::RetryLog::default();
     let mut rejects = RejectLog::default();
     loop {
         match open(&settings, &queue).await {
             Ok((connection, consumer, url, queue_name)) => {
                 tracing::info!(broker = %url, queue = %queue_name, exchange = %settings.exchange, "consuming readings");
-                failures = 0;
+                retries.connected();
                 delays = broker::reconnect_delays(reconnect_cap);
                 hub.set_broker(BrokerState::up(url.clone()));
                 let why = tokio::select! {
@@ -43,10 +43,7 @@ pub async fn consume_forever(
                 let _ = connection.close(200, "reconnecting".into()).await;
             }
             Err(why) => {
-                failures += 1;
-                if failures == 1 || failures.is_power_of_two() {
-                    tracing::warn!(error = %why, attempts = failures, "cannot reach the broker; will retry");
-                }
+                retries.failed(&why);
                 hub.set_broker(BrokerState::down(None, why));
             }
         }

@@ -2,7 +2,6 @@
 
 use shared::broker::QueueSpec;
 use shared::settings::{check_amqp_name, BrokerSettings, EnvSource, HttpSettings, SettingsError};
-use std::path::PathBuf;
 use std::time::Duration;
 
 /// The consumer's own port, as in the original.
@@ -37,11 +36,7 @@ impl Settings {
     /// Reads the file named by `CONSUMER_ENV_FILE` (required then), else `consumer.env` in
     /// the working directory if there is one.
     pub fn load() -> Result<Self, SettingsError> {
-        let (file, required) = match std::env::var_os("CONSUMER_ENV_FILE") {
-            Some(path) => (PathBuf::from(path), true),
-            None => (PathBuf::from("consumer.env"), false),
-        };
-        Self::from_env(&EnvSource::load(&file, required)?)
+        Self::from_env(&EnvSource::load_app("CONSUMER_ENV_FILE", "consumer.env")?)
     }
 
     /// Parses and checks every setting.

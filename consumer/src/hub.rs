@@ -425,32 +425,6 @@ mod tests {
         assert_eq!(frame["broker"]["connected"], true);
         assert!(rx.try_recv().is_err(), "no change, no frame");
     }
-}
-
-#[cfg(test)]
-mod more_tests {
-    use super::*;
-
-    fn hub() -> Hub {
-        Hub::new(
-            HubLimits {
-                history_len: 10,
-                max_hosts: 10,
-                max_message_bytes: 1 << 20,
-                stale_after: Duration::from_secs(10),
-            },
-            ConsumerMetrics::new().expect("metrics"),
-        )
-    }
-
-    fn body(host: &str, seq: u64, at: &str) -> Vec<u8> {
-        let mut v: serde_json::Value =
-            serde_json::from_str(include_str!("../tests/fixtures/reading.json")).expect("fixture");
-        v["host"] = host.into();
-        v["seq"] = seq.into();
-        v["collected_at"] = at.into();
-        serde_json::to_vec(&v).expect("json")
-    }
 
     #[test]
     fn a_back_filled_reading_does_not_replace_the_latest() {

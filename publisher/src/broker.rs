@@ -348,12 +348,12 @@ async fn supervise(
     reopen: Arc<Notify>,
 ) {
     let mut delays = broker::reconnect_delays(reconnect_cap);
-    let mut failures = 0u64;
+    let mut retries = broker::RetryLog::default();
     loop {
         match open(&settings).await {
             Ok((connection, channel, url)) => {
                 tracing::info!(broker = %url, exchange = %settings.exchange, "connected to the broker");
-                failures = 0;
+                retries.connected();
                 delays = broker::reconnect_delays(reconnect_cap);
                 channel_tx.send_replace(Some(channel));
                 state_tx.send_replace(BrokerState::up(url.clone()));
@@ -367,11 +367,7 @@ async fn supervise(
                 let _ = connection.close(200, "reconnecting".into()).await;
             }
             Err(why) => {
-                failures += 1;
-                // The first failure is news; the rest of a long outage is noise.
-                if failures == 1 || failures.is_power_of_two() {
-                    tracing::warn!(error = %why, attempts = failures, "cannot reach the broker; will retry");
-                }
+                retries.failed(&why);
                 state_tx.send_replace(BrokerState::down(None, why));
             }
         }

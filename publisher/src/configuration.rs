@@ -1,7 +1,6 @@
 //! The publisher's settings, from `publisher.env` and the process environment.
 
 use shared::settings::{BrokerSettings, EnvSource, HttpSettings, SettingsError};
-use std::path::PathBuf;
 use std::time::Duration;
 
 /// The publisher's own port, as in the original.
@@ -34,11 +33,7 @@ impl Settings {
     /// Reads the file named by `PUBLISHER_ENV_FILE` (required then), else `publisher.env`
     /// in the working directory if there is one.
     pub fn load() -> Result<Self, SettingsError> {
-        let (file, required) = match std::env::var_os("PUBLISHER_ENV_FILE") {
-            Some(path) => (PathBuf::from(path), true),
-            None => (PathBuf::from("publisher.env"), false),
-        };
-        Self::from_env(&EnvSource::load(&file, required)?)
+        Self::from_env(&EnvSource::load_app("PUBLISHER_ENV_FILE", "publisher.env")?)
     }
 
     /// Parses and checks every setting.

@@ -200,6 +200,28 @@ pub fn reconnect_delays(cap: Duration) -> impl Iterator<Item = Duration> {
         .map(move |d| d.min(cap))
 }
 
+/// Logs failed connection attempts without flooding: the first of an outage, then attempts
+/// 2, 4, 8, … (a long outage costs a handful of lines, not one per attempt).
+#[derive(Debug, Default)]
+pub struct RetryLog {
+    failures: u64,
+}
+
+impl RetryLog {
+    /// A connection worked: the next failure starts a new outage.
+    pub fn connected(&mut self) {
+        self.failures = 0;
+    }
+
+    /// An attempt failed because of `why`.
+    pub fn failed(&mut self, why: &str) {
+        self.failures += 1;
+        if self.failures.is_power_of_two() {
+            tracing::warn!(error = %why, attempts = self.failures, "cannot reach the broker; will retry");
+        }
+    }
+}
+
 /// The broker connection as the service sees it, for `/health` and status frames.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct BrokerState {

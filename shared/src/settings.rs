@@ -60,6 +60,15 @@ impl EnvSource {
         Ok(Self { vars })
     }
 
+    /// An app's settings: the file named by `file_var` (which must exist then), else
+    /// `default_file` in the working directory if there is one; the environment on top.
+    pub fn load_app(file_var: &str, default_file: &str) -> Result<Self, SettingsError> {
+        match std::env::var_os(file_var) {
+            Some(path) => Self::load(Path::new(&path), true),
+            None => Self::load(Path::new(default_file), false),
+        }
+    }
+
     /// A source made of the given pairs only, for tests and embedding.
     pub fn from_pairs<K: Into<String>, V: Into<String>>(
         pairs: impl IntoIterator<Item = (K, V)>,

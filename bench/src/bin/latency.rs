@@ -7,12 +7,10 @@
 
 use bench::{median_and, next_reading, open_socket, Service};
 use futures_util::StreamExt;
-use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions,
-};
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicPublishOptions};
 use lapin::types::FieldTable;
-use shared::broker::{connect, declare_consumer_queue, declare_exchange, QueueSpec};
-use shared::testing::{broker_settings, unique_exchange};
+use shared::broker::{declare_consumer_queue, QueueSpec};
+use shared::testing::unique_exchange;
 use std::time::{Duration, Instant};
 
 /// Pause between samples: "low rate".
@@ -48,20 +46,8 @@ async fn product(
 }
 
 async fn floor(samples: usize, body: &[u8]) -> Vec<f64> {
-    let exchange = unique_exchange("bench-floor");
-    let settings = broker_settings(&exchange);
-    let (connection, _) = connect(&settings, "hostpulse-bench-floor")
-        .await
-        .expect("broker");
-    let publish = connection.create_channel().await.expect("channel");
+    let (connection, publish, exchange) = bench::floor_channel("bench-floor").await;
     let consume = connection.create_channel().await.expect("channel");
-    declare_exchange(&publish, &exchange)
-        .await
-        .expect("exchange");
-    publish
-        .confirm_select(ConfirmSelectOptions::default())
-        .await
-        .expect("confirms");
     let spec = QueueSpec {
         name: None,
         max_length: 10_000,

@@ -5,9 +5,8 @@
 //! `cargo run --release -p bench --bin throughput -- [seconds=10]`
 
 use bench::Service;
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-use shared::broker::{connect, declare_exchange};
-use shared::testing::{broker_settings, unique_exchange};
+use lapin::options::BasicPublishOptions;
+use shared::testing::unique_exchange;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -40,18 +39,7 @@ async fn product(publisher: &Service, run: Duration) -> f64 {
 }
 
 async fn floor(run: Duration, body: &[u8], in_flight: usize) -> f64 {
-    let exchange = unique_exchange("bench-floor-rate");
-    let (connection, _) = connect(&broker_settings(&exchange), "hostpulse-bench-floor")
-        .await
-        .expect("broker");
-    let channel = connection.create_channel().await.expect("channel");
-    declare_exchange(&channel, &exchange)
-        .await
-        .expect("exchange");
-    channel
-        .confirm_select(ConfirmSelectOptions::default())
-        .await
-        .expect("confirms");
+    let (_connection, channel, exchange) = bench::floor_channel("bench-floor-rate").await;
     let done = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + run;
     let mut tasks = Vec::new();

@@ -48,12 +48,7 @@ async fn readings_taken_while_the_broker_is_down_all_arrive_in_order_after_it_re
     let before = publisher.publish().await;
     frames_until(&mut socket, 5, |f| f["data"]["seq"] == before).await;
 
-    let broker = tokio::task::spawn_blocking(move || {
-        broker.stop_app();
-        broker
-    })
-    .await
-    .expect("stop_app");
+    let broker = stop_app(broker).await;
     // The page's socket stays open and is told the broker went away.
     frames_until(&mut socket, 10, is_status(false)).await;
     let link = publisher.link.clone();
@@ -77,12 +72,7 @@ async fn readings_taken_while_the_broker_is_down_all_arrive_in_order_after_it_re
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 
-    let broker = tokio::task::spawn_blocking(move || {
-        broker.start_app();
-        broker
-    })
-    .await
-    .expect("start_app");
+    let broker = start_app(broker).await;
     frames_until(&mut socket, 30, is_status(true)).await;
     // Every reading taken during the outage, in order, on the same socket.
     let mut arrived = Vec::new();
@@ -189,12 +179,7 @@ async fn with_two_brokers_listed_the_publisher_fails_over_to_the_second() {
     );
     let mut tap = shared::testing::Tap::bind_at(&second.url(), &exchange).await;
 
-    let first = tokio::task::spawn_blocking(move || {
-        first.stop_app();
-        first
-    })
-    .await
-    .expect("stop_app");
+    let first = stop_app(first).await;
     let second_port = second.port.to_string();
     wait_until_secs(30, || {
         let state = link.state();
@@ -223,4 +208,24 @@ async fn wait_until_secs(secs: u64, check: impl Fn() -> bool) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// `rabbitmqctl stop_app` off the async workers.
+async fn stop_app(broker: PrivateBroker) -> PrivateBroker {
+    tokio::task::spawn_blocking(move || {
+        broker.stop_app();
+        broker
+    })
+    .await
+    .expect("stop_app")
+}
+
+/// `rabbitmqctl start_app` off the async workers.
+async fn start_app(broker: PrivateBroker) -> PrivateBroker {
+    tokio::task::spawn_blocking(move || {
+        broker.start_app();
+        broker
+    })
+    .await
+    .expect("start_app")
 }

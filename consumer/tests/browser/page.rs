@@ -32,11 +32,7 @@ async fn a_published_reading_shows_in_its_card_the_detail_and_the_raw_json() {
     let publisher = spawn_publisher(&exchange, "web-1").await;
     publisher.publish().await;
     let browser = Browser::start().await;
-    browser
-        .client
-        .goto(&consumer.address)
-        .await
-        .expect("page opens");
+    browser.open(&consumer.address).await;
     browser.wait_text("#conn-badge", 10, |t| t == "live").await;
     browser
         .wait_text(&card("web-1"), 10, |t| {
@@ -80,11 +76,7 @@ async fn each_host_gets_a_card_and_a_silent_host_goes_stale_then_comes_back() {
     let alpha = spawn_publisher(&exchange, "alpha").await;
     let beta = spawn_publisher(&exchange, "beta").await;
     let browser = Browser::start().await;
-    browser
-        .client
-        .goto(&consumer.address)
-        .await
-        .expect("page opens");
+    browser.open(&consumer.address).await;
     browser.wait_text("#conn-badge", 10, |t| t == "live").await;
     alpha.publish().await;
     beta.publish().await;
@@ -157,11 +149,7 @@ async fn the_charts_have_points_from_the_snapshot_right_after_load() {
     })
     .await;
     let browser = Browser::start().await;
-    browser
-        .client
-        .goto(&consumer.address)
-        .await
-        .expect("page opens");
+    browser.open(&consumer.address).await;
     browser
         .wait_text(&card("charted"), 10, |t| t.contains("charted"))
         .await;
@@ -222,11 +210,7 @@ async fn a_hostile_host_name_is_shown_as_text_and_runs_nothing() {
     })
     .await;
     let browser = Browser::start().await;
-    browser
-        .client
-        .goto(&consumer.address)
-        .await
-        .expect("page opens");
+    browser.open(&consumer.address).await;
     browser
         .wait_text("#host-cards .name", 10, |t| t == hostile)
         .await;
@@ -252,11 +236,7 @@ async fn a_legacy_message_from_the_python_original_is_displayed() {
     let consumer = spawn_consumer(&exchange, &[]).await;
     let tap = Tap::bind(&exchange).await;
     let browser = Browser::start().await;
-    browser
-        .client
-        .goto(&consumer.address)
-        .await
-        .expect("page opens");
+    browser.open(&consumer.address).await;
     browser.wait_text("#conn-badge", 10, |t| t == "live").await;
     let now = chrono::Utc::now()
         .format("%Y-%m-%dT%H:%M:%S%.6f")
@@ -289,11 +269,7 @@ async fn the_page_reconnects_by_itself_when_the_consumer_restarts() {
     let first = spawn_consumer(&exchange, &[("APP_PORT", &port)]).await;
     let publisher = spawn_publisher(&exchange, "steady").await;
     let browser = Browser::start().await;
-    browser
-        .client
-        .goto(&first.address)
-        .await
-        .expect("page opens");
+    browser.open(&first.address).await;
     browser.wait_text("#conn-badge", 10, |t| t == "live").await;
     publisher.publish().await;
     browser
@@ -328,11 +304,7 @@ async fn the_raw_json_can_be_paused_and_the_page_fits_a_phone() {
         .set_window_size(390, 844)
         .await
         .expect("phone size");
-    browser
-        .client
-        .goto(&consumer.address)
-        .await
-        .expect("page opens");
+    browser.open(&consumer.address).await;
     browser
         .wait_text("#raw-json", 10, |t| {
             t.contains(&format!("\"seq\": {first}"))

@@ -31,18 +31,7 @@ async fn unknown_routes_and_wrong_methods_answer_json() {
 #[tokio::test]
 async fn ready_is_503_while_the_broker_cannot_be_reached() {
     // A port nothing listens on: the publisher must still start and answer.
-    let settings =
-        publisher::configuration::Settings::from_env(&shared::settings::EnvSource::from_pairs([
-            ("AMQP_URL", "amqp://guest:guest@127.0.0.1:1/%2f"),
-            ("APP_PORT", "0"),
-            ("PUBLISH_INTERVAL_SECS", "0"),
-        ]))
-        .expect("valid settings");
-    let app = publisher::startup::Application::build(settings)
-        .await
-        .expect("builds");
-    let address = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
+    let address = crate::helpers::spawn_app_without_broker(&[]).await;
     let http = reqwest::Client::new();
     let ready = http
         .get(format!("{address}/ready"))

@@ -52,3 +52,23 @@ impl TestApp {
             .expect("request sent")
     }
 }
+
+/// A publisher whose broker does not exist (nothing listens on port 1); `vars` are extra
+/// settings. Returns its address.
+pub async fn spawn_app_without_broker(vars: &[(&str, &str)]) -> String {
+    let mut env = EnvSource::from_pairs([
+        ("AMQP_URL", "amqp://guest:guest@127.0.0.1:1/%2f"),
+        ("APP_PORT", "0"),
+        ("PUBLISH_INTERVAL_SECS", "0"),
+    ]);
+    for (name, value) in vars {
+        env.set(name, *value);
+    }
+    let settings = Settings::from_env(&env).expect("valid settings");
+    let app = Application::build(settings)
+        .await
+        .expect("builds without a broker");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    address
+}

@@ -30,19 +30,7 @@ async fn a_publish_moves_the_published_counter_and_the_confirm_histogram() {
 
 #[tokio::test]
 async fn a_failed_publish_is_counted_with_its_reason() {
-    let settings =
-        publisher::configuration::Settings::from_env(&shared::settings::EnvSource::from_pairs([
-            ("AMQP_URL", "amqp://guest:guest@127.0.0.1:1/%2f"),
-            ("OUTBOX_CAPACITY", "0"),
-            ("APP_PORT", "0"),
-            ("PUBLISH_INTERVAL_SECS", "0"),
-        ]))
-        .expect("valid settings");
-    let app = publisher::startup::Application::build(settings)
-        .await
-        .expect("builds");
-    let address = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
+    let address = crate::helpers::spawn_app_without_broker(&[("OUTBOX_CAPACITY", "0")]).await;
     let publish = reqwest::get(format!("{address}/publish"))
         .await
         .expect("sent");

@@ -72,6 +72,11 @@ impl Browser {
         panic!("no WebDriver session: {last_error:?}");
     }
 
+    /// Opens `url` in the browser.
+    pub async fn open(&self, url: &str) {
+        self.client.goto(url).await.expect("the page opens");
+    }
+
     /// The text of the first element matching `css`, or "" if there is none.
     pub async fn text(&self, css: &str) -> String {
         match self.client.find(Locator::Css(css)).await {
