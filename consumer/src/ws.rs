@@ -90,16 +90,20 @@ async fn run_session(
                 if last_heard.elapsed() > CLIENT_TIMEOUT {
                     return Some(close(CloseCode::Away, "no answer to pings"));
                 }
-                if tokio::time::timeout(SEND_TIMEOUT, session.ping(b"")).await.ok()?.is_err() {
-                    return None;
+                match tokio::time::timeout(SEND_TIMEOUT, session.ping(b"")).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_closed)) => return None,
+                    Err(_) => return Some(close(CloseCode::Policy, "too slow: stopped reading")),
                 }
             }
             message = messages.next() => match message {
                 Some(Ok(Message::Pong(_))) => last_heard = Instant::now(),
                 Some(Ok(Message::Ping(bytes))) => {
                     last_heard = Instant::now();
-                    if session.pong(&bytes).await.is_err() {
-                        return None;
+                    match tokio::time::timeout(SEND_TIMEOUT, session.pong(&bytes)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_closed)) => return None,
+                        Err(_) => return Some(close(CloseCode::Policy, "too slow: stopped reading")),
                     }
                 }
                 Some(Ok(Message::Close(_))) | None => return None,

@@ -229,3 +229,52 @@ async fn start_app(broker: PrivateBroker) -> PrivateBroker {
     .await
     .expect("start_app")
 }
+
+#[tokio::test]
+async fn a_silent_half_open_connection_is_noticed_by_heartbeats_and_both_reconnect() {
+    // Both services reach the shared broker through a proxy that can make their connections
+    // go silent without a FIN or RST, as a dropped NAT entry would: only heartbeats can tell.
+    let target = url::Url::parse(&shared::testing::amqp_url()).expect("AMQP_URL");
+    let proxy = shared::testing::proxy::SilenceableProxy::start(&format!(
+        "{}:{}",
+        target.host_str().unwrap_or("127.0.0.1"),
+        target.port().unwrap_or(5672)
+    ))
+    .await;
+    let mut via_proxy = target.clone();
+    via_proxy.set_port(Some(proxy.port)).expect("a port");
+    let exchange = unique_exchange("half-open");
+    let vars = [
+        ("AMQP_URL", via_proxy.as_str()),
+        ("AMQP_HEARTBEAT_SECS", "1"),
+        ("RECONNECT_MAX_SECS", "2"),
+    ];
+    let consumer = spawn_consumer(&exchange, &vars).await;
+    let publisher = spawn_publisher_with(&exchange, "half-open", &vars).await;
+    let mut socket = open_socket(&consumer).await;
+    let before = publisher.publish().await;
+    frames_until(&mut socket, 5, |f| f["data"]["seq"] == before).await;
+
+    proxy.silence_open_connections();
+    // The page keeps its socket and hears that the broker went away, then came back.
+    frames_until(&mut socket, 20, is_status(false)).await;
+    let link = publisher.link.clone();
+    wait_until_secs(20, || !link.state().connected).await;
+    let health: serde_json::Value = reqwest::get(format!("{}/health", publisher.address))
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("JSON");
+    assert!(
+        health["broker"]["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("heartbeat")),
+        "{health}"
+    );
+    frames_until(&mut socket, 20, is_status(true)).await;
+    wait_until_secs(20, || link.state().connected).await;
+
+    let after = publisher.publish().await;
+    frames_until(&mut socket, 10, |f| f["data"]["seq"] == after).await;
+}

@@ -3,6 +3,7 @@
 
 pub mod browser;
 pub mod private_broker;
+pub mod proxy;
 
 use crate::broker;
 use crate::settings::{BrokerSettings, EnvSource, DEFAULT_AMQP_URL};
