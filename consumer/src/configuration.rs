@@ -56,7 +56,7 @@ impl Settings {
         let reconnect_cap = env.positive_seconds_or("RECONNECT_MAX_SECS", 30, 3600)?;
         let host_expiry = env.positive_seconds_or("HOST_EXPIRY_SECS", 3600, 30 * 86_400)?;
         Ok(Self {
-            http: HttpSettings::from_env(env, DEFAULT_PORT)?,
+            http: HttpSettings::from_env(env, DEFAULT_PORT, shared::settings::workers_per_cpu())?,
             broker: BrokerSettings::from_env(env)?,
             queue,
             history_len: env.count_or("HISTORY_LEN", 180, 1, 10_000)?,

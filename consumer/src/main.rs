@@ -22,6 +22,12 @@ async fn main() -> ExitCode {
             return ExitCode::from(EXIT_BAD_SETTINGS);
         }
     }
+    // Every browser is a socket: the usual soft limit of 1024 descriptors would cap the
+    // dashboard at about a thousand viewers, so take what the hard limit allows.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!(limit, "open file limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open file limit"),
+    }
     let host = settings.http.host;
     let application = match Application::build(settings).await {
         Ok(application) => application,

@@ -44,7 +44,12 @@ impl Application {
             Arc::clone(&hub),
         ));
         let forgetting = tokio::spawn(forget_silent_hosts(Arc::clone(&hub), settings.host_expiry));
-        let server = run(listener, Arc::clone(&hub), settings.allowed_origins.clone())?;
+        let server = run(
+            listener,
+            settings.http.workers,
+            Arc::clone(&hub),
+            settings.allowed_origins.clone(),
+        )?;
         Ok(Self {
             port,
             server,
@@ -107,6 +112,7 @@ async fn forget_silent_hosts(hub: Arc<Hub>, expiry: std::time::Duration) {
 
 fn run(
     listener: TcpListener,
+    workers: usize,
     hub: Arc<Hub>,
     origins: crate::origin::AllowedOrigins,
 ) -> std::io::Result<Server> {
@@ -129,6 +135,7 @@ fn run(
             .service(get("/metrics", routes::metrics))
             .default_service(web::to(not_found))
     })
+    .workers(workers)
     .listen(listener)?
     // Signals are handled in `run_until_stopped`, so browsers get close frames first.
     .disable_signals()

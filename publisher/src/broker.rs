@@ -205,9 +205,15 @@ impl ReadingPublisher {
     /// Publishes what waits in the outbox, oldest first, whenever the broker is there.
     async fn flush_forever(self: Arc<Self>) {
         loop {
-            tokio::select! {
-                () = self.queued.notified() => {}
-                () = tokio::time::sleep(OUTBOX_RETRY) => {}
+            if self.outbox.is_empty() {
+                // Nothing to do until something is queued: no wake-ups on an idle host.
+                // `notify_one` keeps a permit, so a reading queued just now is not missed.
+                self.queued.notified().await;
+            } else {
+                tokio::select! {
+                    () = self.queued.notified() => {}
+                    () = tokio::time::sleep(OUTBOX_RETRY) => {}
+                }
             }
             self.flush_once().await;
         }

@@ -6,6 +6,10 @@ use std::time::Duration;
 /// The publisher's own port, as in the original.
 pub const DEFAULT_PORT: u16 = 8000;
 
+/// One HTTP thread: a publisher answers a scrape and the odd `/publish`, and it must cost its
+/// host as little as possible.
+pub const DEFAULT_HTTP_WORKERS: usize = 1;
+
 /// Everything the publisher can be told.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -47,7 +51,7 @@ impl Settings {
         let reconnect_cap = env.positive_seconds_or("RECONNECT_MAX_SECS", 30, 3600)?;
         let confirm_timeout = env.positive_seconds_or("CONFIRM_TIMEOUT_SECS", 5, 300)?;
         Ok(Self {
-            http: HttpSettings::from_env(env, DEFAULT_PORT)?,
+            http: HttpSettings::from_env(env, DEFAULT_PORT, DEFAULT_HTTP_WORKERS)?,
             broker: BrokerSettings::from_env(env)?,
             host_name,
             publish_interval: env.seconds_or("PUBLISH_INTERVAL_SECS", 1, 86_400)?,

@@ -45,7 +45,14 @@ impl Application {
             ));
         }
         let token = web::Data::new(settings.publish_token.clone());
-        let server = run(listener, collector, Arc::clone(&publisher), metrics, token)?;
+        let server = run(
+            listener,
+            settings.http.workers,
+            collector,
+            Arc::clone(&publisher),
+            metrics,
+            token,
+        )?;
         Ok(Self {
             port,
             server,
@@ -87,6 +94,7 @@ impl Application {
 
 fn run(
     listener: TcpListener,
+    workers: usize,
     collector: Collector,
     publisher: Arc<ReadingPublisher>,
     metrics: PublisherMetrics,
@@ -117,6 +125,7 @@ fn run(
             .service(get("/metrics", routes::metrics))
             .default_service(web::to(not_found))
     })
+    .workers(workers)
     .listen(listener)?
     .run();
     Ok(server)

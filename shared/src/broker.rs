@@ -17,6 +17,9 @@ use std::time::Duration;
 /// AMQP persistent delivery mode.
 const PERSISTENT: u8 = 2;
 
+/// The largest AMQP frame asked for, unless the URL sets `frame_max`.
+const FRAME_MAX: u32 = 8 * 1024;
+
 /// Why no connection could be made.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
@@ -43,6 +46,10 @@ pub async fn connect(
         // Heartbeats make a half-open connection (a broker that vanished without a FIN)
         // fail within about two intervals instead of never.
         uri.query.heartbeat.get_or_insert(settings.heartbeat_secs);
+        // lapin keeps 32 frames of read and of write buffer per connection: at RabbitMQ's
+        // default 128 KiB frames that is 8 MiB, most of the publisher's memory. A reading is
+        // about 1 KiB, and larger messages are simply split across frames.
+        uri.query.frame_max.get_or_insert(FRAME_MAX);
         let properties =
             ConnectionProperties::default().with_connection_name(connection_name.into());
         let runtime = match lapin::runtime::default_runtime() {

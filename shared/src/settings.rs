@@ -164,16 +164,29 @@ pub struct HttpSettings {
     pub host: IpAddr,
     /// 0 picks a free port (tests).
     pub port: u16,
+    /// Threads serving HTTP (`HTTP_WORKERS`); each idle one still costs memory and wake-ups.
+    pub workers: usize,
 }
 
 impl HttpSettings {
-    /// `APP_HOST` (default 127.0.0.1: exposing a service is a deliberate choice) and `APP_PORT`.
-    pub fn from_env(env: &EnvSource, default_port: u16) -> Result<Self, SettingsError> {
+    /// `APP_HOST` (default 127.0.0.1: exposing a service is a deliberate choice), `APP_PORT`
+    /// and `HTTP_WORKERS`.
+    pub fn from_env(
+        env: &EnvSource,
+        default_port: u16,
+        default_workers: usize,
+    ) -> Result<Self, SettingsError> {
         Ok(Self {
             host: env.parse_or("APP_HOST", IpAddr::from([127, 0, 0, 1]))?,
             port: env.parse_or("APP_PORT", default_port)?,
+            workers: env.count_or("HTTP_WORKERS", default_workers, 1, 256)?,
         })
     }
+}
+
+/// One HTTP worker per CPU: for a service whose work is serving many clients.
+pub fn workers_per_cpu() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
 }
 
 /// The broker used when nothing is set: the local RabbitMQ's default user.
@@ -446,7 +459,7 @@ mod tests {
         assert!(!err.to_string().contains("hunter2"), "{err}");
 
         let err =
-            HttpSettings::from_env(&env(&[("APP_PORT", "80000")]), 8000).expect_err("too big");
+            HttpSettings::from_env(&env(&[("APP_PORT", "80000")]), 8000, 1).expect_err("too big");
         assert!(err.to_string().starts_with("APP_PORT:"), "{err}");
         let err = env(&[("X", "-1")])
             .seconds_or("X", 1, 10)
@@ -460,7 +473,7 @@ mod tests {
 
     #[test]
     fn empty_values_count_as_unset() {
-        let http = HttpSettings::from_env(&env(&[("APP_PORT", ""), ("APP_HOST", " ")]), 8003)
+        let http = HttpSettings::from_env(&env(&[("APP_PORT", ""), ("APP_HOST", " ")]), 8003, 1)
             .expect("defaults");
         assert_eq!(http.port, 8003);
         assert_eq!(http.host.to_string(), "127.0.0.1");

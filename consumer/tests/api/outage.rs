@@ -122,6 +122,11 @@ async fn services_started_before_the_broker_exists_connect_when_it_appears() {
     let link = publisher.publisher();
     tokio::spawn(consumer.run_until_stopped());
     tokio::spawn(publisher.run_until_stopped());
+    // Until the first attempt has failed, the state is "connecting" with no error yet.
+    wait_until_secs(10, || {
+        hub.broker().last_error.is_some() && link.state().last_error.is_some()
+    })
+    .await;
     for url in [&consumer_url, &publisher_url] {
         assert_eq!(
             reqwest::get(format!("{url}/ready"))

@@ -3,12 +3,13 @@
 use shared::reading::{round_percent, Cpu, LoadAverage};
 use sysinfo::{CpuRefreshKind, System};
 
-/// Refreshes usage (and, the first time, the list of CPUs and their frequency).
-pub(super) fn refresh(system: &mut System, first: bool) {
-    if first {
+/// Refreshes usage; with `slow`, also the list of CPUs and their frequency, which on many
+/// machines means reading `/proc/cpuinfo`: costly, and the figure moves slowly.
+pub(super) fn refresh(system: &mut System, slow: bool) {
+    if slow {
         system.refresh_cpu_all();
     } else {
-        system.refresh_cpu_specifics(CpuRefreshKind::nothing().with_usage().with_frequency());
+        system.refresh_cpu_specifics(CpuRefreshKind::nothing().with_usage());
     }
 }
 

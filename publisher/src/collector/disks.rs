@@ -3,12 +3,15 @@
 use shared::reading::{percent_of, Disk};
 use sysinfo::{DiskRefreshKind, Disks};
 
-/// Refreshes space figures; with `relist`, also picks up mounts that came or went.
+/// Refreshes space figures (one `statvfs` per disk); with `relist`, also re-reads the mounts
+/// (`/proc/mounts`, `/dev/disk/by-id`) to pick up file systems that came or went.
 pub(super) fn refresh(disks: &mut Disks, relist: bool) {
     if relist {
         disks.refresh(true);
     } else {
-        disks.refresh_specifics(false, DiskRefreshKind::nothing().with_storage());
+        for disk in disks.iter_mut() {
+            disk.refresh_specifics(DiskRefreshKind::nothing().with_storage());
+        }
     }
 }
 

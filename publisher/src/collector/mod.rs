@@ -18,8 +18,9 @@ use tokio::sync::{mpsc, oneshot};
 /// (sysinfo's own minimum is 200 ms on Linux). A request that comes sooner gets the last reading.
 pub const MIN_REFRESH_INTERVAL: Duration = Duration::from_millis(200);
 
-/// The disk list (mounts) is re-read this often; in between only the space figures are.
-const DISK_LIST_REFRESH: Duration = Duration::from_secs(30);
+/// What changes slowly and costs most to read (the mounts, the sensors, the CPU frequency) is
+/// re-read this often; in between only the figures that move are.
+const SLOW_REFRESH: Duration = Duration::from_secs(30);
 
 /// Requests waiting for the sampler; more than this and callers wait to enqueue.
 const REQUEST_QUEUE: usize = 256;
@@ -75,7 +76,7 @@ struct Sampler {
     components: sysinfo::Components,
     os: shared::reading::OsInfo,
     last_refresh: Instant,
-    disks_listed: Instant,
+    slow_refreshed: Instant,
     latest: Option<Arc<Reading>>,
     timing: prometheus::Histogram,
 }
@@ -95,7 +96,7 @@ impl Sampler {
             networks: sysinfo::Networks::new_with_refreshed_list().map_err(start)?,
             components: sysinfo::Components::new_with_refreshed_list().map_err(start)?,
             last_refresh: Instant::now(),
-            disks_listed: Instant::now(),
+            slow_refreshed: Instant::now(),
             latest: None,
             timing,
         })
@@ -133,15 +134,16 @@ impl Sampler {
     fn sample(&mut self) -> Reading {
         let elapsed = self.last_refresh.elapsed();
         self.last_refresh = Instant::now();
-        cpu::refresh(&mut self.system, false);
-        memory::refresh(&mut self.system);
-        let relist = self.disks_listed.elapsed() >= DISK_LIST_REFRESH;
-        if relist {
-            self.disks_listed = Instant::now();
+        let slow = self.slow_refreshed.elapsed() >= SLOW_REFRESH;
+        if slow {
+            self.slow_refreshed = Instant::now();
         }
-        disks::refresh(&mut self.disks, relist);
+        cpu::refresh(&mut self.system, slow);
+        memory::refresh(&mut self.system);
+        disks::refresh(&mut self.disks, slow);
+        // Interfaces come and go (containers, VPNs): keep the list current every time.
         self.networks.refresh(true);
-        self.components.refresh(true);
+        temperatures::refresh(&mut self.components, slow);
         Reading {
             schema_version: SCHEMA_VERSION,
             host: self.host.clone(),

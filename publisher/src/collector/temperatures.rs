@@ -3,6 +3,12 @@
 use shared::reading::Temperature;
 use sysinfo::Components;
 
+/// Refreshes the known sensors' figures; with `relist`, also looks for sensors that came or
+/// went (a walk of `/sys/class/hwmon`).
+pub(super) fn refresh(components: &mut Components, relist: bool) {
+    components.refresh(relist);
+}
+
 /// Every sensor that reports a temperature.
 pub(super) fn read(components: &Components) -> Vec<Temperature> {
     components
