@@ -133,11 +133,15 @@ pub type Socket =
 
 /// Opens the consumer's WebSocket and reads past the snapshot.
 pub async fn open_socket(consumer: &Service) -> Socket {
+    open_socket_at(consumer.port).await
+}
+
+/// Opens the WebSocket of the consumer on `port` and reads past the snapshot.
+pub async fn open_socket_at(port: u16) -> Socket {
     use futures_util::StreamExt;
-    let (mut socket, _) =
-        tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{}/ws", consumer.port))
-            .await
-            .expect("socket opens");
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/ws"))
+        .await
+        .expect("socket opens");
     let _snapshot = socket.next().await;
     socket
 }
@@ -177,4 +181,173 @@ pub async fn floor_channel(name: &str) -> (lapin::Connection, lapin::Channel, St
         .await
         .expect("confirms");
     (connection, channel, exchange)
+}
+
+/// Lets this process hold as many sockets as the hard limit allows (benchmarks open thousands).
+pub fn raise_open_file_limit() {
+    if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
+        eprintln!("cannot raise the open file limit: {e}");
+    }
+}
+
+/// The field a benchmark adds to the readings it publishes: wall-clock microseconds at the
+/// moment of publishing. Readers ignore unknown fields, and the consumer forwards messages as
+/// received, so it reaches the WebSocket clients untouched.
+pub const SENT_FIELD: &str = "bench_sent_us";
+
+/// Microseconds since the Unix epoch.
+pub fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// The `SENT_FIELD` value in a frame, found without parsing the whole frame (a reader that
+/// parsed 100,000 frames a second would measure itself, not the consumer).
+pub fn sent_us(frame: &str) -> Option<u64> {
+    let key = format!("\"{SENT_FIELD}\":");
+    let at = frame.find(&key)? + key.len();
+    let digits: String = frame[at..]
+        .chars()
+        .skip_while(|c| c.is_whitespace())
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+/// WebSocket clients that read every frame, as browsers do, on their own tasks.
+pub struct Readers {
+    tasks: Vec<tokio::task::JoinHandle<Vec<f64>>>,
+    frames: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+/// Opens `n` sockets to the consumer on `port` (a few at a time) and starts reading them.
+pub async fn spawn_readers(port: u16, n: usize) -> Readers {
+    use futures_util::StreamExt;
+    let frames = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut tasks = Vec::with_capacity(n);
+    let mut pending = futures_util::stream::iter(0..n)
+        .map(|_| open_socket_at(port))
+        .buffer_unordered(16);
+    while let Some(socket) = pending.next().await {
+        tasks.push(tokio::spawn(read_frames(
+            socket,
+            std::sync::Arc::clone(&frames),
+            stopped.clone(),
+        )));
+    }
+    Readers {
+        tasks,
+        frames,
+        stop,
+    }
+}
+
+/// Counts frames and, for those carrying `SENT_FIELD`, records publish → receipt latency in
+/// milliseconds, until told to stop or the socket closes.
+async fn read_frames(
+    mut socket: Socket,
+    frames: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Vec<f64> {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let mut latencies = Vec::new();
+    loop {
+        tokio::select! {
+            message = socket.next() => match message {
+                Some(Ok(Message::Text(text))) => {
+                    frames.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if let Some(sent) = sent_us(&text) {
+                        latencies.push(now_us().saturating_sub(sent) as f64 / 1000.0);
+                    }
+                }
+                // tungstenite answers pings by itself while the stream is read.
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => break,
+            },
+            _ = stop.wait_for(|stop| *stop) => break,
+        }
+    }
+    let _ = socket.close(None).await;
+    latencies
+}
+
+impl Readers {
+    /// Frames received so far by all the readers.
+    pub fn frames(&self) -> u64 {
+        self.frames.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Sockets still open.
+    pub fn open(&self) -> usize {
+        self.tasks.iter().filter(|t| !t.is_finished()).count()
+    }
+
+    /// Closes every socket; returns the frames received.
+    pub async fn stop(self) -> u64 {
+        self.stop_with_latencies().await.0
+    }
+
+    /// Closes every socket; returns the frames received and every latency recorded (ms).
+    pub async fn stop_with_latencies(self) -> (u64, Vec<f64>) {
+        self.stop.send_replace(true);
+        let frames = std::sync::Arc::clone(&self.frames);
+        let mut all = Vec::new();
+        for task in self.tasks {
+            if let Ok(latencies) = task.await {
+                all.extend(latencies);
+            }
+        }
+        (frames.load(std::sync::atomic::Ordering::Relaxed), all)
+    }
+}
+
+/// One kept-alive HTTP/1.1 connection, driven by hyper's bare connection API: no pool, no
+/// extra tasks between the caller and the socket, so a figure measures the service more than
+/// the client (reqwest added about 0.25 ms per request here).
+pub struct HttpConnection {
+    sender: hyper::client::conn::http1::SendRequest<http_body_util::Empty<bytes::Bytes>>,
+    host: String,
+}
+
+impl HttpConnection {
+    /// Connects to `127.0.0.1:port`.
+    pub async fn open(port: u16) -> Self {
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connects");
+        let _ = stream.set_nodelay(true);
+        let (sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .expect("HTTP handshake");
+        tokio::spawn(connection);
+        Self {
+            sender,
+            host: format!("127.0.0.1:{port}"),
+        }
+    }
+
+    /// `GET path`; the status and the whole body.
+    pub async fn get(&mut self, path: &str) -> (u16, bytes::Bytes) {
+        use http_body_util::BodyExt;
+        self.sender.ready().await.expect("connection usable");
+        let request = hyper::Request::get(path)
+            .header(hyper::header::HOST, &self.host)
+            .body(http_body_util::Empty::new())
+            .expect("a valid request");
+        let response = self.sender.send_request(request).await.expect("answer");
+        let status = response.status().as_u16();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        (status, body)
+    }
 }

@@ -53,21 +53,37 @@ pub async fn consume_forever(
     }
 }
 
-/// Hands every delivery to the hub and acknowledges it; returns why the stream ended.
-async fn deliver(mut consumer: Consumer, hub: &Hub, rejects: &mut RejectLog) -> String {
-    while let Some(delivery) = consumer.next().await {
-        let delivery = match delivery {
-            Ok(delivery) => delivery,
-            Err(e) => return e.to_string(),
-        };
-        let hint = host_hint(&delivery.properties);
-        if let Err(rejected) = hub.accept(&delivery.data, hint.as_deref()) {
-            rejects.record(&rejected);
+/// Deliveries acknowledged together at most; well under any sensible `PREFETCH`, so the broker
+/// never waits for an acknowledgement.
+const ACK_BATCH: usize = 64;
+
+/// Hands every delivery to the hub and acknowledges them; returns why the stream ended.
+///
+/// Deliveries that are already waiting are taken together and acknowledged with one
+/// `multiple` ack: one message to lapin's I/O thread per batch instead of per reading, which
+/// at thousands of readings a second is most of the cost (thread wake-ups, not parsing).
+async fn deliver(consumer: Consumer, hub: &Hub, rejects: &mut RejectLog) -> String {
+    let mut batches = consumer.ready_chunks(ACK_BATCH);
+    while let Some(batch) = batches.next().await {
+        let mut last = None;
+        for delivery in batch {
+            let delivery = match delivery {
+                Ok(delivery) => delivery,
+                Err(e) => return e.to_string(),
+            };
+            let hint = host_hint(&delivery.properties);
+            if let Err(rejected) = hub.accept(&delivery.data, hint.as_deref()) {
+                rejects.record(&rejected);
+            }
+            last = Some(delivery);
         }
         // Refused messages are acknowledged too: they can never become valid, and
         // requeueing them would loop forever. They are counted and logged instead.
-        if let Err(e) = delivery.ack(BasicAckOptions::default()).await {
-            return e.to_string();
+        if let Some(last) = last {
+            let all_up_to_here = BasicAckOptions { multiple: true };
+            if let Err(e) = last.ack(all_up_to_here).await {
+                return e.to_string();
+            }
         }
     }
     "the broker cancelled the consumer".to_owned()

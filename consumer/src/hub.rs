@@ -14,6 +14,15 @@ use tokio::sync::broadcast;
 /// A text frame for the browsers, cheap to clone.
 pub type Frame = ByteString;
 
+/// What the hub pushes to every WebSocket session.
+#[derive(Debug, Clone)]
+pub enum Push {
+    /// A frame to send as it is (built once, shared by every client).
+    Frame(Frame),
+    /// The consumer is shutting down: close with a close frame.
+    Close,
+}
+
 /// Frames a client may fall behind by before it is dropped as too slow.
 pub const CLIENT_BACKLOG: usize = 1024;
 
@@ -76,42 +85,50 @@ pub struct HostSnapshot {
 struct State {
     hosts: BTreeMap<String, Host>,
     broker: BrokerState,
+    /// The snapshot as last built, shared by every client that connects before anything
+    /// changes: a thousand pages reconnecting after a restart cost one snapshot, not a
+    /// thousand. Cleared by every change.
+    snapshot: Option<Frame>,
 }
 
 /// Shared by the broker task (writer) and every WebSocket session (readers).
 pub struct Hub {
     limits: HubLimits,
     state: Mutex<State>,
-    frames: broadcast::Sender<Frame>,
+    pushes: broadcast::Sender<Push>,
     metrics: ConsumerMetrics,
-    /// Turns true when the consumer shuts down: every session closes with a close frame.
-    closing: tokio::sync::watch::Sender<bool>,
+    /// True once the consumer shuts down: sessions that start now close at once.
+    closing: std::sync::atomic::AtomicBool,
 }
 
 impl Hub {
     /// An empty hub that counts into `metrics`.
     pub fn new(limits: HubLimits, metrics: ConsumerMetrics) -> Self {
-        let (frames, _) = broadcast::channel(CLIENT_BACKLOG);
+        let (pushes, _) = broadcast::channel(CLIENT_BACKLOG);
         Self {
             limits,
             state: Mutex::new(State {
                 hosts: BTreeMap::new(),
                 broker: BrokerState::connecting(),
+                snapshot: None,
             }),
-            frames,
+            pushes,
             metrics,
-            closing: tokio::sync::watch::Sender::new(false),
+            closing: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
-    /// Asks every WebSocket session to close (with a close frame) for shutdown.
+    /// Asks every WebSocket session to close (with a close frame) for shutdown. It travels
+    /// with the frames, so the sessions' hot loop waits on one channel only.
     pub fn close_all(&self) {
-        self.closing.send_replace(true);
+        self.closing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = self.pushes.send(Push::Close);
     }
 
-    /// A receiver that turns true when sessions must close.
-    pub fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
-        self.closing.subscribe()
+    /// True once [`Self::close_all`] was called.
+    pub fn is_closing(&self) -> bool {
+        self.closing.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The metrics this hub counts into.
@@ -211,9 +228,10 @@ impl Hub {
                 state.hosts.insert(reading.host.clone(), host);
             }
         }
+        state.snapshot = None;
         // Sent under the lock, so a client subscribing now sees it exactly once: in its
         // snapshot or as a frame, never both, never neither. No receivers is fine.
-        let _ = self.frames.send(frame);
+        let _ = self.pushes.send(Push::Frame(frame));
         Ok(reading)
     }
 
@@ -222,9 +240,10 @@ impl Hub {
         let mut state = self.lock();
         let changed = state.broker.connected != broker.connected || state.broker.url != broker.url;
         if changed {
-            let _ = self.frames.send(status_frame(&broker));
+            let _ = self.pushes.send(Push::Frame(status_frame(&broker)));
         }
         state.broker = broker;
+        state.snapshot = None;
     }
 
     /// The broker's state as last recorded.
@@ -232,12 +251,22 @@ impl Hub {
         self.lock().broker.clone()
     }
 
-    /// A `snapshot` frame of everything held now, and a receiver for every frame after it.
-    pub fn subscribe(&self) -> (Frame, broadcast::Receiver<Frame>) {
-        let state = self.lock();
+    /// A `snapshot` frame of everything held now, and a receiver for every push after it.
+    pub fn subscribe(&self) -> (Frame, broadcast::Receiver<Push>) {
+        let mut state = self.lock();
+        let receiver = self.pushes.subscribe();
+        if let Some(snapshot) = &state.snapshot {
+            return (snapshot.clone(), receiver);
+        }
+        let snapshot = Self::build_snapshot(&state, self.limits.stale_after);
+        state.snapshot = Some(snapshot.clone());
+        (snapshot, receiver)
+    }
+
+    fn build_snapshot(state: &State, stale_after: Duration) -> Frame {
         let mut out = String::with_capacity(4096);
         out.push_str("{\"type\":\"snapshot\",\"stale_after_secs\":");
-        out.push_str(&self.limits.stale_after.as_secs().to_string());
+        out.push_str(&stale_after.as_secs().to_string());
         out.push_str(",\"broker\":");
         out.push_str(&serde_json::to_string(&state.broker).unwrap_or_else(|_| "null".into()));
         out.push_str(",\"readings\":[");
@@ -250,8 +279,7 @@ impl Hub {
             out.push_str(&stored.json);
         }
         out.push_str("]}");
-        let receiver = self.frames.subscribe();
-        (Frame::from(out), receiver)
+        Frame::from(out)
     }
 
     /// The latest reading of every host, sorted by host name, as a JSON array.
@@ -283,12 +311,16 @@ impl Hub {
         let mut state = self.lock();
         let before = state.hosts.len();
         state.hosts.retain(|_, h| h.last_seen >= cutoff);
-        before - state.hosts.len()
+        let forgotten = before - state.hosts.len();
+        if forgotten > 0 {
+            state.snapshot = None;
+        }
+        forgotten
     }
 
     /// Clients currently subscribed.
     pub fn client_count(&self) -> usize {
-        self.frames.receiver_count()
+        self.pushes.receiver_count()
     }
 }
 
@@ -323,6 +355,14 @@ mod tests {
         serde_json::to_vec(&v).expect("json")
     }
 
+    /// The next frame pushed to `rx`, if one is waiting.
+    fn next_frame(rx: &mut broadcast::Receiver<Push>) -> Option<Frame> {
+        match rx.try_recv().ok()? {
+            Push::Frame(frame) => Some(frame),
+            Push::Close => None,
+        }
+    }
+
     fn seqs(snapshot: &str) -> Vec<u64> {
         let v: serde_json::Value = serde_json::from_str(snapshot).expect("snapshot is JSON");
         v["readings"]
@@ -339,7 +379,7 @@ mod tests {
         let (_, mut rx) = hub.subscribe();
         let sent = body("a", 1, "2026-11-23T12:00:01.000Z");
         hub.accept(&sent, None).expect("accepted");
-        let frame = rx.try_recv().expect("a frame");
+        let frame = next_frame(&mut rx).expect("a frame");
         let expected = format!(
             "{{\"type\":\"reading\",\"data\":{}}}",
             std::str::from_utf8(&sent).expect("utf8")
@@ -373,7 +413,7 @@ mod tests {
             .expect("ok");
         assert_eq!(seqs(&snapshot), [1]);
         let frame: serde_json::Value =
-            serde_json::from_str(&rx.try_recv().expect("frame")).expect("JSON");
+            serde_json::from_str(&next_frame(&mut rx).expect("frame")).expect("JSON");
         assert_eq!(frame["data"]["seq"], 2);
         assert!(rx.try_recv().is_err());
     }
@@ -414,13 +454,45 @@ mod tests {
     }
 
     #[test]
+    fn clients_connecting_between_changes_share_one_snapshot() {
+        let hub = hub();
+        hub.accept(&body("a", 1, "2026-11-23T12:00:01.000Z"), None)
+            .expect("ok");
+        let (first, _) = hub.subscribe();
+        let (second, _) = hub.subscribe();
+        assert_eq!(
+            first.as_bytes().as_ptr(),
+            second.as_bytes().as_ptr(),
+            "shared"
+        );
+        hub.accept(&body("a", 2, "2026-11-23T12:00:02.000Z"), None)
+            .expect("ok");
+        let (third, _) = hub.subscribe();
+        assert_eq!(seqs(&third), [1, 2], "a change makes a new one");
+        hub.set_broker(BrokerState::up("amqp://x".into()));
+        let (fourth, _) = hub.subscribe();
+        let fourth: serde_json::Value = serde_json::from_str(&fourth).expect("JSON");
+        assert_eq!(fourth["broker"]["connected"], true);
+    }
+
+    #[test]
+    fn close_all_reaches_every_subscriber() {
+        let hub = hub();
+        let (_, mut rx) = hub.subscribe();
+        assert!(!hub.is_closing());
+        hub.close_all();
+        assert!(matches!(rx.try_recv(), Ok(Push::Close)));
+        assert!(hub.is_closing(), "sessions starting later close too");
+    }
+
+    #[test]
     fn broker_changes_reach_clients_once() {
         let hub = hub();
         let (_, mut rx) = hub.subscribe();
         hub.set_broker(BrokerState::up("amqp://x".into()));
         hub.set_broker(BrokerState::up("amqp://x".into()));
         let frame: serde_json::Value =
-            serde_json::from_str(&rx.try_recv().expect("frame")).expect("JSON");
+            serde_json::from_str(&next_frame(&mut rx).expect("frame")).expect("JSON");
         assert_eq!(frame["type"], "status");
         assert_eq!(frame["broker"]["connected"], true);
         assert!(rx.try_recv().is_err(), "no change, no frame");

@@ -136,6 +136,8 @@ fn run(
             .default_service(web::to(not_found))
     })
     .workers(workers)
+    // Frames are small and must leave at once: no Nagle delay waiting for an ACK.
+    .tcp_nodelay(true)
     .listen(listener)?
     // Signals are handled in `run_until_stopped`, so browsers get close frames first.
     .disable_signals()

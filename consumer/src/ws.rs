@@ -1,7 +1,7 @@
 //! The WebSocket session: a snapshot on connect, then every frame from the hub, with a
 //! heartbeat. A client that is gone, silent or too slow is dropped without slowing the rest.
 
-use crate::hub::{Frame, Hub};
+use crate::hub::{Frame, Hub, Push};
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{CloseCode, CloseReason, Message};
 use futures_util::StreamExt;
@@ -60,20 +60,24 @@ async fn run_session(
     messages: actix_ws::MessageStream,
     hub: &Hub,
 ) -> Option<CloseReason> {
-    let (snapshot, mut frames) = hub.subscribe();
+    let (snapshot, mut pushes) = hub.subscribe();
+    if hub.is_closing() {
+        return Some(close(CloseCode::Restart, "server shutting down"));
+    }
     let sent = &hub.metrics().ws_frames_sent;
     if !send(&mut session, snapshot).await {
         return None;
     }
     sent.inc();
     let mut messages = messages.max_frame_size(MAX_CLIENT_FRAME);
-    let mut closing = hub.closing();
     let mut heartbeat = tokio::time::interval(HEARTBEAT_INTERVAL);
     let mut last_heard = Instant::now();
     loop {
         tokio::select! {
-            frame = frames.recv() => match frame {
-                Ok(frame) => {
+            // The hot path first: with thousands of sessions, each reading wakes them all.
+            biased;
+            push = pushes.recv() => match push {
+                Ok(Push::Frame(frame)) => {
                     if !send(&mut session, frame).await {
                         return Some(close(CloseCode::Policy, "too slow: stopped reading"));
                     }
@@ -81,11 +85,8 @@ async fn run_session(
                 }
                 // It missed frames; a reconnect gives it a fresh, complete snapshot.
                 Err(RecvError::Lagged(_)) => return Some(close(CloseCode::Again, "too slow: fell behind")),
-                Err(RecvError::Closed) => return Some(close(CloseCode::Restart, "server shutting down")),
+                Ok(Push::Close) | Err(RecvError::Closed) => return Some(close(CloseCode::Restart, "server shutting down")),
             },
-            _ = closing.wait_for(|closing| *closing) => {
-                return Some(close(CloseCode::Restart, "server shutting down"));
-            }
             _ = heartbeat.tick() => {
                 if last_heard.elapsed() > CLIENT_TIMEOUT {
                     return Some(close(CloseCode::Away, "no answer to pings"));

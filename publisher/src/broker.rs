@@ -50,9 +50,9 @@ impl PublishError {
 /// A reading the broker has confirmed.
 #[derive(Debug, Clone)]
 pub struct Published {
-    pub reading: Reading,
-    /// Size of the message body.
-    pub bytes: usize,
+    pub seq: u64,
+    /// The message body exactly as sent: the reading's JSON.
+    pub body: Vec<u8>,
 }
 
 /// What became of a submitted reading.
@@ -330,8 +330,8 @@ impl ReadingPublisher {
         match confirmed {
             Ok(Ok(Confirmation::Ack(Some(_)))) => Err(PublishError::Unroutable),
             Ok(Ok(Confirmation::Ack(None))) => Ok(Published {
-                reading: reading.clone(),
-                bytes: body.len(),
+                seq: reading.seq,
+                body,
             }),
             Ok(Ok(Confirmation::Nack(_) | Confirmation::NotRequested)) => Err(PublishError::Nacked),
             Ok(Err(e)) => {

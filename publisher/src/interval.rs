@@ -33,15 +33,12 @@ pub async fn publish_every(
         match outcome {
             Ok(published) => {
                 if failing {
-                    tracing::info!(
-                        seq = published.reading.seq,
-                        "interval publishing works again"
-                    );
+                    tracing::info!(seq = published.seq, "interval publishing works again");
                 }
                 failing = false;
                 tracing::debug!(
-                    seq = published.reading.seq,
-                    bytes = published.bytes,
+                    seq = published.seq,
+                    bytes = published.body.len(),
                     "published"
                 );
             }

@@ -126,6 +126,8 @@ fn run(
             .default_service(web::to(not_found))
     })
     .workers(workers)
+    // Answers are small and must leave at once: no Nagle delay waiting for an ACK.
+    .tcp_nodelay(true)
     .listen(listener)?
     .run();
     Ok(server)

@@ -1,11 +1,14 @@
 //! End-to-end latency: `/publish` issued → the reading received by a WebSocket client, at a
-//! low rate, then with `extra` idle clients connected; and the floor for that path, measured
-//! in the same run: a bare lapin publish-with-confirm → consume round trip on the same broker
-//! with a body of the same size.
+//! low rate, then with `extra` more clients connected (each reading every frame, as browsers
+//! do); and the floor for that path: a bare lapin publish-with-confirm → consume round trip on
+//! the same broker with a body of the same size. Floor and product samples alternate, so both
+//! see the same machine at the same moment (a shared VM's speed drifts by tens of percent).
 //!
 //! `cargo run --release -p bench --bin latency -- [samples=300] [extra_clients=1000]`
 
-use bench::{median_and, next_reading, open_socket, Service};
+use bench::{
+    median_and, next_reading, open_socket, spawn_readers, HttpConnection, Service, Socket,
+};
 use futures_util::StreamExt;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicPublishOptions};
 use lapin::types::FieldTable;
@@ -16,62 +19,93 @@ use std::time::{Duration, Instant};
 /// Pause between samples: "low rate".
 const GAP: Duration = Duration::from_millis(20);
 
-async fn product(
-    consumer: &Service,
-    publisher: &Service,
-    samples: usize,
-    extra: usize,
-) -> Vec<f64> {
-    let http = reqwest::Client::new();
-    let mut socket = open_socket(consumer).await;
-    let mut idle = Vec::with_capacity(extra);
-    for _ in 0..extra {
-        idle.push(open_socket(consumer).await);
-    }
-    let mut out = Vec::with_capacity(samples);
-    for _ in 0..samples {
-        let start = Instant::now();
-        let request = http.get(publisher.url("/publish")).send();
-        let (answer, frame) =
-            tokio::join!(request, next_reading(&mut socket, Duration::from_secs(5)));
-        let elapsed = start.elapsed();
-        let answer: serde_json::Value = answer.expect("sent").json().await.expect("JSON");
-        let frame = frame.expect("the reading arrives");
-        assert_eq!(frame["seq"], answer["seq"]);
-        out.push(elapsed.as_secs_f64() * 1000.0);
-        tokio::time::sleep(GAP).await;
-    }
-    drop(idle);
-    out
+/// The product's path: `/publish` on the publisher, the frame on a consumer's WebSocket.
+struct Product {
+    http: HttpConnection,
+    socket: Socket,
 }
 
-async fn floor(samples: usize, body: &[u8]) -> Vec<f64> {
-    let (connection, publish, exchange) = bench::floor_channel("bench-floor").await;
-    let consume = connection.create_channel().await.expect("channel");
-    let spec = QueueSpec {
-        name: None,
-        max_length: 10_000,
-        prefetch: 256,
-    };
-    let queue = declare_consumer_queue(&consume, &exchange, &spec)
-        .await
-        .expect("queue");
-    let mut deliveries = consume
-        .basic_consume(
-            queue.as_str().into(),
-            "".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("consume");
-    let mut out = Vec::with_capacity(samples);
-    for _ in 0..samples {
+impl Product {
+    async fn new(consumer: &Service, publisher: &Service) -> Self {
+        Self {
+            http: HttpConnection::open(publisher.port).await,
+            socket: open_socket(consumer).await,
+        }
+    }
+
+    /// Milliseconds for an HTTP round trip to the publisher that does no work (`/health`):
+    /// the share of the HTTP client and server in the figures above.
+    async fn http_alone(&mut self) -> f64 {
+        let start = Instant::now();
+        let (status, _) = self.http.get("/health").await;
+        assert_eq!(status, 200);
+        ms(start.elapsed())
+    }
+
+    /// Milliseconds until `/publish` answered, and until both the answer and the frame were in.
+    async fn sample(&mut self) -> (f64, f64) {
+        let start = Instant::now();
+        let request = async {
+            let (status, body) = self.http.get("/publish").await;
+            assert_eq!(status, 200, "{body:?}");
+            (body, start.elapsed())
+        };
+        let frame = async {
+            let frame = next_reading(&mut self.socket, Duration::from_secs(5)).await;
+            (frame, start.elapsed())
+        };
+        let ((answer, answered), (frame, arrived)) = tokio::join!(request, frame);
+        let answer: serde_json::Value = serde_json::from_slice(&answer).expect("JSON");
+        let frame = frame.expect("the reading arrives");
+        assert_eq!(frame["seq"], answer["seq"]);
+        (ms(answered), ms(answered.max(arrived)))
+    }
+}
+
+/// The floor: one confirmed publish and its delivery, with nothing of the product around it.
+struct Floor {
+    _connection: lapin::Connection,
+    publish: lapin::Channel,
+    exchange: String,
+    deliveries: lapin::Consumer,
+}
+
+impl Floor {
+    async fn new() -> Self {
+        let (connection, publish, exchange) = bench::floor_channel("bench-floor").await;
+        let consume = connection.create_channel().await.expect("channel");
+        let spec = QueueSpec {
+            name: None,
+            max_length: 10_000,
+            prefetch: 256,
+        };
+        let queue = declare_consumer_queue(&consume, &exchange, &spec)
+            .await
+            .expect("queue");
+        let deliveries = consume
+            .basic_consume(
+                queue.as_str().into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .expect("consume");
+        Self {
+            _connection: connection,
+            publish,
+            exchange,
+            deliveries,
+        }
+    }
+
+    /// Milliseconds until the publish was confirmed and delivered.
+    async fn sample(&mut self, body: &[u8]) -> f64 {
         let start = Instant::now();
         let confirm = async {
-            publish
+            self.publish
                 .basic_publish(
-                    exchange.as_str().into(),
+                    self.exchange.as_str().into(),
                     "".into(),
                     BasicPublishOptions::default(),
                     body,
@@ -82,23 +116,55 @@ async fn floor(samples: usize, body: &[u8]) -> Vec<f64> {
                 .await
                 .expect("confirm")
         };
-        let (_, delivery) = tokio::join!(confirm, deliveries.next());
-        out.push(start.elapsed().as_secs_f64() * 1000.0);
+        let (_, delivery) = tokio::join!(confirm, self.deliveries.next());
+        let elapsed = start.elapsed();
         let delivery = delivery.expect("delivery").expect("ok");
         delivery.ack(BasicAckOptions::default()).await.expect("ack");
-        tokio::time::sleep(GAP).await;
+        ms(elapsed)
     }
-    let _ = publish
-        .exchange_delete(exchange.as_str().into(), Default::default())
-        .await;
-    out
+
+    async fn cleanup(self) {
+        let _ = self
+            .publish
+            .exchange_delete(self.exchange.as_str().into(), Default::default())
+            .await;
+    }
 }
 
-#[tokio::main]
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// One phase: alternating floor and product samples.
+#[derive(Default)]
+struct Phase {
+    floor: Vec<f64>,
+    answer: Vec<f64>,
+    both: Vec<f64>,
+    http: Vec<f64>,
+}
+
+async fn run_phase(floor: &mut Floor, product: &mut Product, body: &[u8], samples: usize) -> Phase {
+    let mut phase = Phase::default();
+    for _ in 0..samples {
+        phase.floor.push(floor.sample(body).await);
+        tokio::time::sleep(GAP).await;
+        let (answer, both) = product.sample().await;
+        phase.answer.push(answer);
+        phase.both.push(both);
+        tokio::time::sleep(GAP).await;
+        phase.http.push(product.http_alone().await);
+        tokio::time::sleep(GAP).await;
+    }
+    phase
+}
+
+#[tokio::main(flavor = "current_thread")]
 async fn main() {
     let mut args = std::env::args().skip(1);
     let samples: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(300);
     let extra: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(1000);
+    bench::raise_open_file_limit();
     let exchange = unique_exchange("bench-latency");
     let consumer = Service::start("consumer", &exchange, &[]).await;
     let publisher = Service::start("publisher", &exchange, &[("PUBLISH_INTERVAL_SECS", "0")]).await;
@@ -108,22 +174,53 @@ async fn main() {
         .bytes()
         .await
         .expect("body");
+    let mut floor = Floor::new().await;
+    let mut product = Product::new(&consumer, &publisher).await;
 
-    let (f50, f99) = median_and(&mut floor(samples, &body).await, 0.99);
-    let (p50, p99) = median_and(&mut product(&consumer, &publisher, samples, 0).await, 0.99);
-    let (c50, c99) = median_and(
-        &mut product(&consumer, &publisher, samples, extra).await,
-        0.99,
-    );
-    println!("| end-to-end latency | median | p99 | median ÷ floor |");
+    let mut low = run_phase(&mut floor, &mut product, &body, samples).await;
+    // The crowd reads on threads of its own, as browsers on other machines would, so the
+    // samples above are not queued behind its work in this thread.
+    let crowd = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("a runtime for the crowd");
+    let port = consumer.port;
+    let readers = crowd
+        .spawn(async move { spawn_readers(port, extra).await })
+        .await
+        .expect("the crowd connects");
+    let mut crowded = run_phase(&mut floor, &mut product, &body, samples).await;
+    let crowd_frames = readers.stop().await;
+    crowd.shutdown_background();
+    floor.cleanup().await;
+
+    let (f50, f99) = median_and(&mut low.floor, 0.99);
+    let (p50, p99) = median_and(&mut low.both, 0.99);
+    let (a50, a99) = median_and(&mut low.answer, 0.99);
+    let (h50, h99) = median_and(&mut low.http, 0.99);
+    let (cf50, _) = median_and(&mut crowded.floor, 0.99);
+    let (c50, c99) = median_and(&mut crowded.both, 0.99);
+    println!("| end-to-end latency ({samples} samples each, floor and product alternating) | median | p99 | median ÷ floor |");
     println!("|---|---|---|---|");
-    println!("| floor: bare lapin publish+confirm → consume ({} B body) | {f50:.2} ms | {f99:.2} ms | 1.00 |", body.len());
+    println!(
+        "| floor: bare lapin publish+confirm → consume ({} B body) | {f50:.2} ms | {f99:.2} ms | 1.00 |",
+        body.len()
+    );
     println!(
         "| /publish → WebSocket client, low rate | {p50:.2} ms | {p99:.2} ms | {:.2} |",
         p50 / f50
     );
     println!(
-        "| same, with {extra} more clients connected | {c50:.2} ms | {c99:.2} ms | {:.2} |",
-        c50 / f50
+        "| `/publish` alone: request → confirmed answer | {a50:.2} ms | {a99:.2} ms | {:.2} |",
+        a50 / f50
+    );
+    println!(
+        "| HTTP alone: `GET /health` on the publisher | {h50:.2} ms | {h99:.2} ms | {:.2} |",
+        h50 / f50
+    );
+    println!(
+        "| same path, {extra} more clients connected and reading ({crowd_frames} frames to them) | {c50:.2} ms | {c99:.2} ms | {:.2} (floor then {cf50:.2} ms) |",
+        c50 / cf50
     );
 }

@@ -1,10 +1,11 @@
 //! `/publish` throughput at 32 concurrent connections (each answer is a confirmed publish),
 //! against the floor in the same run: bare confirmed publishes on one lapin channel, one at a
-//! time and 32 in flight. Bounded by time.
+//! time and 32 in flight. Bounded by time. Everything here runs on one thread, leaving the
+//! other core to the service and the broker.
 //!
 //! `cargo run --release -p bench --bin throughput -- [seconds=10]`
 
-use bench::Service;
+use bench::{HttpConnection, Service};
 use lapin::options::BasicPublishOptions;
 use shared::testing::unique_exchange;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,29 +14,28 @@ use std::time::{Duration, Instant};
 
 const CONCURRENCY: usize = 32;
 
-async fn product(publisher: &Service, run: Duration) -> f64 {
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(CONCURRENCY)
-        .build()
-        .expect("client");
-    let done = Arc::new(AtomicU64::new(0));
+/// `/publish` from `connections` kept-alive connections, each waiting for its answer before
+/// the next request, on this (single) thread: a light client, so the figure is the service's.
+async fn product(publisher: &Service, run: Duration, connections: usize) -> f64 {
     let deadline = Instant::now() + run;
-    let mut tasks = Vec::new();
-    for _ in 0..CONCURRENCY {
-        let (http, done, url) = (http.clone(), Arc::clone(&done), publisher.url("/publish"));
-        tasks.push(tokio::spawn(async move {
+    let mut clients = Vec::new();
+    for _ in 0..connections {
+        let mut http = HttpConnection::open(publisher.port).await;
+        clients.push(async move {
+            let mut done = 0u64;
             while Instant::now() < deadline {
-                let response = http.post(&url).send().await.expect("sent");
-                assert_eq!(response.status(), 200);
-                let _ = response.bytes().await;
-                done.fetch_add(1, Ordering::Relaxed);
+                let (status, body) = http.get("/publish").await;
+                assert_eq!(status, 200, "{body:?}");
+                done += 1;
             }
-        }));
+            done
+        });
     }
-    for task in tasks {
-        task.await.expect("task");
-    }
-    done.load(Ordering::Relaxed) as f64 / run.as_secs_f64()
+    let done: u64 = futures_util::future::join_all(clients)
+        .await
+        .into_iter()
+        .sum();
+    done as f64 / run.as_secs_f64()
 }
 
 async fn floor(run: Duration, body: &[u8], in_flight: usize) -> f64 {
@@ -77,7 +77,7 @@ async fn floor(run: Duration, body: &[u8], in_flight: usize) -> f64 {
     done.load(Ordering::Relaxed) as f64 / run.as_secs_f64()
 }
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() {
     let seconds: u64 = std::env::args()
         .nth(1)
@@ -98,7 +98,8 @@ async fn main() {
         .expect("body");
     let one = floor(run, &body, 1).await;
     let many = floor(run, &body, CONCURRENCY).await;
-    let rate = product(&publisher, run).await;
+    let rate = product(&publisher, run, CONCURRENCY).await;
+    let wide = product(&publisher, run, 4 * CONCURRENCY).await;
     println!("| confirmed publishes | per second | ÷ floor (32 in flight) |");
     println!("|---|---|---|");
     println!(
@@ -109,5 +110,10 @@ async fn main() {
     println!(
         "| `/publish`, {CONCURRENCY} connections | {rate:.0} | {:.2} |",
         rate / many
+    );
+    println!(
+        "| `/publish`, {} connections | {wide:.0} | {:.2} |",
+        4 * CONCURRENCY,
+        wide / many
     );
 }

@@ -38,7 +38,12 @@ pub enum CollectError {
 #[derive(Clone)]
 pub struct Collector {
     requests: mpsc::Sender<oneshot::Sender<Arc<Reading>>>,
+    latest: Arc<Latest>,
 }
+
+/// The last sample and when it was taken, shared so that a request for a still-fresh reading
+/// is answered on the caller's thread, without a round trip to the sampler's.
+type Latest = std::sync::Mutex<Option<(Instant, Arc<Reading>)>>;
 
 impl Collector {
     /// Starts the sampler thread. `host` overrides the system host name; each sample's
@@ -47,23 +52,36 @@ impl Collector {
         host: Option<String>,
         timing: prometheus::Histogram,
     ) -> Result<Self, CollectError> {
-        let sampler = Sampler::new(host, timing)?;
+        let latest = Arc::new(Latest::default());
+        let sampler = Sampler::new(host, timing, Arc::clone(&latest))?;
         let (requests, receiver) = mpsc::channel(REQUEST_QUEUE);
         std::thread::Builder::new()
             .name("collector".into())
             .spawn(move || sampler.serve(receiver))
             .map_err(|e| CollectError::Start(e.to_string()))?;
-        Ok(Self { requests })
+        Ok(Self { requests, latest })
     }
 
     /// A reading taken now, or at most [`MIN_REFRESH_INTERVAL`] ago.
     pub async fn reading(&self) -> Result<Arc<Reading>, CollectError> {
+        if let Some(fresh) = self.fresh() {
+            return Ok(fresh);
+        }
         let (reply, answer) = oneshot::channel();
         self.requests
             .send(reply)
             .await
             .map_err(|_| CollectError::Stopped)?;
         answer.await.map_err(|_| CollectError::Stopped)
+    }
+
+    /// The last sample, if it is younger than [`MIN_REFRESH_INTERVAL`].
+    fn fresh(&self) -> Option<Arc<Reading>> {
+        let latest = self.latest.lock().unwrap_or_else(|p| p.into_inner());
+        latest
+            .as_ref()
+            .filter(|(taken, _)| taken.elapsed() < MIN_REFRESH_INTERVAL)
+            .map(|(_, reading)| Arc::clone(reading))
     }
 }
 
@@ -77,12 +95,17 @@ struct Sampler {
     os: shared::reading::OsInfo,
     last_refresh: Instant,
     slow_refreshed: Instant,
-    latest: Option<Arc<Reading>>,
+    /// The last sample: where [`Collector`] handles look for a fresh one first.
+    shared: Arc<Latest>,
     timing: prometheus::Histogram,
 }
 
 impl Sampler {
-    fn new(host: Option<String>, timing: prometheus::Histogram) -> Result<Self, CollectError> {
+    fn new(
+        host: Option<String>,
+        timing: prometheus::Histogram,
+        shared: Arc<Latest>,
+    ) -> Result<Self, CollectError> {
         let start = |e: sysinfo::Error| CollectError::Start(e.to_string());
         let mut system = sysinfo::System::new().map_err(start)?;
         // The first CPU refresh only sets the baseline; its usage figures are discarded.
@@ -97,7 +120,7 @@ impl Sampler {
             components: sysinfo::Components::new_with_refreshed_list().map_err(start)?,
             last_refresh: Instant::now(),
             slow_refreshed: Instant::now(),
-            latest: None,
+            shared,
             timing,
         })
     }
@@ -116,19 +139,23 @@ impl Sampler {
 
     fn reading(&mut self) -> Arc<Reading> {
         let since = self.last_refresh.elapsed();
-        match &self.latest {
-            Some(latest) if since < MIN_REFRESH_INTERVAL => return Arc::clone(latest),
-            // Only the very first request can come before the baseline is old enough.
-            None if since < MIN_REFRESH_INTERVAL => {
-                std::thread::sleep(MIN_REFRESH_INTERVAL - since)
+        if since < MIN_REFRESH_INTERVAL {
+            if let Some((_, latest)) = &*self.lock_shared() {
+                return Arc::clone(latest);
             }
-            _ => {}
+            // Only the very first request can come before the baseline is old enough.
+            std::thread::sleep(MIN_REFRESH_INTERVAL - since);
         }
         let timer = self.timing.start_timer();
         let reading = Arc::new(self.sample());
         timer.observe_duration();
-        self.latest = Some(Arc::clone(&reading));
+        *self.lock_shared() = Some((self.last_refresh, Arc::clone(&reading)));
         reading
+    }
+
+    fn lock_shared(&self) -> std::sync::MutexGuard<'_, Option<(Instant, Arc<Reading>)>> {
+        // The guarded value is replaced whole, so a poisoned lock still holds a valid one.
+        self.shared.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn sample(&mut self) -> Reading {

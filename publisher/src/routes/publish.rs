@@ -1,22 +1,10 @@
 //! `GET|POST /publish`: take a fresh reading, publish it, answer once the broker confirmed.
 
-use crate::broker::{ReadingPublisher, SubmitError, Submitted};
+use crate::broker::{Published, ReadingPublisher, SubmitError, Submitted};
 use crate::collector::{CollectError, Collector};
 use crate::outbox::{QueueError, WhenFull};
 use actix_web::{http::StatusCode, web, HttpResponse, ResponseError};
-use serde::Serialize;
-use shared::reading::Reading;
 use std::sync::Arc;
-
-/// The answer to a confirmed publish.
-#[derive(Serialize)]
-struct PublishAnswer<'a> {
-    status: &'static str,
-    seq: u64,
-    host: &'a str,
-    bytes: usize,
-    reading: &'a Reading,
-}
 
 /// Why `/publish` could not publish.
 #[derive(Debug, thiserror::Error)]
@@ -93,12 +81,23 @@ pub async fn publish(
             })))
         }
     };
-    // A typed answer, not `json!`: percentages stay f32 and print as sent ("2.74").
-    Ok(HttpResponse::Ok().json(PublishAnswer {
-        status: "published",
-        seq: published.reading.seq,
-        host: &published.reading.host,
-        bytes: published.bytes,
-        reading: &published.reading,
-    }))
+    Ok(HttpResponse::Ok()
+        .content_type(actix_web::http::header::ContentType::json())
+        .body(published_answer(&published, &reading.host).map_err(SubmitError::Encode)?))
+}
+
+/// `{status, seq, host, bytes, reading}`, where `reading` is the body exactly as the broker
+/// took it, spliced in rather than parsed and serialized again.
+fn published_answer(published: &Published, host: &str) -> Result<Vec<u8>, serde_json::Error> {
+    let mut answer = Vec::with_capacity(published.body.len() + 128);
+    answer.extend_from_slice(b"{\"status\":\"published\",\"seq\":");
+    serde_json::to_writer(&mut answer, &published.seq)?;
+    answer.extend_from_slice(b",\"host\":");
+    serde_json::to_writer(&mut answer, host)?;
+    answer.extend_from_slice(b",\"bytes\":");
+    serde_json::to_writer(&mut answer, &published.body.len())?;
+    answer.extend_from_slice(b",\"reading\":");
+    answer.extend_from_slice(&published.body);
+    answer.push(b'}');
+    Ok(answer)
 }

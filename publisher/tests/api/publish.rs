@@ -23,7 +23,9 @@ async fn publish_sends_a_schema_v1_reading_with_sane_values() {
     assert_eq!(answer["seq"], reading.seq);
     assert_eq!(answer["host"], "publish-host");
     assert_eq!(answer["bytes"], message.body.len());
-    assert_eq!(answer["reading"]["seq"], reading.seq);
+    // The answer shows exactly what was sent.
+    let sent: serde_json::Value = serde_json::from_slice(&message.body).expect("JSON body");
+    assert_eq!(answer["reading"], sent);
     assert!((0.0..=100.0).contains(&reading.cpu.usage_percent));
     assert!(reading.memory.used_bytes <= reading.memory.total_bytes);
     assert!(!reading.disks.is_empty(), "at least one disk");
