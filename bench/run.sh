@@ -1,32 +1,63 @@
 #!/usr/bin/env bash
 # Runs the benchmark suite against real, release-built services and the local RabbitMQ
-# (private nodes where a test needs its own), loopback only, every loop bounded, and writes
-# BENCHMARKS.md. Takes about five minutes. Not part of CI (CI only builds it).
+# (private nodes where a measurement needs its own), loopback only, every loop bounded, and
+# writes BENCHMARKS.md. Takes about ten minutes. Not part of CI (CI only builds it).
+# Installs what it compares against from Debian's packages: collectd (with its amqp plugin),
+# prometheus-node-exporter and, if it installs, netdata; none is left running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 ensure_broker
 need_packages "chromium chromedriver" chromium chromium-driver
+need_packages rabbitmqctl rabbitmq-server
+
+# The peers must not start as services of their own when installed: they would run on beside
+# the measurement. Debian asks /usr/sbin/policy-rc.d; one that says no is put there for the
+# install when there is none.
+install_quietly() {
+  local added=""
+  if [ "$(id -u)" -eq 0 ] && [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    added=yes
+  fi
+  local status=0
+  need_packages "$1" "${@:2}" || status=$?
+  [ -n "$added" ] && rm -f /usr/sbin/policy-rc.d
+  return $status
+}
+# collectd-core's amqp plugin needs librabbitmq and yajl, which it only recommends.
+install_quietly "collectd" collectd-core librabbitmq4 libyajl2 || say "collectd unavailable: its row will be missing"
+install_quietly "prometheus-node-exporter" prometheus-node-exporter || say "node_exporter unavailable: its row will be missing"
+install_quietly "netdata" netdata || say "netdata unavailable: its row will be missing"
+
 cargo build --release --quiet -p bench -p publisher -p consumer
 bin=target/release
 out=$(mktemp)
+section() { echo; echo "## $1 (\`$2\`)"; echo; }
 {
   echo "# Benchmarks"
   echo
   echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -sr); $(rabbitmqctl version 2>/dev/null | head -1 | sed 's/^/RabbitMQ /')"
   echo "Date: $(date -u +%Y-%m-%d). Commit: $(git rev-parse --short HEAD). Command: \`bench/run.sh\`."
-  echo
-  echo "## End-to-end latency (\`latency 300 1000\`)"; echo
+  echo "Every figure below comes from one binary in \`bench/src/bin/\`, named in its heading;"
+  echo "everything ran on this one machine, clients and broker included."
+  section "End-to-end latency" "latency 300 1000"
   "$bin/latency" 300 1000
-  echo; echo "## Throughput (\`throughput 10\`)"; echo
+  section "Throughput" "throughput 10"
   "$bin/throughput" 10
-  echo; echo "## Footprint and start-up (\`footprint 60\`)"; echo
-  "$bin/footprint" 60
-  echo; echo "## Broker restart (\`broker_recovery 3 5\`)"; echo
+  section "Fan-out" "fanout 1000,5000,10000 10 10"
+  "$bin/fanout" 1000,5000,10000 10 10
+  section "Ingest" "ingest 10 200000"
+  "$bin/ingest" 10 200000
+  section "The publisher beside its peers, 1 reading/s" "peers 60"
+  "$bin/peers" 60
+  section "Consumer footprint and start-up" "footprint"
+  "$bin/footprint"
+  section "Broker restart" "broker_recovery 3 5"
   echo '```'; "$bin/broker_recovery" 3 5; echo '```'
-  echo; echo "## WebSocket churn (\`ws_churn 5000 5\`)"; echo
+  section "WebSocket churn" "ws_churn 5000 5"
   echo '```'; "$bin/ws_churn" 5000 5; echo '```'
-  echo; echo "## Dashboard with 50 hosts (\`dashboard_hosts 50 30\`)"; echo
+  section "Dashboard with 50 hosts" "dashboard_hosts 50 30"
   echo '```'; "$bin/dashboard_hosts" 50 30; echo '```'
 } | tee "$out"
 mv "$out" BENCHMARKS.md

@@ -90,7 +90,7 @@ struct Sampler {
     host: String,
     system: sysinfo::System,
     disks: sysinfo::Disks,
-    networks: sysinfo::Networks,
+    networks: network::Interfaces,
     components: sysinfo::Components,
     os: shared::reading::OsInfo,
     last_refresh: Instant,
@@ -116,7 +116,7 @@ impl Sampler {
             os: system::os_info(),
             system,
             disks: sysinfo::Disks::new_with_refreshed_list().map_err(start)?,
-            networks: sysinfo::Networks::new_with_refreshed_list().map_err(start)?,
+            networks: network::Interfaces::new(),
             components: sysinfo::Components::new_with_refreshed_list().map_err(start)?,
             last_refresh: Instant::now(),
             slow_refreshed: Instant::now(),
@@ -168,8 +168,6 @@ impl Sampler {
         cpu::refresh(&mut self.system, slow);
         memory::refresh(&mut self.system);
         disks::refresh(&mut self.disks, slow);
-        // Interfaces come and go (containers, VPNs): keep the list current every time.
-        self.networks.refresh(true);
         temperatures::refresh(&mut self.components, slow);
         Reading {
             schema_version: SCHEMA_VERSION,
@@ -181,7 +179,7 @@ impl Sampler {
             cpu: cpu::read(&self.system),
             memory: memory::read(&self.system),
             disks: disks::read(&self.disks),
-            networks: network::read(&self.networks, elapsed),
+            networks: self.networks.read(elapsed),
             temperatures: temperatures::read(&self.components),
         }
     }
