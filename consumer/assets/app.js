@@ -55,10 +55,12 @@ function el(tag, className, text) {
 function setText(id, text) { const n = $(id); if (n.textContent !== text) n.textContent = text; }
 
 // ---------- data ----------
-function secondsSince(reading) {
-  return Math.max(0, (Date.now() - new Date(reading.collected_at).getTime()) / 1000);
+// "Last seen" is this page's clock at arrival, not the host's `collected_at`: a host whose
+// clock runs a minute behind is still live while it publishes.
+function secondsSinceSeen(host) {
+  return Math.max(0, (Date.now() - host.seenAt) / 1000);
 }
-function isStale(reading) { return secondsSince(reading) > state.staleAfterSecs; }
+function isStale(host) { return secondsSinceSeen(host) > state.staleAfterSecs; }
 function fullestDisk(reading) {
   return (reading.disks || []).reduce((a, d) => (a && a.usage_percent >= d.usage_percent ? a : d), null);
 }
@@ -68,14 +70,18 @@ function networkTotals(reading) {
     { rx: 0, tx: 0 });
 }
 
-function addReading(reading) {
+// `live`: it arrived just now; otherwise it comes from a snapshot, and when the host was
+// last seen is known only from its own clock (never later than now).
+function addReading(reading, live) {
   if (!reading || typeof reading.host !== "string") return;
   let host = state.hosts.get(reading.host);
-  if (!host) { host = { latest: null, history: [] }; state.hosts.set(reading.host, host); }
-  const at = new Date(reading.collected_at).getTime();
+  if (!host) { host = { latest: null, history: [], seenAt: 0 }; state.hosts.set(reading.host, host); }
+  const collected = new Date(reading.collected_at).getTime();
+  const seenAt = live ? Date.now() : Math.min(Date.now(), Number.isNaN(collected) ? 0 : collected);
+  host.seenAt = Math.max(host.seenAt, seenAt);
   // Back-filled readings arrive late: keep history in time order.
   let i = host.history.length;
-  while (i > 0 && new Date(host.history[i - 1].collected_at).getTime() > at) i--;
+  while (i > 0 && new Date(host.history[i - 1].collected_at).getTime() > collected) i--;
   host.history.splice(i, 0, reading);
   if (host.history.length > MAX_HISTORY) host.history.shift();
   host.latest = host.history[host.history.length - 1];
@@ -129,10 +135,11 @@ function renderCards() {
     f.net.textContent = `↓ ${fmt.rate(net.rx)} ↑ ${fmt.rate(net.tx)}`;
     f.load.textContent = latest.cpu?.load_average ? Number(latest.cpu.load_average.one).toFixed(2) : "–";
     f.up.textContent = fmt.duration(latest.uptime_secs);
-    const stale = isStale(latest);
+    const host = state.hosts.get(name);
+    const stale = isStale(host);
     card.root.classList.toggle("stale", stale);
     card.root.classList.toggle("selected", name === state.selected);
-    f.seen.textContent = stale ? `stale · last seen ${Math.round(secondsSince(latest))} s ago` : "";
+    f.seen.textContent = stale ? `stale · last seen ${Math.round(secondsSinceSeen(host))} s ago` : "";
     if (container.children[index] !== card.root) container.insertBefore(card.root, container.children[index] || null);
   });
 }
@@ -143,9 +150,9 @@ function renderDetail() {
   if (!host) return;
   const r = host.latest;
   setText("detail-host", r.host);
-  const stale = isStale(r);
+  const stale = isStale(host);
   $("detail-stale").hidden = !stale;
-  setText("detail-stale", stale ? `stale · last seen ${Math.round(secondsSince(r))} s ago` : "");
+  setText("detail-stale", stale ? `stale · last seen ${Math.round(secondsSinceSeen(host))} s ago` : "");
   setText("detail-time", `reading #${r.seq} at ${fmt.time(r.collected_at)}`);
   setText("detail-os", [r.os?.name, r.os?.version].filter(Boolean).join(" ") || "–");
   setText("detail-kernel", r.os?.kernel || "–");
@@ -237,10 +244,10 @@ function connect() {
     if (frame.type === "snapshot") {
       state.hosts.clear();
       if (Number.isFinite(frame.stale_after_secs)) state.staleAfterSecs = frame.stale_after_secs;
-      for (const reading of frame.readings || []) addReading(reading);
+      for (const reading of frame.readings || []) addReading(reading, false);
       showBroker(frame.broker);
     } else if (frame.type === "reading") {
-      addReading(frame.data);
+      addReading(frame.data, true);
     } else if (frame.type === "status") {
       showBroker(frame.broker);
     }

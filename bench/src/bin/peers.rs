@@ -182,6 +182,35 @@ fn netdata_config(dir: &Path, port: u16) -> PathBuf {
     file
 }
 
+/// Where a process's resident memory is, in MiB: (its own executable's pages, shared
+/// libraries' pages, anonymous memory: heap, stacks, buffers).
+fn rss_by_part(pid: u32) -> (f64, f64, f64) {
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+    let (mut own, mut libraries, mut anonymous) = (0u64, 0u64, 0u64);
+    let mut mapping = String::new();
+    for line in smaps.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields
+            .first()
+            .is_some_and(|f| f.contains('-') && !f.ends_with(':'))
+        {
+            mapping = fields.get(5).map(|p| p.to_string()).unwrap_or_default();
+        } else if fields.first() == Some(&"Rss:") {
+            let kib: u64 = fields.get(1).and_then(|k| k.parse().ok()).unwrap_or(0);
+            if Path::new(&mapping) == exe {
+                own += kib;
+            } else if mapping.starts_with('/') {
+                libraries += kib;
+            } else {
+                anonymous += kib;
+            }
+        }
+    }
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    (mib(own), mib(libraries), mib(anonymous))
+}
+
 /// One agent's figures over the window.
 struct Figures {
     rss: Vec<f64>,
@@ -298,6 +327,13 @@ async fn main() {
             ours_cpu / f.cpu,
         );
     }
+    let (own, libraries, anonymous) = rss_by_part(publisher.pid());
+    println!();
+    println!(
+        "The publisher's RSS by part: its own code and data {own:.1} MiB (actix-web, lapin, rustls \
+         for amqps://, tokio, sysinfo, prometheus), shared libraries {libraries:.1} MiB (libc, libm, \
+         the loader), heap, stacks and buffers {anonymous:.1} MiB."
+    );
     drop((collectd, exporter, netdata));
     drop(publisher);
     drop(broker);

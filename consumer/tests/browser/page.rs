@@ -70,6 +70,44 @@ async fn a_published_reading_shows_in_its_card_the_detail_and_the_raw_json() {
 }
 
 #[tokio::test]
+async fn a_host_whose_clock_runs_behind_is_live_while_it_publishes() {
+    let exchange = unique_exchange("browser-skew");
+    let consumer = spawn_consumer(&exchange, &[("STALE_AFTER_SECS", "5")]).await;
+    let tap = Tap::bind(&exchange).await;
+    let browser = Browser::start().await;
+    browser.open(&consumer.address).await;
+    browser.wait_text("#conn-badge", 10, |t| t == "live").await;
+    // Its clock says every reading was taken two minutes ago.
+    let behind = |seq: u64| {
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&reading_json("laggard", seq)).expect("JSON");
+        v["collected_at"] = (chrono::Utc::now() - chrono::Duration::minutes(2))
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            .into();
+        serde_json::to_vec(&v).expect("JSON")
+    };
+    tap.publish_raw(&behind(1)).await;
+    browser
+        .wait_text(&card("laggard"), 10, |t| t.contains("laggard"))
+        .await;
+    tap.publish_raw(&behind(2)).await;
+    browser
+        .wait_text("#raw-json", 10, |t| t.contains("\"seq\": 2"))
+        .await;
+    let text = browser.text(&card("laggard")).await;
+    assert!(
+        !text.contains("stale"),
+        "marked stale while publishing: {text}"
+    );
+    // Silent past STALE_AFTER_SECS, it does go stale.
+    browser
+        .wait_text(&card("laggard"), 15, |t| t.contains("last seen"))
+        .await;
+    tap.cleanup().await;
+    browser.close().await;
+}
+
+#[tokio::test]
 async fn each_host_gets_a_card_and_a_silent_host_goes_stale_then_comes_back() {
     let exchange = unique_exchange("browser-stale");
     let consumer = spawn_consumer(&exchange, &[("STALE_AFTER_SECS", "2")]).await;

@@ -29,33 +29,11 @@ impl Interfaces {
         interfaces
     }
 
-    /// Every interface but loopback (its traffic says nothing about the host's network),
-    /// sorted by name; rates over `elapsed`, the time since the previous call.
+    /// Every interface but loopback, sorted by name; rates over `elapsed`, the time since the
+    /// previous call.
     pub(super) fn read(&mut self, elapsed: Duration) -> Vec<Network> {
         let totals = self.totals();
-        let secs = elapsed.as_secs_f64().max(f64::EPSILON);
-        // A counter that went backwards (interface re-created, 32-bit wrap) gives 0, not a spike.
-        let rate =
-            |now: u64, before: u64| (now.saturating_sub(before) as f64 / secs).round() as u64;
-        let mut list: Vec<Network> = totals
-            .iter()
-            .filter(|(name, _)| name.as_str() != "lo")
-            .map(|(name, &(received, transmitted))| {
-                let (received_before, transmitted_before) = self
-                    .previous
-                    .get(name)
-                    .copied()
-                    .unwrap_or((received, transmitted));
-                Network {
-                    interface: name.clone(),
-                    received_bytes_per_sec: rate(received, received_before),
-                    transmitted_bytes_per_sec: rate(transmitted, transmitted_before),
-                    total_received_bytes: received,
-                    total_transmitted_bytes: transmitted,
-                }
-            })
-            .collect();
-        list.sort_by(|a, b| a.interface.cmp(&b.interface));
+        let list = networks(&totals, &self.previous, elapsed);
         self.previous = totals;
         list
     }
@@ -90,66 +68,84 @@ impl Interfaces {
     }
 }
 
+/// Interfaces from their totals now and at the previous sample `elapsed` ago. Loopback is
+/// left out: its traffic says nothing about the host's network.
+fn networks(
+    totals: &HashMap<String, (u64, u64)>,
+    previous: &HashMap<String, (u64, u64)>,
+    elapsed: Duration,
+) -> Vec<Network> {
+    let secs = elapsed.as_secs_f64().max(f64::EPSILON);
+    // A counter that went backwards (interface re-created, 32-bit wrap) gives 0, not a spike.
+    let rate = |now: u64, before: u64| (now.saturating_sub(before) as f64 / secs).round() as u64;
+    let mut list: Vec<Network> = totals
+        .iter()
+        .filter(|(name, _)| name.as_str() != "lo")
+        .map(|(name, &(received, transmitted))| {
+            // An interface new since the last sample has no rate yet.
+            let (received_before, transmitted_before) = previous
+                .get(name)
+                .copied()
+                .unwrap_or((received, transmitted));
+            Network {
+                interface: name.clone(),
+                received_bytes_per_sec: rate(received, received_before),
+                transmitted_bytes_per_sec: rate(transmitted, transmitted_before),
+                total_received_bytes: received,
+                total_transmitted_bytes: transmitted,
+            }
+        })
+        .collect();
+    list.sort_by(|a, b| a.interface.cmp(&b.interface));
+    list
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn rates_are_the_difference_over_time_and_never_negative() {
-        let mut interfaces = Interfaces {
-            previous: HashMap::from([
-                ("eth0".to_owned(), (1_000, 5_000)),
-                ("lo".to_owned(), (0, 0)),
-            ]),
-            #[cfg(not(target_os = "linux"))]
-            networks: sysinfo::Networks::new(),
-        };
-        let now = interfaces.totals();
-        let list = interfaces.read(Duration::from_secs(2));
-        assert!(
-            list.iter().all(|n| n.interface != "lo"),
-            "loopback is left out"
-        );
-        for n in &list {
-            // Totals since boot only grow (traffic may have come in between the two reads).
-            assert!(n.total_received_bytes >= now[&n.interface].0, "{n:?}");
-        }
-        // Counters seen falling (here: a made-up previous total above the real one) give 0.
-        interfaces.previous = HashMap::from([("eth0".to_owned(), (u64::MAX, u64::MAX))]);
-        for n in interfaces.read(Duration::from_secs(1)) {
-            if n.interface == "eth0" {
-                assert_eq!(n.received_bytes_per_sec, 0);
-                assert_eq!(n.transmitted_bytes_per_sec, 0);
-            }
-        }
+    fn totals(pairs: &[(&str, u64, u64)]) -> HashMap<String, (u64, u64)> {
+        pairs
+            .iter()
+            .map(|(name, rx, tx)| (name.to_string(), (*rx, *tx)))
+            .collect()
     }
 
     #[test]
-    fn the_rate_is_bytes_per_second() {
-        let mut interfaces = Interfaces::new();
-        let name = interfaces
-            .previous
-            .keys()
-            .find(|n| n.as_str() != "lo")
-            .cloned();
-        let Some(name) = name else {
-            return; // a host with loopback only has no rate to check
-        };
-        let (received, transmitted) = interfaces.previous[&name];
-        interfaces.previous.insert(
-            name.clone(),
-            (
-                received.saturating_sub(4_000),
-                transmitted.saturating_sub(2_000),
-            ),
+    fn rates_are_bytes_per_second_since_the_previous_sample() {
+        let before = totals(&[("eth0", 1_000, 5_000), ("lo", 0, 0), ("wg0", 100, 100)]);
+        let now = totals(&[
+            ("eth0", 5_000, 7_000),
+            ("lo", 9_000, 9_000),
+            ("wg0", 50, 100),
+            ("veth1", 10, 20),
+        ]);
+        let list = networks(&now, &before, Duration::from_secs(2));
+        let names: Vec<&str> = list.iter().map(|n| n.interface.as_str()).collect();
+        assert_eq!(names, ["eth0", "veth1", "wg0"], "sorted, loopback left out");
+        assert_eq!(list[0].received_bytes_per_sec, 2_000);
+        assert_eq!(list[0].transmitted_bytes_per_sec, 1_000);
+        assert_eq!(list[0].total_received_bytes, 5_000);
+        assert_eq!(
+            list[1].received_bytes_per_sec, 0,
+            "new interface: no rate yet"
         );
-        let list = interfaces.read(Duration::from_secs(2));
-        let n = list
-            .iter()
-            .find(|n| n.interface == name)
-            .expect("still there");
-        // At least what was taken off the baseline, over two seconds (plus real traffic).
-        assert!(n.received_bytes_per_sec >= 2_000, "{n:?}");
-        assert!(n.transmitted_bytes_per_sec >= 1_000, "{n:?}");
+        assert_eq!(
+            list[2].received_bytes_per_sec, 0,
+            "a counter that fell: 0, not a spike"
+        );
+    }
+
+    #[test]
+    fn this_hosts_interfaces_are_read() {
+        let mut interfaces = Interfaces::new();
+        let list = interfaces.read(Duration::from_secs(1));
+        assert!(list.iter().all(|n| n.interface != "lo"));
+        #[cfg(target_os = "linux")]
+        assert!(
+            std::fs::read_to_string("/proc/net/dev")
+                .is_ok_and(|dev| list.iter().all(|n| dev.contains(&n.interface))),
+            "{list:?}"
+        );
     }
 }
