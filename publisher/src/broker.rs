@@ -90,6 +90,9 @@ pub struct ReadingPublisher {
     outbox: Outbox,
     /// Wakes the outbox flusher when something was queued.
     queued: Notify,
+    /// Held while the outbox is being published, so the flusher and a shutdown drain never
+    /// send the same waiting reading twice.
+    flushing: tokio::sync::Mutex<()>,
     /// After a reconnect, how long back-filled readings wait for consumers to re-bind their
     /// queues before going out anyway.
     route_wait: Duration,
@@ -119,6 +122,7 @@ impl ReadingPublisher {
             reopen: Arc::clone(&reopen),
             outbox: Outbox::new(outbox_capacity),
             queued: Notify::new(),
+            flushing: tokio::sync::Mutex::new(()),
             route_wait: reconnect_cap + settings.connect_timeout,
             metrics,
         });
@@ -222,6 +226,7 @@ impl ReadingPublisher {
     /// Publishes waiting readings until the outbox is empty or a publish fails.
     /// Returns how many were confirmed.
     async fn flush_once(&self) -> usize {
+        let _flushing = self.flushing.lock().await;
         let mut sent = 0;
         while let Some(reading) = self.outbox.front() {
             let Some(channel) = self.channel.borrow().clone() else {
