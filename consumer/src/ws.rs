@@ -1,7 +1,7 @@
 //! The WebSocket session: a snapshot on connect, then every frame from the hub, with a
 //! heartbeat. A client that is gone, silent or too slow is dropped without slowing the rest.
 
-use crate::hub::{Frame, Hub, Push};
+use crate::hub::{Hub, Push};
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{CloseCode, CloseReason, Message};
 use futures_util::StreamExt;
@@ -65,10 +65,11 @@ async fn run_session(
         return Some(close(CloseCode::Restart, "server shutting down"));
     }
     let sent = &hub.metrics().ws_frames_sent;
-    if !send(&mut session, snapshot).await {
-        return None;
+    match within_timeout(session.text(snapshot)).await {
+        Sent::Done => sent.inc(),
+        Sent::Gone => return None,
+        Sent::TooSlow => return Some(too_slow()),
     }
-    sent.inc();
     let mut messages = messages.max_frame_size(MAX_CLIENT_FRAME);
     let mut heartbeat = tokio::time::interval(HEARTBEAT_INTERVAL);
     let mut last_heard = Instant::now();
@@ -77,12 +78,11 @@ async fn run_session(
             // The hot path first: with thousands of sessions, each reading wakes them all.
             biased;
             push = pushes.recv() => match push {
-                Ok(Push::Frame(frame)) => {
-                    if !send(&mut session, frame).await {
-                        return Some(close(CloseCode::Policy, "too slow: stopped reading"));
-                    }
-                    sent.inc();
-                }
+                Ok(Push::Frame(frame)) => match within_timeout(session.text(frame)).await {
+                    Sent::Done => sent.inc(),
+                    Sent::Gone => return None,
+                    Sent::TooSlow => return Some(too_slow()),
+                },
                 // It missed frames; a reconnect gives it a fresh, complete snapshot.
                 Err(RecvError::Lagged(_)) => return Some(close(CloseCode::Again, "too slow: fell behind")),
                 Ok(Push::Close) | Err(RecvError::Closed) => return Some(close(CloseCode::Restart, "server shutting down")),
@@ -91,20 +91,20 @@ async fn run_session(
                 if last_heard.elapsed() > CLIENT_TIMEOUT {
                     return Some(close(CloseCode::Away, "no answer to pings"));
                 }
-                match tokio::time::timeout(SEND_TIMEOUT, session.ping(b"")).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(_closed)) => return None,
-                    Err(_) => return Some(close(CloseCode::Policy, "too slow: stopped reading")),
+                match within_timeout(session.ping(b"")).await {
+                    Sent::Done => {}
+                    Sent::Gone => return None,
+                    Sent::TooSlow => return Some(too_slow()),
                 }
             }
             message = messages.next() => match message {
                 Some(Ok(Message::Pong(_))) => last_heard = Instant::now(),
                 Some(Ok(Message::Ping(bytes))) => {
                     last_heard = Instant::now();
-                    match tokio::time::timeout(SEND_TIMEOUT, session.pong(&bytes)).await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(_closed)) => return None,
-                        Err(_) => return Some(close(CloseCode::Policy, "too slow: stopped reading")),
+                    match within_timeout(session.pong(&bytes)).await {
+                        Sent::Done => {}
+                        Sent::Gone => return None,
+                        Sent::TooSlow => return Some(too_slow()),
                     }
                 }
                 Some(Ok(Message::Close(_))) | None => return None,
@@ -121,12 +121,28 @@ async fn run_session(
     }
 }
 
-/// Sends one frame; false if the client is gone or did not take it in time.
-async fn send(session: &mut actix_ws::Session, frame: Frame) -> bool {
-    matches!(
-        tokio::time::timeout(SEND_TIMEOUT, session.text(frame)).await,
-        Ok(Ok(()))
-    )
+/// What became of a send to a client.
+enum Sent {
+    Done,
+    /// The connection is gone.
+    Gone,
+    /// Not taken within [`SEND_TIMEOUT`]: the client stopped reading.
+    TooSlow,
+}
+
+/// Runs one send to a client, bounded by [`SEND_TIMEOUT`].
+async fn within_timeout(
+    send: impl std::future::Future<Output = Result<(), actix_ws::Closed>>,
+) -> Sent {
+    match tokio::time::timeout(SEND_TIMEOUT, send).await {
+        Ok(Ok(())) => Sent::Done,
+        Ok(Err(actix_ws::Closed)) => Sent::Gone,
+        Err(_) => Sent::TooSlow,
+    }
+}
+
+fn too_slow() -> CloseReason {
+    close(CloseCode::Policy, "too slow: stopped reading")
 }
 
 /// The metric label for why the server closed a client.
