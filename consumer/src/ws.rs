@@ -65,11 +65,10 @@ async fn run_session(
         return Some(close(CloseCode::Restart, "server shutting down"));
     }
     let sent = &hub.metrics().ws_frames_sent;
-    match within_timeout(session.text(snapshot)).await {
-        Sent::Done => sent.inc(),
-        Sent::Gone => return None,
-        Sent::TooSlow => return Some(too_slow()),
+    if let Err(end) = send_within_timeout(session.text(snapshot)).await {
+        return end;
     }
+    sent.inc();
     let mut messages = messages.max_frame_size(MAX_CLIENT_FRAME);
     let mut heartbeat = tokio::time::interval(HEARTBEAT_INTERVAL);
     let mut last_heard = Instant::now();
@@ -78,11 +77,12 @@ async fn run_session(
             // The hot path first: with thousands of sessions, each reading wakes them all.
             biased;
             push = pushes.recv() => match push {
-                Ok(Push::Frame(frame)) => match within_timeout(session.text(frame)).await {
-                    Sent::Done => sent.inc(),
-                    Sent::Gone => return None,
-                    Sent::TooSlow => return Some(too_slow()),
-                },
+                Ok(Push::Frame(frame)) => {
+                    if let Err(end) = send_within_timeout(session.text(frame)).await {
+                        return end;
+                    }
+                    sent.inc();
+                }
                 // It missed frames; a reconnect gives it a fresh, complete snapshot.
                 Err(RecvError::Lagged(_)) => return Some(close(CloseCode::Again, "too slow: fell behind")),
                 Ok(Push::Close) | Err(RecvError::Closed) => return Some(close(CloseCode::Restart, "server shutting down")),
@@ -91,20 +91,16 @@ async fn run_session(
                 if last_heard.elapsed() > CLIENT_TIMEOUT {
                     return Some(close(CloseCode::Away, "no answer to pings"));
                 }
-                match within_timeout(session.ping(b"")).await {
-                    Sent::Done => {}
-                    Sent::Gone => return None,
-                    Sent::TooSlow => return Some(too_slow()),
+                if let Err(end) = send_within_timeout(session.ping(b"")).await {
+                    return end;
                 }
             }
             message = messages.next() => match message {
                 Some(Ok(Message::Pong(_))) => last_heard = Instant::now(),
                 Some(Ok(Message::Ping(bytes))) => {
                     last_heard = Instant::now();
-                    match within_timeout(session.pong(&bytes)).await {
-                        Sent::Done => {}
-                        Sent::Gone => return None,
-                        Sent::TooSlow => return Some(too_slow()),
+                    if let Err(end) = send_within_timeout(session.pong(&bytes)).await {
+                        return end;
                     }
                 }
                 Some(Ok(Message::Close(_))) | None => return None,
@@ -121,28 +117,17 @@ async fn run_session(
     }
 }
 
-/// What became of a send to a client.
-enum Sent {
-    Done,
-    /// The connection is gone.
-    Gone,
-    /// Not taken within [`SEND_TIMEOUT`]: the client stopped reading.
-    TooSlow,
-}
-
-/// Runs one send to a client, bounded by [`SEND_TIMEOUT`].
-async fn within_timeout(
+/// Runs one send to a client, bounded by [`SEND_TIMEOUT`]. `Err` is how the session ends:
+/// `None` when the connection is already gone, a "too slow" close when the client stopped
+/// reading.
+async fn send_within_timeout(
     send: impl std::future::Future<Output = Result<(), actix_ws::Closed>>,
-) -> Sent {
+) -> Result<(), Option<CloseReason>> {
     match tokio::time::timeout(SEND_TIMEOUT, send).await {
-        Ok(Ok(())) => Sent::Done,
-        Ok(Err(actix_ws::Closed)) => Sent::Gone,
-        Err(_) => Sent::TooSlow,
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(actix_ws::Closed)) => Err(None),
+        Err(_) => Err(Some(close(CloseCode::Policy, "too slow: stopped reading"))),
     }
-}
-
-fn too_slow() -> CloseReason {
-    close(CloseCode::Policy, "too slow: stopped reading")
 }
 
 /// The metric label for why the server closed a client.

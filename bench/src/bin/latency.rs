@@ -10,9 +10,7 @@ use bench::{
     median_and, next_reading, open_socket, spawn_readers, HttpConnection, Service, Socket,
 };
 use futures_util::StreamExt;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicPublishOptions};
-use lapin::types::FieldTable;
-use shared::broker::{declare_consumer_queue, QueueSpec};
+use lapin::options::{BasicAckOptions, BasicPublishOptions};
 use shared::testing::unique_exchange;
 use std::time::{Duration, Instant};
 
@@ -74,23 +72,7 @@ impl Floor {
     async fn new() -> Self {
         let (connection, publish, exchange) = bench::floor_channel("bench-floor").await;
         let consume = connection.create_channel().await.expect("channel");
-        let spec = QueueSpec {
-            name: None,
-            max_length: 10_000,
-            prefetch: 256,
-        };
-        let queue = declare_consumer_queue(&consume, &exchange, &spec)
-            .await
-            .expect("queue");
-        let deliveries = consume
-            .basic_consume(
-                queue.as_str().into(),
-                "".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .expect("consume");
+        let deliveries = shared::testing::consume_from(&consume, &exchange).await;
         Self {
             _connection: connection,
             publish,

@@ -45,6 +45,11 @@ pub struct Collector {
 /// is answered on the caller's thread, without a round trip to the sampler's.
 type Latest = std::sync::Mutex<Option<(Instant, Arc<Reading>)>>;
 
+fn lock(latest: &Latest) -> std::sync::MutexGuard<'_, Option<(Instant, Arc<Reading>)>> {
+    // The guarded value is replaced whole, so a poisoned lock still holds a valid one.
+    latest.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 impl Collector {
     /// Starts the sampler thread. `host` overrides the system host name; each sample's
     /// duration is observed in `timing`.
@@ -77,8 +82,7 @@ impl Collector {
 
     /// The last sample, if it is younger than [`MIN_REFRESH_INTERVAL`].
     fn fresh(&self) -> Option<Arc<Reading>> {
-        let latest = self.latest.lock().unwrap_or_else(|p| p.into_inner());
-        latest
+        lock(&self.latest)
             .as_ref()
             .filter(|(taken, _)| taken.elapsed() < MIN_REFRESH_INTERVAL)
             .map(|(_, reading)| Arc::clone(reading))
@@ -140,7 +144,7 @@ impl Sampler {
     fn reading(&mut self) -> Arc<Reading> {
         let since = self.last_refresh.elapsed();
         if since < MIN_REFRESH_INTERVAL {
-            if let Some((_, latest)) = &*self.lock_shared() {
+            if let Some((_, latest)) = &*lock(&self.shared) {
                 return Arc::clone(latest);
             }
             // Only the very first request can come before the baseline is old enough.
@@ -149,13 +153,8 @@ impl Sampler {
         let timer = self.timing.start_timer();
         let reading = Arc::new(self.sample());
         timer.observe_duration();
-        *self.lock_shared() = Some((self.last_refresh, Arc::clone(&reading)));
+        *lock(&self.shared) = Some((self.last_refresh, Arc::clone(&reading)));
         reading
-    }
-
-    fn lock_shared(&self) -> std::sync::MutexGuard<'_, Option<(Instant, Arc<Reading>)>> {
-        // The guarded value is replaced whole, so a poisoned lock still holds a valid one.
-        self.shared.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn sample(&mut self) -> Reading {

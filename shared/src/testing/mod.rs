@@ -37,6 +37,27 @@ pub fn broker_settings_at(url: &str, exchange: &str) -> BrokerSettings {
     BrokerSettings::from_env(&env).expect("test broker settings are valid")
 }
 
+/// Binds a private queue of the channel's own to `exchange` and consumes it.
+pub async fn consume_from(channel: &Channel, exchange: &str) -> lapin::Consumer {
+    let spec = broker::QueueSpec {
+        name: None,
+        max_length: 10_000,
+        prefetch: 100,
+    };
+    let queue = broker::declare_consumer_queue(channel, exchange, &spec)
+        .await
+        .expect("queue");
+    channel
+        .basic_consume(
+            queue.as_str().into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("consume")
+}
+
 /// A message as a test sees it.
 pub struct Tapped {
     pub body: Vec<u8>,
@@ -67,23 +88,7 @@ impl Tap {
         broker::declare_exchange(&channel, exchange)
             .await
             .expect("exchange");
-        let spec = broker::QueueSpec {
-            name: None,
-            max_length: 10_000,
-            prefetch: 100,
-        };
-        let queue = broker::declare_consumer_queue(&channel, exchange, &spec)
-            .await
-            .expect("queue");
-        let consumer = channel
-            .basic_consume(
-                queue.as_str().into(),
-                "".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .expect("consume");
+        let consumer = consume_from(&channel, exchange).await;
         Self {
             connection,
             channel,
