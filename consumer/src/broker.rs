@@ -1,8 +1,14 @@
-//! The consumer's side of RabbitMQ: an exclusive queue bound to the fanout exchange, every
-//! delivery handed to the hub; reconnects (with a fresh queue) whenever the broker goes away.
+//! From a queue to a sink: binds a queue to the readings exchange, turns every delivery into
+//! an accepted reading ([`crate::ingest`]), hands each batch to its [`Sink`] and acknowledges
+//! the batch once the sink took it. Reconnects (re-declaring the queue) whenever the broker
+//! goes away, through the supervisor both services share.
 
-use crate::hub::Hub;
+use crate::clock::SharedClock;
+use crate::ingest::{self, legacy::SenderHints, IngestLimits};
+use crate::metrics::ConsumerMetrics;
+use crate::sink::Sink;
 use futures_util::StreamExt;
+use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions};
 use lapin::types::FieldTable;
 use lapin::{Connection, Consumer};
@@ -10,6 +16,7 @@ use shared::broker::{self, BrokerState, QueueSpec};
 use shared::settings::BrokerSettings;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::watch;
 
 /// The name this service gives its connection.
 pub const APP_ID: &str = "hostpulse-consumer";
@@ -17,83 +24,186 @@ pub const APP_ID: &str = "hostpulse-consumer";
 /// At most one log line per this long about refused messages; the rest are counted.
 const REJECT_LOG_EVERY: Duration = Duration::from_secs(10);
 
-/// Consumes until the process ends, reconnecting at most `reconnect_cap` apart.
-pub async fn consume_forever(
-    settings: BrokerSettings,
-    queue: QueueSpec,
-    reconnect_cap: Duration,
-    hub: Arc<Hub>,
-) {
-    let mut delays = broker::reconnect_delays(reconnect_cap);
-    let mut retries = broker::RetryLog::default();
-    let mut rejects = RejectLog::default();
-    loop {
-        match open(&settings, &queue).await {
-            Ok((connection, consumer, url, queue_name)) => {
-                tracing::info!(broker = %url, queue = %queue_name, exchange = %settings.exchange, "consuming readings");
-                retries.connected();
-                delays = broker::reconnect_delays(reconnect_cap);
-                hub.set_broker(BrokerState::up(url.clone()));
-                let why = tokio::select! {
-                    why = broker::connection_lost(&connection) => why,
-                    why = deliver(consumer, &hub, &mut rejects) => why,
-                };
-                tracing::warn!(broker = %url, error = %why, "lost the broker; reconnecting");
-                hub.set_broker(BrokerState::down(Some(url), why));
-                let _ = connection.close(200, "reconnecting".into()).await;
-            }
-            Err(why) => {
-                retries.failed(&why);
-                hub.set_broker(BrokerState::down(None, why));
-            }
-        }
-        if let Some(delay) = delays.next() {
-            tokio::time::sleep(delay).await;
-        }
-    }
-}
-
 /// Deliveries acknowledged together at most; well under any sensible `PREFETCH`, so the broker
 /// never waits for an acknowledgement.
 const ACK_BATCH: usize = 64;
 
-/// Hands every delivery to the hub and acknowledges them; returns why the stream ended.
-///
-/// Deliveries that are already waiting are taken together and acknowledged with one
-/// `multiple` ack: one message to lapin's I/O thread per batch instead of per reading, which
-/// at thousands of readings a second is most of the cost (thread wake-ups, not parsing).
-async fn deliver(consumer: Consumer, hub: &Hub, rejects: &mut RejectLog) -> String {
-    let mut batches = consumer.ready_chunks(ACK_BATCH);
-    while let Some(batch) = batches.next().await {
-        let mut last = None;
-        for delivery in batch {
-            let delivery = match delivery {
-                Ok(delivery) => delivery,
-                Err(e) => return e.to_string(),
-            };
-            let hint = host_hint(&delivery.properties);
-            if let Err(rejected) = hub.accept(&delivery.data, hint.as_deref()) {
-                rejects.record(&rejected);
+/// The queue a sink is fed from.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub settings: BrokerSettings,
+    pub queue: QueueSpec,
+    /// Longest wait between reconnect attempts.
+    pub reconnect_cap: Duration,
+}
+
+/// What turning deliveries into readings needs: the limits, the clock, and where to count.
+#[derive(Clone)]
+pub struct Intake {
+    pub limits: IngestLimits,
+    pub clock: SharedClock,
+    pub metrics: ConsumerMetrics,
+}
+
+/// Feeds `sink` from `source` until the task is dropped; the connection's state goes to
+/// `status`.
+pub async fn consume_forever<S: Sink>(
+    source: Source,
+    status: watch::Sender<BrokerState>,
+    intake: Intake,
+    sink: S,
+) {
+    let mut session = QueueSession {
+        source: source.clone(),
+        intake,
+        sink,
+        rejects: RejectLog::default(),
+    };
+    shared::reconnect::supervise(
+        &source.settings,
+        APP_ID,
+        source.reconnect_cap,
+        &status,
+        &mut session,
+    )
+    .await;
+}
+
+struct QueueSession<S> {
+    source: Source,
+    intake: Intake,
+    sink: S,
+    rejects: RejectLog,
+}
+
+impl<S: Sink> shared::reconnect::Session for QueueSession<S> {
+    type Open = Consumer;
+
+    async fn open(&mut self, connection: &Connection, url: &str) -> Result<Consumer, String> {
+        let exchange = &self.source.settings.exchange;
+        let prepared = async {
+            let channel = connection.create_channel().await?;
+            broker::declare_exchange(&channel, exchange).await?;
+            let queue =
+                broker::declare_consumer_queue(&channel, exchange, &self.source.queue).await?;
+            let consumer = channel
+                .basic_consume(
+                    queue.as_str().into(),
+                    APP_ID.into(),
+                    BasicConsumeOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+            Ok::<_, lapin::Error>((consumer, queue))
+        };
+        let (consumer, queue) = prepared
+            .await
+            .map_err(|e| format!("{url}: cannot set up the queue: {e}"))?;
+        tracing::info!(broker = %url, %queue, %exchange, sink = self.sink.name(), "consuming readings");
+        Ok(consumer)
+    }
+
+    async fn run(&mut self, consumer: Consumer) -> String {
+        self.deliver(consumer).await
+    }
+}
+
+impl<S: Sink> QueueSession<S> {
+    /// Hands every delivery to the sink and acknowledges them; returns why the stream ended.
+    ///
+    /// Deliveries that are already waiting are taken together and acknowledged with one
+    /// `multiple` ack: one message to lapin's I/O thread per batch instead of per reading,
+    /// which at thousands of readings a second is most of the cost.
+    async fn deliver(&mut self, consumer: Consumer) -> String {
+        let mut batches = consumer.ready_chunks(ACK_BATCH);
+        let mut accepted = Vec::with_capacity(ACK_BATCH);
+        while let Some(batch) = batches.next().await {
+            accepted.clear();
+            let mut last = None;
+            for delivery in batch {
+                let delivery = match delivery {
+                    Ok(delivery) => delivery,
+                    Err(e) => return e.to_string(),
+                };
+                if let Some(reading) = self.ingest(&delivery) {
+                    accepted.push(reading);
+                }
+                last = Some(delivery);
             }
-            last = Some(delivery);
+            self.hand_over(&accepted).await;
+            // Refused messages are acknowledged too: they can never become valid, and
+            // requeueing them would loop forever. They are counted and logged instead.
+            if let Some(last) = last {
+                let all_up_to_here = BasicAckOptions { multiple: true };
+                if let Err(e) = last.ack(all_up_to_here).await {
+                    return e.to_string();
+                }
+            }
         }
-        // Refused messages are acknowledged too: they can never become valid, and
-        // requeueing them would loop forever. They are counted and logged instead.
-        if let Some(last) = last {
-            let all_up_to_here = BasicAckOptions { multiple: true };
-            if let Err(e) = last.ack(all_up_to_here).await {
-                return e.to_string();
+        "the broker cancelled the consumer".to_owned()
+    }
+
+    /// One delivery through ingest, counted either way.
+    fn ingest(&mut self, delivery: &Delivery) -> Option<Arc<ingest::Accepted>> {
+        let metrics = &self.intake.metrics;
+        metrics.received.inc();
+        let now = self.intake.clock.now();
+        let hints = sender_hints(&delivery.properties);
+        match ingest::ingest(&delivery.data, &hints, now, self.intake.limits) {
+            Ok(accepted) => {
+                let age = (now - accepted.reading.collected_at)
+                    .num_microseconds()
+                    .unwrap_or(0);
+                metrics.reading_age.observe(age.max(0) as f64 / 1e6);
+                if let Some(retimed) = accepted.retimed {
+                    metrics.retimed.with_label_values(&[retimed.reason()]).inc();
+                }
+                Some(accepted)
+            }
+            Err(refusal) => {
+                metrics
+                    .rejected
+                    .with_label_values(&[refusal.reason()])
+                    .inc();
+                self.rejects.record(refusal.reason(), &refusal.to_string());
+                None
             }
         }
     }
-    "the broker cancelled the consumer".to_owned()
+
+    /// Gives the batch to the sink, retrying (never acknowledging) while it cannot take it.
+    async fn hand_over(&mut self, accepted: &[Arc<ingest::Accepted>]) {
+        let mut delays = shared::reconnect::reconnect_delays(self.source.reconnect_cap);
+        let mut failures = shared::reconnect::RetryLog::default();
+        loop {
+            match self.sink.take(accepted).await {
+                Ok(refused) => {
+                    for refusal in refused {
+                        self.intake
+                            .metrics
+                            .rejected
+                            .with_label_values(&[refusal.reason])
+                            .inc();
+                        self.rejects.record(refusal.reason, &refusal.detail);
+                    }
+                    return;
+                }
+                Err(e) => {
+                    failures.failed(&e.to_string());
+                    if let Some(delay) = delays.next() {
+                        tokio::time::sleep(delay).await;
+                    }
+                }
+            }
+        }
+    }
 }
 
-/// A host name from the AMQP properties, for legacy messages that carry none in the body:
-/// a `hostname` or `host` header, else the `app_id`.
-fn host_hint(properties: &lapin::BasicProperties) -> Option<String> {
+/// What the AMQP properties say about the sender, for the original's messages that name no
+/// host: a `hostname` or `host` header, and the `app_id`.
+fn sender_hints(properties: &lapin::BasicProperties) -> SenderHints {
     use lapin::types::AMQPValue;
-    let from_header = properties.headers().as_ref().and_then(|headers| {
+    let header_host = properties.headers().as_ref().and_then(|headers| {
         ["hostname", "host"]
             .iter()
             .find_map(|key| match headers.inner().get(*key) {
@@ -102,37 +212,9 @@ fn host_hint(properties: &lapin::BasicProperties) -> Option<String> {
                 _ => None,
             })
     });
-    from_header.or_else(|| properties.app_id().as_ref().map(|a| a.to_string()))
-}
-
-/// Connects, declares the exchange and this consumer's queue, and starts consuming.
-async fn open(
-    settings: &BrokerSettings,
-    spec: &QueueSpec,
-) -> Result<(Connection, Consumer, String, String), String> {
-    let (connection, url) = broker::connect(settings, APP_ID)
-        .await
-        .map_err(|e| e.to_string())?;
-    let prepared = async {
-        let channel = connection.create_channel().await?;
-        broker::declare_exchange(&channel, &settings.exchange).await?;
-        let queue = broker::declare_consumer_queue(&channel, &settings.exchange, spec).await?;
-        let consumer = channel
-            .basic_consume(
-                queue.as_str().into(),
-                APP_ID.into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-        Ok::<_, lapin::Error>((consumer, queue))
-    };
-    match tokio::time::timeout(settings.connect_timeout, prepared).await {
-        Ok(Ok((consumer, queue))) => Ok((connection, consumer, url, queue)),
-        Ok(Err(e)) => Err(format!("{url}: cannot set up the queue: {e}")),
-        Err(_) => Err(format!(
-            "{url}: the broker did not answer while setting up the queue"
-        )),
+    SenderHints {
+        header_host,
+        app_id: properties.app_id().as_ref().map(|a| a.to_string()),
     }
 }
 
@@ -145,14 +227,14 @@ struct RejectLog {
 }
 
 impl RejectLog {
-    fn record(&mut self, rejected: &crate::hub::Rejected) {
+    fn record(&mut self, reason: &str, detail: &str) {
         if self.last.is_some_and(|at| at.elapsed() < REJECT_LOG_EVERY) {
             self.suppressed += 1;
             return;
         }
         tracing::warn!(
-            reason = rejected.reason(),
-            error = %rejected,
+            reason,
+            error = detail,
             also_refused_since_last_line = self.suppressed,
             "refused a message from the broker"
         );

@@ -1,12 +1,17 @@
-//! The hostpulse consumer: binds a queue to the readings exchange and streams every reading
-//! to the browsers over WebSocket.
+//! The hostpulse consumer. Every reading follows one path:
+//!
+//! `broker` (a queue) → `ingest` (bytes → accepted reading or refusal) → a `sink`: the `live`
+//! view (latest per host, broadcast to browsers over `ws`), and later the store and the alerts,
+//! each from a queue of its own. `startup` wires the path and the HTTP `routes`.
 
 pub mod broker;
+pub mod clock;
 pub mod configuration;
-pub mod hub;
-pub mod legacy;
+pub mod ingest;
+pub mod live;
 pub mod metrics;
 pub mod origin;
 pub mod routes;
+pub mod sink;
 pub mod startup;
 pub mod ws;

@@ -1,14 +1,28 @@
-//! Building and running the consumer: bind, start consuming, serve the page and the socket.
+//! Building and running the consumer: the path every reading follows, then the HTTP server.
+//!
+//! ```text
+//! live queue ─▶ broker ─▶ ingest ─▶ LiveSink ─▶ live view ─▶ /ws, /api/hosts, fleet gauges
+//! ```
+//! Sinks that must see every reading (the store, the alerts) get queues of their own, fed the
+//! same way by [`broker::consume_forever`].
 
+use crate::broker::{self, Intake, Source};
+use crate::clock::{SharedClock, SystemClock};
 use crate::configuration::Settings;
-use crate::hub::{Hub, HubLimits};
+use crate::ingest::IngestLimits;
+use crate::live::{LiveLimits, LiveView};
+use crate::metrics::fleet::FleetCollector;
 use crate::metrics::ConsumerMetrics;
-use crate::{broker, routes, ws};
+use crate::sink::LiveSink;
+use crate::{routes, ws};
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
+use shared::broker::BrokerState;
 use shared::http::{get, not_found};
 use std::net::TcpListener;
 use std::sync::Arc;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 /// How long sessions get to send their close frames at shutdown.
 const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_millis(300);
@@ -17,45 +31,79 @@ const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_millis(300);
 pub struct Application {
     port: u16,
     server: Server,
-    hub: Arc<Hub>,
-    consuming: tokio::task::JoinHandle<()>,
-    forgetting: tokio::task::JoinHandle<()>,
+    live: Arc<LiveView>,
+    metrics: ConsumerMetrics,
+    broker: watch::Receiver<BrokerState>,
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl Application {
     /// Binds the HTTP port (0 picks a free one) and starts consuming.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with_clock(settings, Arc::new(SystemClock)).await
+    }
+
+    /// Like [`Self::build`], with the clock the consumer reads time from (tests drive it).
+    pub async fn build_with_clock(settings: Settings, clock: SharedClock) -> anyhow::Result<Self> {
         use anyhow::Context;
         let address = (settings.http.host, settings.http.port);
         let listener = TcpListener::bind(address)
             .with_context(|| format!("cannot listen on {}:{}", address.0, address.1))?;
         let port = listener.local_addr()?.port();
-        let limits = HubLimits {
-            history_len: settings.history_len,
-            max_hosts: settings.max_hosts,
-            max_message_bytes: settings.max_message_bytes,
-            stale_after: settings.stale_after,
-        };
-        let hub = Arc::new(Hub::new(limits, ConsumerMetrics::new()?));
-        let consuming = tokio::spawn(broker::consume_forever(
-            settings.broker.clone(),
-            settings.queue.clone(),
-            settings.reconnect_cap,
-            Arc::clone(&hub),
+        let metrics = ConsumerMetrics::new()?;
+        let (broker_tx, broker) = watch::channel(BrokerState::connecting());
+        let live = Arc::new(LiveView::new(
+            LiveLimits {
+                history_len: settings.history_len,
+                max_hosts: settings.max_hosts,
+                stale_after: settings.stale_after,
+            },
+            Arc::clone(&clock),
+            broker.clone(),
         ));
-        let forgetting = tokio::spawn(forget_silent_hosts(Arc::clone(&hub), settings.host_expiry));
+        metrics
+            .registry
+            .register(Box::new(FleetCollector::new(Arc::clone(&live))?))?;
+        let intake = Intake {
+            limits: IngestLimits {
+                max_message_bytes: settings.max_message_bytes,
+            },
+            clock,
+            metrics: metrics.clone(),
+        };
+        let live_queue = Source {
+            settings: settings.broker.clone(),
+            queue: settings.queue.clone(),
+            reconnect_cap: settings.reconnect_cap,
+        };
+        let tasks = vec![
+            tokio::spawn(broker::consume_forever(
+                live_queue,
+                broker_tx,
+                intake,
+                LiveSink(Arc::clone(&live)),
+            )),
+            tokio::spawn(tell_browsers_the_broker_state(
+                broker.clone(),
+                Arc::clone(&live),
+            )),
+            tokio::spawn(forget_silent_hosts(Arc::clone(&live), settings.host_expiry)),
+        ];
         let server = run(
             listener,
             settings.http.workers,
-            Arc::clone(&hub),
+            Arc::clone(&live),
+            metrics.clone(),
+            broker.clone(),
             settings.allowed_origins.clone(),
         )?;
         Ok(Self {
             port,
             server,
-            hub,
-            consuming,
-            forgetting,
+            live,
+            metrics,
+            broker,
+            tasks,
         })
     }
 
@@ -64,9 +112,19 @@ impl Application {
         self.port
     }
 
-    /// The hub, so callers can watch what the consumer holds.
-    pub fn hub(&self) -> Arc<Hub> {
-        Arc::clone(&self.hub)
+    /// The live view, so callers can watch what the consumer holds.
+    pub fn live(&self) -> Arc<LiveView> {
+        Arc::clone(&self.live)
+    }
+
+    /// The consumer's metrics.
+    pub fn metrics(&self) -> ConsumerMetrics {
+        self.metrics.clone()
+    }
+
+    /// The live queue's connection state.
+    pub fn broker(&self) -> watch::Receiver<BrokerState> {
+        self.broker.clone()
     }
 
     /// A handle that stops the server (what Ctrl-C and SIGTERM do).
@@ -83,7 +141,7 @@ impl Application {
         let served = tokio::select! {
             served = &mut server => served,
             () = shared::shutdown::signal() => {
-                self.hub.close_all();
+                self.live.close_all();
                 // Close frames are small; give the sessions a moment to send them.
                 tokio::time::sleep(CLOSE_GRACE).await;
                 // The stop command is sent at once; the server future itself carries it out.
@@ -91,19 +149,33 @@ impl Application {
                 server.await
             }
         };
-        self.hub.close_all();
-        self.consuming.abort();
-        self.forgetting.abort();
+        self.live.close_all();
+        for task in &self.tasks {
+            task.abort();
+        }
         served
     }
 }
 
+/// Every change of the live queue's connection goes to the browsers as a `status` frame.
+async fn tell_browsers_the_broker_state(
+    mut broker: watch::Receiver<BrokerState>,
+    live: Arc<LiveView>,
+) {
+    let mut previous = broker.borrow_and_update().clone();
+    while broker.changed().await.is_ok() {
+        let current = broker.borrow_and_update().clone();
+        live.push_status(&previous, &current);
+        previous = current;
+    }
+}
+
 /// Hosts silent for longer than `expiry` leave the page's snapshot and the metrics.
-async fn forget_silent_hosts(hub: Arc<Hub>, expiry: std::time::Duration) {
+async fn forget_silent_hosts(live: Arc<LiveView>, expiry: std::time::Duration) {
     let mut ticks = tokio::time::interval(expiry.min(std::time::Duration::from_secs(60)));
     loop {
         ticks.tick().await;
-        let forgotten = hub.forget_silent_hosts(expiry);
+        let forgotten = live.forget_silent_hosts(expiry);
         if forgotten > 0 {
             tracing::info!(forgotten, "forgot hosts silent for {}s", expiry.as_secs());
         }
@@ -113,23 +185,33 @@ async fn forget_silent_hosts(hub: Arc<Hub>, expiry: std::time::Duration) {
 fn run(
     listener: TcpListener,
     workers: usize,
-    hub: Arc<Hub>,
+    live: Arc<LiveView>,
+    metrics: ConsumerMetrics,
+    broker: watch::Receiver<BrokerState>,
     origins: crate::origin::AllowedOrigins,
 ) -> std::io::Result<Server> {
-    let hub = web::Data::new(hub);
+    let live = web::Data::new(live);
+    let metrics = web::Data::new(metrics);
+    let broker = web::Data::new(broker);
     let origins = web::Data::new(origins);
     let server = HttpServer::new(move || {
         App::new()
             .wrap(actix_web::middleware::from_fn(
                 shared::http::limit_body_size,
             ))
+            // The page's script and the API's JSON shrink several times; WebSocket upgrades
+            // (101) are left alone by the middleware.
+            .wrap(actix_web::middleware::Compress::default())
             .wrap(tracing_actix_web::TracingLogger::default())
-            .app_data(hub.clone())
+            .app_data(live.clone())
+            .app_data(metrics.clone())
+            .app_data(broker.clone())
             .app_data(origins.clone())
             .service(get("/", routes::index))
             .service(get("/assets/{file:.*}", routes::asset))
             .service(get("/ws", ws::ws))
             .service(get("/api/hosts", routes::hosts))
+            .service(get("/api/hosts/{host}/readings", routes::host_readings))
             .service(get("/health", routes::health))
             .service(get("/ready", routes::ready))
             .service(get("/metrics", routes::metrics))

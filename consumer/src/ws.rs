@@ -1,9 +1,12 @@
-//! The WebSocket session: a snapshot on connect, then every frame from the hub, with a
+//! The WebSocket session: a snapshot on connect, then every frame from the live view, with a
 //! heartbeat. A client that is gone, silent or too slow is dropped without slowing the rest.
+//! Close codes follow RFC 6455: 1009 for a frame over the limit, 1007 for text that is not
+//! UTF-8, and a client's own close code echoed back.
 
-use crate::hub::{Hub, Push};
+use crate::live::{LiveView, Push};
+use crate::metrics::ConsumerMetrics;
 use actix_web::{web, HttpRequest, HttpResponse};
-use actix_ws::{CloseCode, CloseReason, Message};
+use actix_ws::{CloseCode, CloseReason, Message, ProtocolError};
 use futures_util::StreamExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,7 +27,8 @@ const MAX_CLIENT_FRAME: usize = 4096;
 pub async fn ws(
     req: HttpRequest,
     body: web::Payload,
-    hub: web::Data<Arc<Hub>>,
+    live: web::Data<Arc<LiveView>>,
+    metrics: web::Data<ConsumerMetrics>,
     origins: web::Data<crate::origin::AllowedOrigins>,
 ) -> actix_web::Result<HttpResponse> {
     if let Some(origin) = req.headers().get(actix_web::http::header::ORIGIN) {
@@ -39,32 +43,63 @@ pub async fn ws(
         }
     }
     let (response, session, messages) = actix_ws::handle(&req, body)?;
-    let hub = Arc::clone(&hub);
+    let live = Arc::clone(&live);
+    let metrics = metrics.get_ref().clone();
     actix_web::rt::spawn(async move {
-        let reason = run_session(session.clone(), messages, &hub).await;
-        if let Some(reason) = &reason {
-            tracing::debug!(?reason, "closing a WebSocket client");
-            hub.metrics()
-                .ws_dropped
-                .with_label_values(&[drop_label(reason)])
-                .inc();
+        let end = run_session(session.clone(), messages, &live, &metrics).await;
+        if let Some(label) = end.dropped {
+            tracing::debug!(reason = label, "closing a WebSocket client");
+            metrics.ws_dropped.with_label_values(&[label]).inc();
         }
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, session.close(reason)).await;
+        if end.send_close {
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, session.close(end.close)).await;
+        }
     });
     Ok(response)
 }
 
-/// Runs one client until it leaves or must be dropped; returns the close reason to send.
+/// How a session ended.
+struct End {
+    /// The close frame to send, if one is due.
+    close: Option<CloseReason>,
+    /// False when the connection is already gone: nothing can be sent.
+    send_close: bool,
+    /// Set when the server dropped the client: the label it is counted under.
+    dropped: Option<&'static str>,
+}
+
+impl End {
+    /// The server closes the client, counted under `label`.
+    fn dropped(code: CloseCode, description: &str, label: &'static str) -> Self {
+        Self {
+            close: Some(close(code, description)),
+            send_close: true,
+            dropped: Some(label),
+        }
+    }
+
+    /// The client left, or its connection is gone: not a drop.
+    fn left(close: Option<CloseReason>, send_close: bool) -> Self {
+        Self {
+            close,
+            send_close,
+            dropped: None,
+        }
+    }
+}
+
+/// Runs one client until it leaves or must be dropped.
 async fn run_session(
     mut session: actix_ws::Session,
     messages: actix_ws::MessageStream,
-    hub: &Hub,
-) -> Option<CloseReason> {
-    let (snapshot, mut pushes) = hub.subscribe();
-    if hub.is_closing() {
-        return Some(close(CloseCode::Restart, "server shutting down"));
+    live: &LiveView,
+    metrics: &ConsumerMetrics,
+) -> End {
+    let (snapshot, mut pushes) = live.subscribe();
+    if live.is_closing() {
+        return End::dropped(CloseCode::Restart, "server shutting down", "shutdown");
     }
-    let sent = &hub.metrics().ws_frames_sent;
+    let sent = &metrics.ws_frames_sent;
     if let Err(end) = send_within_timeout(session.text(snapshot)).await {
         return end;
     }
@@ -84,12 +119,12 @@ async fn run_session(
                     sent.inc();
                 }
                 // It missed frames; a reconnect gives it a fresh, complete snapshot.
-                Err(RecvError::Lagged(_)) => return Some(close(CloseCode::Again, "too slow: fell behind")),
-                Ok(Push::Close) | Err(RecvError::Closed) => return Some(close(CloseCode::Restart, "server shutting down")),
+                Err(RecvError::Lagged(_)) => return End::dropped(CloseCode::Again, "too slow: fell behind", "lagged"),
+                Ok(Push::Close) | Err(RecvError::Closed) => return End::dropped(CloseCode::Restart, "server shutting down", "shutdown"),
             },
             _ = heartbeat.tick() => {
                 if last_heard.elapsed() > CLIENT_TIMEOUT {
-                    return Some(close(CloseCode::Away, "no answer to pings"));
+                    return End::dropped(CloseCode::Away, "no answer to pings", "heartbeat_timeout");
                 }
                 if let Err(end) = send_within_timeout(session.ping(b"")).await {
                     return end;
@@ -103,14 +138,30 @@ async fn run_session(
                         return end;
                     }
                 }
-                Some(Ok(Message::Close(_))) | None => return None,
+                // A polite close: answer with the client's own code (RFC 6455, 5.5.1).
+                Some(Ok(Message::Close(reason))) => {
+                    let echo = reason.map(|r| CloseReason { code: r.code, description: None });
+                    return End::left(echo, true);
+                }
+                None => return End::left(None, false),
                 Some(Ok(Message::Text(_) | Message::Binary(_) | Message::Continuation(_))) => {
-                    return Some(close(CloseCode::Unsupported, "this socket only sends"));
+                    return End::dropped(CloseCode::Unsupported, "this socket only sends", "client_sent_data");
                 }
                 Some(Ok(Message::Nop)) => {}
+                Some(Err(ProtocolError::Overflow)) => {
+                    return End::dropped(CloseCode::Size, "frame too large", "frame_too_large");
+                }
+                Some(Err(ProtocolError::Io(e))) if e.kind() == std::io::ErrorKind::InvalidData => {
+                    return End::dropped(CloseCode::Invalid, "text is not UTF-8", "invalid_utf8");
+                }
+                // The connection broke or was aborted: the client went away, nothing to send.
+                Some(Err(ProtocolError::Io(e))) => {
+                    tracing::debug!(error = %e, "a WebSocket client went away");
+                    return End::left(None, false);
+                }
                 Some(Err(e)) => {
                     tracing::debug!(error = %e, "WebSocket protocol error");
-                    return Some(close(CloseCode::Protocol, "protocol error"));
+                    return End::dropped(CloseCode::Protocol, "protocol error", "protocol_error");
                 }
             },
         }
@@ -118,28 +169,19 @@ async fn run_session(
 }
 
 /// Runs one send to a client, bounded by [`SEND_TIMEOUT`]. `Err` is how the session ends:
-/// `None` when the connection is already gone, a "too slow" close when the client stopped
+/// quietly when the connection is already gone, a "too slow" close when the client stopped
 /// reading.
 async fn send_within_timeout(
     send: impl std::future::Future<Output = Result<(), actix_ws::Closed>>,
-) -> Result<(), Option<CloseReason>> {
+) -> Result<(), End> {
     match tokio::time::timeout(SEND_TIMEOUT, send).await {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(actix_ws::Closed)) => Err(None),
-        Err(_) => Err(Some(close(CloseCode::Policy, "too slow: stopped reading"))),
-    }
-}
-
-/// The metric label for why the server closed a client.
-fn drop_label(reason: &CloseReason) -> &'static str {
-    match reason.code {
-        CloseCode::Policy => "send_timeout",
-        CloseCode::Again => "lagged",
-        CloseCode::Away => "heartbeat_timeout",
-        CloseCode::Unsupported => "client_sent_data",
-        CloseCode::Protocol => "protocol_error",
-        CloseCode::Restart => "shutdown",
-        _ => "other",
+        Ok(Err(actix_ws::Closed)) => Err(End::left(None, false)),
+        Err(_) => Err(End::dropped(
+            CloseCode::Policy,
+            "too slow: stopped reading",
+            "send_timeout",
+        )),
     }
 }
 

@@ -126,13 +126,15 @@ impl ReadingPublisher {
             route_wait: reconnect_cap + settings.connect_timeout,
             metrics,
         });
-        tokio::spawn(supervise(
-            settings,
-            reconnect_cap,
-            channel_tx,
-            state_tx,
+        let mut session = ConfirmChannel {
+            exchange: settings.exchange.clone(),
+            channel: channel_tx,
             reopen,
-        ));
+        };
+        tokio::spawn(async move {
+            shared::reconnect::supervise(&settings, APP_ID, reconnect_cap, &state_tx, &mut session)
+                .await;
+        });
         tokio::spawn(Arc::clone(&publisher).flush_forever());
         publisher
     }
@@ -350,62 +352,43 @@ impl ReadingPublisher {
     }
 }
 
-/// Connects, opens the confirm channel, waits for trouble, and starts over after a delay.
-async fn supervise(
-    settings: BrokerSettings,
-    reconnect_cap: Duration,
-    channel_tx: watch::Sender<Option<Channel>>,
-    state_tx: watch::Sender<BrokerState>,
+/// What the publisher runs on each connection: one channel in confirm mode, shared through
+/// `channel` with every request, until it breaks.
+struct ConfirmChannel {
+    exchange: String,
+    channel: watch::Sender<Option<Channel>>,
+    /// Woken when a publish found the channel closed while the connection looked fine.
     reopen: Arc<Notify>,
-) {
-    let mut delays = broker::reconnect_delays(reconnect_cap);
-    let mut retries = broker::RetryLog::default();
-    loop {
-        match open(&settings).await {
-            Ok((connection, channel, url)) => {
-                tracing::info!(broker = %url, exchange = %settings.exchange, "connected to the broker");
-                retries.connected();
-                delays = broker::reconnect_delays(reconnect_cap);
-                channel_tx.send_replace(Some(channel));
-                state_tx.send_replace(BrokerState::up(url.clone()));
-                let why = tokio::select! {
-                    why = broker::connection_lost(&connection) => why,
-                    () = reopen.notified() => "the publishing channel closed".to_owned(),
-                };
-                channel_tx.send_replace(None);
-                tracing::warn!(broker = %url, error = %why, "lost the broker; reconnecting");
-                state_tx.send_replace(BrokerState::down(Some(url), why));
-                let _ = connection.close(200, "reconnecting".into()).await;
-            }
-            Err(why) => {
-                retries.failed(&why);
-                state_tx.send_replace(BrokerState::down(None, why));
-            }
-        }
-        if let Some(delay) = delays.next() {
-            tokio::time::sleep(delay).await;
-        }
-    }
 }
 
-/// One connection with the exchange declared and a channel in confirm mode.
-async fn open(settings: &BrokerSettings) -> Result<(Connection, Channel, String), String> {
-    let (connection, url) = broker::connect(settings, APP_ID)
-        .await
-        .map_err(|e| e.to_string())?;
-    let prepared = async {
-        let channel = connection.create_channel().await?;
-        broker::declare_exchange(&channel, &settings.exchange).await?;
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await?;
-        Ok::<_, lapin::Error>(channel)
-    };
-    match tokio::time::timeout(settings.connect_timeout, prepared).await {
-        Ok(Ok(channel)) => Ok((connection, channel, url)),
-        Ok(Err(e)) => Err(format!("{url}: cannot prepare the channel: {e}")),
-        Err(_) => Err(format!(
-            "{url}: the broker did not answer while preparing the channel"
-        )),
+impl shared::reconnect::Session for ConfirmChannel {
+    type Open = ();
+
+    async fn open(&mut self, connection: &Connection, url: &str) -> Result<(), String> {
+        let prepared = async {
+            let channel = connection.create_channel().await?;
+            broker::declare_exchange(&channel, &self.exchange).await?;
+            channel
+                .confirm_select(ConfirmSelectOptions::default())
+                .await?;
+            Ok::<_, lapin::Error>(channel)
+        };
+        let channel = prepared
+            .await
+            .map_err(|e| format!("{url}: cannot prepare the channel: {e}"))?;
+        tracing::info!(broker = %url, exchange = %self.exchange, "connected to the broker");
+        // Offered before the state says "connected", so a request that sees the state up
+        // finds the channel too.
+        self.channel.send_replace(Some(channel));
+        Ok(())
+    }
+
+    async fn run(&mut self, (): ()) -> String {
+        self.reopen.notified().await;
+        "the publishing channel closed".to_owned()
+    }
+
+    fn ended(&mut self) {
+        self.channel.send_replace(None);
     }
 }

@@ -17,17 +17,24 @@ pub async fn publish_every(
     // After a stall (a slow confirm), carry on from now rather than firing a burst.
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut failing = false;
+    // Readings say how often they come, so a consumer knows when a host is overdue.
+    let interval_secs = u32::try_from(period.as_secs())
+        .ok()
+        .filter(|secs| *secs > 0);
     loop {
         ticks.tick().await;
         let outcome = match collector.reading().await {
-            Ok(reading) => match publisher.submit(&reading, WhenFull::DropOldest).await {
-                Ok(Submitted::Published(published)) => Ok(*published),
-                Ok(Submitted::Queued { seq }) => Err(format!(
-                    "broker unavailable: reading {seq} queued ({} waiting)",
-                    publisher.outbox_len()
-                )),
-                Err(e) => Err(e.to_string()),
-            },
+            Ok(mut reading) => {
+                std::sync::Arc::make_mut(&mut reading).interval_secs = interval_secs;
+                match publisher.submit(&reading, WhenFull::DropOldest).await {
+                    Ok(Submitted::Published(published)) => Ok(*published),
+                    Ok(Submitted::Queued { seq }) => Err(format!(
+                        "broker unavailable: reading {seq} queued ({} waiting)",
+                        publisher.outbox_len()
+                    )),
+                    Err(e) => Err(e.to_string()),
+                }
+            }
             Err(e) => Err(e.to_string()),
         };
         match outcome {

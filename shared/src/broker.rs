@@ -1,10 +1,9 @@
 //! The AMQP side shared by both services: connecting (with a timeout, trying each node in
-//! turn), the topology, the message properties, reconnect delays and the broker's state as
-//! shown on `/health`.
+//! turn), the topology, the message properties and the broker's state as shown on `/health`.
+//! Staying connected is [`crate::reconnect`]'s job.
 
 use crate::reading::Reading;
 use crate::settings::BrokerSettings;
-use backon::BackoffBuilder;
 use futures_util::StreamExt;
 use lapin::options::{
     BasicQosOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
@@ -12,7 +11,6 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use serde::Serialize;
-use std::time::Duration;
 
 /// AMQP persistent delivery mode.
 const PERSISTENT: u8 = 2;
@@ -191,44 +189,6 @@ pub fn reading_properties(reading: &Reading, app_id: &str) -> BasicProperties {
         .with_app_id(app_id.into())
 }
 
-/// Delays between reconnect attempts: exponential from 250 ms, with jitter so a fleet of
-/// publishers does not stampede a broker that comes back, never above `cap`.
-pub fn reconnect_delays(cap: Duration) -> impl Iterator<Item = Duration> {
-    // backon's jitter adds up to one more delay, so the base is capped at half.
-    backon::ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(250).min(cap))
-        // Gentler than doubling: more attempts in the first seconds, when a restarted broker
-        // usually returns.
-        .with_factor(1.5)
-        .with_max_delay(cap / 2)
-        .with_jitter()
-        .without_max_times()
-        .build()
-        .map(move |d| d.min(cap))
-}
-
-/// Logs failed connection attempts without flooding: the first of an outage, then attempts
-/// 2, 4, 8, … (a long outage costs a handful of lines, not one per attempt).
-#[derive(Debug, Default)]
-pub struct RetryLog {
-    failures: u64,
-}
-
-impl RetryLog {
-    /// A connection worked: the next failure starts a new outage.
-    pub fn connected(&mut self) {
-        self.failures = 0;
-    }
-
-    /// An attempt failed because of `why`.
-    pub fn failed(&mut self, why: &str) {
-        self.failures += 1;
-        if self.failures.is_power_of_two() {
-            tracing::warn!(error = %why, attempts = self.failures, "cannot reach the broker; will retry");
-        }
-    }
-}
-
 /// The broker connection as the service sees it, for `/health` and status frames.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct BrokerState {
@@ -270,22 +230,5 @@ impl BrokerState {
             last_error: Some(error),
             since: chrono::Utc::now(),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reconnect_delays_grow_and_stay_under_the_cap() {
-        let cap = Duration::from_secs(30);
-        let delays: Vec<_> = reconnect_delays(cap).take(40).collect();
-        assert!(delays[0] < Duration::from_secs(1), "{delays:?}");
-        assert!(delays.iter().all(|d| *d <= cap), "{delays:?}");
-        assert!(delays[20] >= cap / 2, "{delays:?}");
-        // Jitter: the capped tail is not one repeated value.
-        let tail: std::collections::HashSet<_> = delays[20..].iter().collect();
-        assert!(tail.len() > 1, "{delays:?}");
     }
 }

@@ -5,6 +5,7 @@ pub mod broker;
 pub mod http;
 pub mod metrics;
 pub mod reading;
+pub mod reconnect;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;

@@ -10,6 +10,10 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// One sample of a host's state, as published to the exchange.
+///
+/// Figures a sender may not know (the original Python publisher sends no uptime, load, core
+/// count or network) are `Option`: absent on the wire means "not known", never 0. Today's
+/// publisher always sends them, so older readers keep working.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reading {
     pub schema_version: u32,
@@ -18,14 +22,30 @@ pub struct Reading {
     pub seq: u64,
     #[serde(serialize_with = "rfc3339_millis", deserialize_with = "rfc3339")]
     pub collected_at: DateTime<Utc>,
-    pub uptime_secs: u64,
+    /// Seconds between two readings when publishing on a timer; absent when unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_secs: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uptime_secs: Option<u64>,
     pub os: OsInfo,
     pub cpu: Cpu,
     pub memory: Memory,
     pub disks: Vec<Disk>,
-    pub networks: Vec<Network>,
+    /// Absent when the sender does not measure the network (not the same as no interfaces).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub networks: Option<Vec<Network>>,
     #[serde(default)]
     pub temperatures: Vec<Temperature>,
+    /// Set by the consumer on readings converted from the original Python publisher.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legacy: Option<LegacyOrigin>,
+}
+
+/// Where a reading converted from the original publisher's format got its host name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LegacyOrigin {
+    /// How the host was named: `hostname field`, `AMQP header`, `app_id` or `fingerprint`.
+    pub host_from: String,
 }
 
 /// Operating system identity.
@@ -40,11 +60,16 @@ pub struct OsInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Cpu {
     pub usage_percent: f32,
+    #[serde(default)]
     pub per_core_percent: Vec<f32>,
-    pub core_count: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub core_count: Option<u32>,
+    #[serde(default)]
     pub brand: String,
-    pub frequency_mhz: u64,
-    pub load_average: LoadAverage,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frequency_mhz: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_average: Option<LoadAverage>,
 }
 
 /// The 1, 5 and 15 minute load averages.
@@ -202,7 +227,8 @@ mod tests {
             collected_at: DateTime::parse_from_rfc3339("2026-11-23T12:00:00.123Z")
                 .expect("valid literal")
                 .with_timezone(&Utc),
-            uptime_secs: 3600,
+            interval_secs: Some(1),
+            uptime_secs: Some(3600),
             os: OsInfo {
                 name: "Debian GNU/Linux".into(),
                 version: "12".into(),
@@ -211,14 +237,14 @@ mod tests {
             cpu: Cpu {
                 usage_percent: 12.5,
                 per_core_percent: vec![10.0, 15.0],
-                core_count: 2,
+                core_count: Some(2),
                 brand: "Test CPU".into(),
-                frequency_mhz: 2400,
-                load_average: LoadAverage {
+                frequency_mhz: Some(2400),
+                load_average: Some(LoadAverage {
                     one: 0.5,
                     five: 0.25,
                     fifteen: 0.125,
-                },
+                }),
             },
             memory: Memory {
                 total_bytes: 8 << 30,
@@ -237,14 +263,15 @@ mod tests {
                 used_bytes: 40,
                 usage_percent: 40.0,
             }],
-            networks: vec![Network {
+            networks: Some(vec![Network {
                 interface: "eth0".into(),
                 received_bytes_per_sec: 1000,
                 transmitted_bytes_per_sec: 500,
                 total_received_bytes: 10_000,
                 total_transmitted_bytes: 5_000,
-            }],
+            }]),
             temperatures: vec![],
+            legacy: None,
         }
     }
 
@@ -313,6 +340,29 @@ mod tests {
         let mut impossible = sample();
         impossible.cpu.usage_percent = 250.0;
         assert!(impossible.validate().is_err());
+    }
+
+    #[test]
+    fn figures_a_sender_does_not_know_are_absent_not_zero() {
+        let mut json = serde_json::to_value(sample()).expect("serializes");
+        let object = json.as_object_mut().expect("object");
+        object.remove("uptime_secs");
+        object.remove("networks");
+        object.remove("interval_secs");
+        let cpu = json["cpu"].as_object_mut().expect("cpu");
+        cpu.remove("load_average");
+        cpu.remove("core_count");
+        cpu.remove("frequency_mhz");
+        let body = serde_json::to_vec(&json).expect("serializes");
+        let reading = Reading::from_json(&body).expect("parses");
+        assert_eq!(reading.uptime_secs, None);
+        assert_eq!(reading.networks, None);
+        assert_eq!(reading.cpu.load_average, None);
+        assert_eq!(reading.cpu.core_count, None);
+        // Written back without them: no made-up zeros on the wire.
+        let written = serde_json::to_value(&reading).expect("serializes");
+        assert!(written.get("uptime_secs").is_none(), "{written}");
+        assert!(written["cpu"].get("load_average").is_none(), "{written}");
     }
 
     #[test]

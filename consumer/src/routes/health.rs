@@ -1,44 +1,41 @@
-//! `GET /health` (always 200, with the broker's state), `GET /ready` (200 only when the
-//! queue is bound and consuming) and `GET /metrics` (Prometheus).
+//! `GET /health` (always 200, with the broker's state) and `GET /ready` (200 only when the
+//! live queue is bound and consuming).
 
-use crate::hub::Hub;
+use crate::live::LiveView;
+use crate::metrics::ConsumerMetrics;
 use actix_web::{web, HttpResponse};
 use serde_json::json;
+use shared::broker::BrokerState;
 use std::sync::Arc;
+use tokio::sync::watch;
 
-/// Liveness, with the broker state and what the hub holds.
-pub async fn health(hub: web::Data<Arc<Hub>>) -> HttpResponse {
+/// Liveness, with the broker state and what the live view holds.
+pub async fn health(
+    live: web::Data<Arc<LiveView>>,
+    broker: web::Data<watch::Receiver<BrokerState>>,
+    metrics: web::Data<ConsumerMetrics>,
+) -> HttpResponse {
+    let broker = broker.borrow().clone();
     HttpResponse::Ok().json(json!({
         "status": "ok",
         "service": "consumer",
         "version": env!("CARGO_PKG_VERSION"),
-        "broker": hub.broker(),
-        "ws_clients": hub.client_count(),
+        "broker": broker,
+        "ws_clients": live.client_count(),
         "messages": {
-            "received": hub.metrics().received.get(),
-            "rejected": hub.metrics().rejected_by_reason(),
+            "received": metrics.received.get(),
+            "rejected": metrics.rejected_by_reason(),
         },
     }))
 }
 
 /// Readiness: is this consumer receiving readings right now?
-pub async fn ready(hub: web::Data<Arc<Hub>>) -> HttpResponse {
-    let broker = hub.broker();
+pub async fn ready(broker: web::Data<watch::Receiver<BrokerState>>) -> HttpResponse {
+    let broker = broker.borrow().clone();
     let body = json!({ "ready": broker.connected, "broker": broker });
     if broker.connected {
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::ServiceUnavailable().json(body)
     }
-}
-
-/// Prometheus metrics: the pipeline's, and every host's latest reading.
-pub async fn metrics(hub: web::Data<Arc<Hub>>) -> HttpResponse {
-    let metrics = hub.metrics();
-    metrics.update_fleet(&hub.hosts());
-    metrics
-        .broker_connected
-        .set(i64::from(hub.broker().connected));
-    metrics.ws_clients.set(hub.client_count() as i64);
-    shared::metrics::render(&metrics.registry)
 }

@@ -3,7 +3,9 @@
 mod dashboard;
 mod health;
 mod hosts;
+mod metrics;
 
 pub use dashboard::{asset, index};
-pub use health::{health, metrics, ready};
-pub use hosts::hosts;
+pub use health::{health, ready};
+pub use hosts::{host_readings, hosts};
+pub use metrics::metrics;

@@ -10,7 +10,8 @@ use tokio_tungstenite::tungstenite::Message;
 pub struct TestConsumer {
     pub address: String,
     pub port: u16,
-    pub hub: std::sync::Arc<consumer::hub::Hub>,
+    pub live: std::sync::Arc<consumer::live::LiveView>,
+    pub metrics: consumer::metrics::ConsumerMetrics,
     /// Used by the browser tests, which restart a consumer.
     #[allow(dead_code)]
     pub stop: actix_web::dev::ServerHandle,
@@ -33,14 +34,15 @@ pub async fn spawn_consumer(exchange: &str, vars: &[(&str, &str)]) -> TestConsum
         .await
         .expect("builds");
     let port = app.port();
-    let hub = app.hub();
+    let (live, metrics, broker) = (app.live(), app.metrics(), app.broker());
     let stop = app.stop_handle();
     let stopped = tokio::spawn(app.run_until_stopped());
-    wait_until("the consumer consumes", || hub.broker().connected).await;
+    wait_until("the consumer consumes", || broker.borrow().connected).await;
     TestConsumer {
         address: format!("http://127.0.0.1:{port}"),
         port,
-        hub,
+        live,
+        metrics,
         stop,
         stopped,
     }

@@ -35,11 +35,8 @@ async fn counters_follow_messages_and_clients() {
 
     tap.publish_raw(b"{oops").await;
     publisher.publish().await;
-    let hub = consumer.hub.clone();
-    wait_until("both messages handled", || {
-        hub.metrics().received.get() == 2
-    })
-    .await;
+    let metrics = consumer.metrics.clone();
+    wait_until("both messages handled", || metrics.received.get() == 2).await;
     let text = scrape(&consumer.address).await;
     assert_eq!(
         metric(&text, "hostpulse_messages_received_total"),

@@ -118,13 +118,13 @@ async fn services_started_before_the_broker_exists_connect_when_it_appears() {
     .expect("the publisher starts without a broker");
     let consumer_url = format!("http://127.0.0.1:{}", consumer.port());
     let publisher_url = format!("http://127.0.0.1:{}", publisher.port());
-    let hub = consumer.hub();
+    let consumer_broker = consumer.broker();
     let link = publisher.publisher();
     tokio::spawn(consumer.run_until_stopped());
     tokio::spawn(publisher.run_until_stopped());
     // Until the first attempt has failed, the state is "connecting" with no error yet.
     wait_until_secs(10, || {
-        hub.broker().last_error.is_some() && link.state().last_error.is_some()
+        consumer_broker.borrow().last_error.is_some() && link.state().last_error.is_some()
     })
     .await;
     for url in [&consumer_url, &publisher_url] {
@@ -148,7 +148,10 @@ async fn services_started_before_the_broker_exists_connect_when_it_appears() {
     let broker = tokio::task::spawn_blocking(move || PrivateBroker::start_on(port, ""))
         .await
         .expect("node starts");
-    wait_until_secs(30, || hub.broker().connected && link.state().connected).await;
+    wait_until_secs(30, || {
+        consumer_broker.borrow().connected && link.state().connected
+    })
+    .await;
     for url in [&consumer_url, &publisher_url] {
         assert_eq!(
             reqwest::get(format!("{url}/ready"))

@@ -72,10 +72,10 @@ async fn api_hosts_lists_the_latest_reading_per_host() {
     alpha.publish().await;
     let alpha_seq = alpha.publish().await;
     let beta_seq = beta.publish().await;
-    let hub = consumer.hub.clone();
+    let live = consumer.live.clone();
     crate::helpers::wait_until("both hosts arrive", || {
-        hub.latest_json().contains("\"beta\"")
-            && hub.latest_json().contains(&format!("\"seq\":{alpha_seq}"))
+        live.latest_json().contains("\"beta\"")
+            && live.latest_json().contains(&format!("\"seq\":{alpha_seq}"))
     })
     .await;
     let hosts: serde_json::Value = reqwest::get(format!("{}/api/hosts", consumer.address))

@@ -181,9 +181,9 @@ async fn the_charts_have_points_from_the_snapshot_right_after_load() {
     for _ in 0..6 {
         publisher.publish().await;
     }
-    let hub = consumer.hub.clone();
+    let live = consumer.live.clone();
     crate::helpers::wait_until("six readings held", || {
-        hub.latest_json().contains("\"seq\":6")
+        live.latest_json().contains("\"seq\":6")
     })
     .await;
     let browser = Browser::start().await;
@@ -242,9 +242,9 @@ async fn a_hostile_host_name_is_shown_as_text_and_runs_nothing() {
     let tap = Tap::bind(&exchange).await;
     let hostile = "<img src=x onerror=alert(1)>";
     tap.publish_raw(&reading_json(hostile, 1)).await;
-    let hub = consumer.hub.clone();
+    let live = consumer.live.clone();
     crate::helpers::wait_until("the reading is held", || {
-        hub.latest_json().contains("onerror")
+        live.latest_json().contains("onerror")
     })
     .await;
     let browser = Browser::start().await;

@@ -16,24 +16,21 @@ pub(super) fn refresh(system: &mut System, slow: bool) {
 /// The CPU section of a reading.
 pub(super) fn read(system: &System) -> Cpu {
     let cpus = system.cpus();
-    let load = System::load_average().unwrap_or(sysinfo::LoadAvg {
-        one: 0.0,
-        five: 0.0,
-        fifteen: 0.0,
-    });
+    // Not every platform has a load average: absent then, not a made-up 0.
+    let load = System::load_average().ok();
     Cpu {
         usage_percent: round_percent(system.global_cpu_usage()),
         per_core_percent: cpus.iter().map(|c| round_percent(c.usage())).collect(),
-        core_count: u32::try_from(cpus.len()).unwrap_or(u32::MAX),
+        core_count: Some(u32::try_from(cpus.len()).unwrap_or(u32::MAX)),
         brand: cpus
             .first()
             .map(|c| c.brand().trim().to_owned())
             .unwrap_or_default(),
-        frequency_mhz: cpus.iter().map(sysinfo::Cpu::frequency).max().unwrap_or(0),
-        load_average: LoadAverage {
+        frequency_mhz: cpus.iter().map(sysinfo::Cpu::frequency).max(),
+        load_average: load.map(|load| LoadAverage {
             one: load.one,
             five: load.five,
             fifteen: load.fifteen,
-        },
+        }),
     }
 }

@@ -173,13 +173,15 @@ impl Sampler {
             host: self.host.clone(),
             seq: 0,
             collected_at: chrono::Utc::now(),
-            uptime_secs: system::uptime_secs(),
+            interval_secs: None,
+            uptime_secs: Some(system::uptime_secs()),
             os: self.os.clone(),
             cpu: cpu::read(&self.system),
             memory: memory::read(&self.system),
             disks: disks::read(&self.disks),
-            networks: self.networks.read(elapsed),
+            networks: Some(self.networks.read(elapsed)),
             temperatures: temperatures::read(&self.components),
+            legacy: None,
         }
     }
 }
@@ -198,15 +200,17 @@ mod tests {
         let reading = collector.reading().await.expect("a reading");
         assert_eq!(reading.host, "probe");
         reading.validate().expect("the sample is a valid reading");
-        assert!(reading.cpu.core_count >= 1);
-        assert_eq!(
-            reading.cpu.per_core_percent.len(),
-            reading.cpu.core_count as usize
+        let cores = reading.cpu.core_count.expect("the core count is known");
+        assert!(cores >= 1);
+        assert_eq!(reading.cpu.per_core_percent.len(), cores as usize);
+        assert!(
+            reading.cpu.load_average.is_some(),
+            "Linux has a load average"
         );
         assert!(reading.memory.total_bytes > 0);
         assert!(reading.memory.used_bytes <= reading.memory.total_bytes);
         assert!(!reading.disks.is_empty(), "at least the root file system");
-        assert!(reading.uptime_secs > 0);
+        assert!(reading.uptime_secs.is_some_and(|up| up > 0));
         assert!(!reading.os.kernel.is_empty());
     }
 

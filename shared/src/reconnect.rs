@@ -1,0 +1,140 @@
+//! Staying connected, written once for both services: connect, set up what runs on the
+//! connection, run it until the connection fails, report each change of state, wait a
+//! growing, jittered delay, and start over. Each service says what it runs as a [`Session`].
+
+use crate::broker::{self, BrokerState};
+use crate::settings::BrokerSettings;
+use backon::BackoffBuilder;
+use lapin::Connection;
+use std::future::Future;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// What a service runs on each connection.
+pub trait Session: Send {
+    /// What [`Session::open`] sets up and [`Session::run`] uses (channels, consumers).
+    type Open: Send;
+
+    /// Sets up channels and topology on a fresh connection; `Err` says why it could not.
+    /// Bounded by the connect timeout.
+    fn open(
+        &mut self,
+        connection: &Connection,
+        url: &str,
+    ) -> impl Future<Output = Result<Self::Open, String>> + Send;
+
+    /// Works on the opened connection until something fails; returns why. It is also stopped
+    /// when the connection itself fails.
+    fn run(&mut self, open: Self::Open) -> impl Future<Output = String> + Send;
+
+    /// Called once the connection is gone, before the next attempt.
+    fn ended(&mut self) {}
+}
+
+/// Keeps `session` running on a connection to the broker for as long as the task lives,
+/// reconnecting at most `reconnect_cap` apart; every change of state goes to `status`.
+pub async fn supervise<S: Session>(
+    settings: &BrokerSettings,
+    connection_name: &str,
+    reconnect_cap: Duration,
+    status: &watch::Sender<BrokerState>,
+    session: &mut S,
+) {
+    let mut delays = reconnect_delays(reconnect_cap);
+    let mut retries = RetryLog::default();
+    loop {
+        match broker::connect(settings, connection_name).await {
+            Ok((connection, url)) => {
+                let opened =
+                    tokio::time::timeout(settings.connect_timeout, session.open(&connection, &url))
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(format!("{url}: the broker did not answer while setting up"))
+                        });
+                match opened {
+                    Ok(open) => {
+                        retries.connected();
+                        delays = reconnect_delays(reconnect_cap);
+                        status.send_replace(BrokerState::up(url.clone()));
+                        let why = tokio::select! {
+                            why = broker::connection_lost(&connection) => why,
+                            why = session.run(open) => why,
+                        };
+                        session.ended();
+                        tracing::warn!(broker = %url, error = %why, "lost the broker; reconnecting");
+                        status.send_replace(BrokerState::down(Some(url), why));
+                    }
+                    Err(why) => {
+                        session.ended();
+                        retries.failed(&why);
+                        status.send_replace(BrokerState::down(Some(url), why));
+                    }
+                }
+                let _ = connection.close(200, "reconnecting".into()).await;
+            }
+            Err(why) => {
+                let why = why.to_string();
+                retries.failed(&why);
+                status.send_replace(BrokerState::down(None, why));
+            }
+        }
+        if let Some(delay) = delays.next() {
+            tokio::time::sleep(delay).await;
+        }
+    }
+}
+
+/// Delays between reconnect attempts: exponential from 250 ms, with jitter so a fleet of
+/// publishers does not stampede a broker that comes back, never above `cap`.
+pub fn reconnect_delays(cap: Duration) -> impl Iterator<Item = Duration> {
+    // backon's jitter adds up to one more delay, so the base is capped at half.
+    backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(250).min(cap))
+        // Gentler than doubling: more attempts in the first seconds, when a restarted broker
+        // usually returns.
+        .with_factor(1.5)
+        .with_max_delay(cap / 2)
+        .with_jitter()
+        .without_max_times()
+        .build()
+        .map(move |d| d.min(cap))
+}
+
+/// Logs failed connection attempts without flooding: the first of an outage, then attempts
+/// 2, 4, 8, … (a long outage costs a handful of lines, not one per attempt).
+#[derive(Debug, Default)]
+pub struct RetryLog {
+    failures: u64,
+}
+
+impl RetryLog {
+    /// A connection worked: the next failure starts a new outage.
+    pub fn connected(&mut self) {
+        self.failures = 0;
+    }
+
+    /// An attempt failed because of `why`.
+    pub fn failed(&mut self, why: &str) {
+        self.failures += 1;
+        if self.failures.is_power_of_two() {
+            tracing::warn!(error = %why, attempts = self.failures, "cannot reach the broker; will retry");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconnect_delays_grow_and_stay_under_the_cap() {
+        let cap = Duration::from_secs(30);
+        let delays: Vec<_> = reconnect_delays(cap).take(40).collect();
+        assert!(delays[0] < Duration::from_secs(1), "{delays:?}");
+        assert!(delays.iter().all(|d| *d <= cap), "{delays:?}");
+        assert!(delays[20] >= cap / 2, "{delays:?}");
+        // Jitter: the capped tail is not one repeated value.
+        let tail: std::collections::HashSet<_> = delays[20..].iter().collect();
+        assert!(tail.len() > 1, "{delays:?}");
+    }
+}
