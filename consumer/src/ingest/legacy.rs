@@ -10,7 +10,7 @@
 //! (same OS, same memory and disk size) cannot be told apart and share one card.
 //! Figures the original does not send (uptime, load, core count, network) stay absent.
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, SubsecRound, TimeZone, Utc};
 use serde::Deserialize;
 use shared::reading::{
     percent_of, round_percent, Cpu, Disk, LegacyOrigin, Memory, OsInfo, Reading, SCHEMA_VERSION,
@@ -97,7 +97,7 @@ pub fn to_reading(body: &[u8], hints: &SenderHints, now: DateTime<Utc>) -> Optio
         schema_version: SCHEMA_VERSION,
         host,
         seq: 0,
-        collected_at: exact.unwrap_or(now),
+        collected_at: exact.unwrap_or_else(|| now.trunc_subsecs(3)),
         interval_secs: None,
         uptime_secs: None,
         os: OsInfo {

@@ -6,7 +6,7 @@
 pub mod legacy;
 
 use bytestring::ByteString;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use legacy::SenderHints;
 use shared::reading::{Reading, ReadingError};
 use std::sync::Arc;
@@ -114,7 +114,8 @@ pub fn ingest(
     };
     let skew = chrono::Duration::from_std(MAX_FUTURE_SKEW).unwrap_or_default();
     if reading.collected_at > now + skew {
-        reading.collected_at = now;
+        // At the wire's precision, so the reading compares with others as it is shown.
+        reading.collected_at = now.trunc_subsecs(3);
         retimed = Some(Retimed::Future);
         json = None;
     }

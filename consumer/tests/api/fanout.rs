@@ -43,19 +43,17 @@ async fn a_named_queue_is_used_when_queue_name_is_set() {
             "auto_delete",
             "arguments",
         ])
-        .output();
-    // rabbitmqctl is on every machine the test script sets up; elsewhere the AMQP path above
-    // is the proof.
-    if let Ok(out) = listed {
-        let text = String::from_utf8_lossy(&out.stdout);
-        let line = text
-            .lines()
-            .find(|l| l.starts_with(&queue))
-            .expect("the named queue exists");
-        assert!(
-            line.contains("true\ttrue"),
-            "exclusive and auto-delete: {line}"
-        );
-        assert!(line.contains("x-max-length"), "bounded: {line}");
-    }
+        .output()
+        .expect("rabbitmqctl runs (scripts/test.sh installs rabbitmq-server)");
+    assert!(listed.status.success(), "rabbitmqctl: {listed:?}");
+    let text = String::from_utf8_lossy(&listed.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&queue))
+        .expect("the named queue exists");
+    assert!(
+        line.contains("true\ttrue"),
+        "exclusive and auto-delete: {line}"
+    );
+    assert!(line.contains("x-max-length"), "bounded: {line}");
 }

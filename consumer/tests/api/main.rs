@@ -8,3 +8,4 @@ mod pipeline;
 mod prometheus;
 mod security;
 mod shutdown;
+mod ws_close;

@@ -91,3 +91,58 @@ async fn api_hosts_lists_the_latest_reading_per_host() {
     assert_eq!(hosts[1]["host"], "beta");
     assert_eq!(hosts[1]["seq"], beta_seq);
 }
+
+/// A valid v1 reading for `host`, dated `at`.
+fn reading_at(host: &str, seq: u64, at: chrono::DateTime<chrono::Utc>) -> Vec<u8> {
+    let mut v: serde_json::Value =
+        serde_json::from_str(include_str!("../fixtures/reading.json")).expect("fixture");
+    v["host"] = host.into();
+    v["seq"] = seq.into();
+    v["collected_at"] = at
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        .into();
+    serde_json::to_vec(&v).expect("json")
+}
+
+#[tokio::test]
+async fn a_reading_dated_in_the_future_does_not_freeze_its_host() {
+    let exchange = unique_exchange("future");
+    let consumer = spawn_consumer(&exchange, &[]).await;
+    let tap = shared::testing::Tap::bind(&exchange).await;
+    let mut socket = open_socket(&consumer).await;
+    next_frame(&mut socket, Duration::from_secs(5))
+        .await
+        .expect("snapshot");
+    let now = chrono::Utc::now();
+    // A host whose clock ran an hour ahead, then was corrected.
+    tap.publish_raw(&reading_at("drifter", 1, now + chrono::Duration::hours(1)))
+        .await;
+    assert_eq!(next_reading(&mut socket).await["seq"], 1);
+    tap.publish_raw(&reading_at("drifter", 2, chrono::Utc::now()))
+        .await;
+    assert_eq!(next_reading(&mut socket).await["seq"], 2);
+    let hosts: serde_json::Value = reqwest::get(format!("{}/api/hosts", consumer.address))
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(
+        hosts[0]["seq"], 2,
+        "the newer reading is the latest: {hosts}"
+    );
+    let metrics = reqwest::get(format!("{}/metrics", consumer.address))
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("text");
+    assert_eq!(
+        shared::testing::metric(
+            &metrics,
+            "hostpulse_readings_retimed_total{reason=\"future\"}"
+        ),
+        Some(1.0)
+    );
+    tap.cleanup().await;
+}
