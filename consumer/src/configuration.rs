@@ -48,6 +48,7 @@ impl Settings {
         let max_length = env.count_or("QUEUE_MAX_LENGTH", 10_000, 1, 10_000_000)?;
         let prefetch = env.count_or("PREFETCH", 256, 1, usize::from(u16::MAX))?;
         let queue = QueueSpec {
+            kind: shared::broker::QueueKind::Live,
             name: queue_name,
             max_length: u32::try_from(max_length).unwrap_or(u32::MAX),
             prefetch: u16::try_from(prefetch).unwrap_or(u16::MAX),

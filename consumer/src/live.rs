@@ -136,6 +136,19 @@ impl LiveView {
                 let at = host
                     .recent
                     .partition_point(|s| s.reading.collected_at <= reading.collected_at);
+                // Already held: a reading can come twice (by the live queue and again from
+                // the store after a commit, or redelivered). Nothing new to show.
+                let held = host
+                    .recent
+                    .range(..at)
+                    .rev()
+                    .take_while(|s| s.reading.collected_at == reading.collected_at)
+                    .any(|s| s.reading.seq == reading.seq);
+                // Older than everything a full window holds: that is history, not news.
+                let too_old = at == 0 && host.recent.len() >= self.limits.history_len;
+                if held || too_old {
+                    return Ok(());
+                }
                 host.recent.insert(at, Arc::clone(accepted));
                 while host.recent.len() > self.limits.history_len {
                     host.recent.pop_front();
@@ -503,6 +516,24 @@ mod tests {
         assert_eq!(frame["type"], "status");
         assert_eq!(frame["broker"]["connected"], true);
         assert!(rx.try_recv().is_err(), "no change, no frame");
+    }
+
+    #[test]
+    fn a_reading_that_comes_twice_is_shown_once() {
+        let view = view();
+        let (_, rx) = view.subscribe();
+        let first = reading("a", 1, "2026-11-23T12:00:01.000Z");
+        view.publish(&first).expect("taken");
+        view.publish(&reading("a", 1, "2026-11-23T12:00:01.000Z"))
+            .expect("taken");
+        for seq in 2..=4 {
+            let at = format!("2026-11-23T12:00:0{seq}.000Z");
+            view.publish(&reading("a", seq, &at)).expect("taken");
+        }
+        // Older than the full window: history, not news.
+        view.publish(&reading("a", 9, "2026-11-23T11:00:00.000Z"))
+            .expect("taken");
+        assert_eq!(rx.len(), 4, "one frame per new reading");
     }
 
     #[test]

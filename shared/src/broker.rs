@@ -124,12 +124,30 @@ pub async fn declare_exchange(channel: &Channel, exchange: &str) -> lapin::Resul
 /// How a consumer's queue is declared.
 #[derive(Debug, Clone)]
 pub struct QueueSpec {
-    /// `None` lets the broker pick a unique name.
+    /// `None` lets the broker pick a unique name (live queues only).
     pub name: Option<String>,
     /// At most this many readings wait in the queue; beyond it the oldest are dropped.
     pub max_length: u32,
     /// Unacknowledged deliveries in flight to this consumer.
     pub prefetch: u16,
+    /// Whose queue it is.
+    pub kind: QueueKind,
+}
+
+/// Whose queue it is, which decides how it lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueKind {
+    /// One consumer's live view: exclusive, gone with its connection. Each consumer sees
+    /// readings from the moment it binds; nothing piles up for a consumer that is gone.
+    Live,
+    /// A store's or the alert evaluator's: a durable quorum queue (replicated in a cluster)
+    /// shared by every consumer that does that job, surviving consumer and broker restarts,
+    /// so readings wait while nobody takes them; it expires once unused for `expires`.
+    Shared {
+        expires: std::time::Duration,
+        /// Only one consumer at a time receives (the others wait to take over).
+        single_active: bool,
+    },
 }
 
 /// Declares a consumer's queue, binds it to the exchange and sets the prefetch.
@@ -140,25 +158,47 @@ pub async fn declare_consumer_queue(
     spec: &QueueSpec,
 ) -> lapin::Result<String> {
     let mut arguments = FieldTable::default();
-    // A stalled consumer must never grow the broker without limit; for a live view the
-    // oldest readings are the ones worth losing.
+    // A stalled consumer must never grow the broker without limit; the oldest readings are
+    // the ones worth losing.
     arguments.insert("x-max-length".into(), AMQPValue::LongUInt(spec.max_length));
     arguments.insert(
         "x-overflow".into(),
         AMQPValue::LongString("drop-head".into()),
     );
+    let options = match spec.kind {
+        QueueKind::Live => QueueDeclareOptions {
+            exclusive: true,
+            auto_delete: true,
+            durable: false,
+            passive: false,
+            nowait: false,
+        },
+        QueueKind::Shared {
+            expires,
+            single_active,
+        } => {
+            arguments.insert(
+                "x-queue-type".into(),
+                AMQPValue::LongString("quorum".into()),
+            );
+            let expires_ms = u32::try_from(expires.as_millis()).unwrap_or(u32::MAX);
+            arguments.insert("x-expires".into(), AMQPValue::LongUInt(expires_ms));
+            if single_active {
+                arguments.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
+            }
+            QueueDeclareOptions {
+                exclusive: false,
+                auto_delete: false,
+                durable: true,
+                passive: false,
+                nowait: false,
+            }
+        }
+    };
     let queue = channel
         .queue_declare(
             spec.name.as_deref().unwrap_or("").into(),
-            QueueDeclareOptions {
-                // Only this connection reads it, and it goes with the connection: each
-                // consumer sees readings from the moment it binds, nothing piles up for it.
-                exclusive: true,
-                auto_delete: true,
-                durable: false,
-                passive: false,
-                nowait: false,
-            },
+            options,
             arguments,
         )
         .await?;

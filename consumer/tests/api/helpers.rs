@@ -21,6 +21,7 @@ pub struct TestConsumer {
 
 /// Starts a consumer bound to `exchange` and waits until its queue is consuming.
 pub async fn spawn_consumer(exchange: &str, vars: &[(&str, &str)]) -> TestConsumer {
+    shared::testing::init_logs();
     let mut env = EnvSource::from_pairs([
         ("AMQP_URL", amqp_url()),
         ("EXCHANGE_NAME", exchange.to_owned()),
@@ -64,6 +65,7 @@ pub async fn spawn_publisher_with(
     host: &str,
     vars: &[(&str, &str)],
 ) -> TestPublisher {
+    shared::testing::init_logs();
     let mut env = EnvSource::from_pairs([
         ("AMQP_URL", amqp_url()),
         ("EXCHANGE_NAME", exchange.to_owned()),

@@ -13,6 +13,26 @@ use lapin::types::FieldTable;
 use lapin::{Channel, Connection};
 use std::time::Duration;
 
+/// Sends the services' logs to the test harness, once per test binary: a failing test shows
+/// them beside its panic (passing tests' output is captured and dropped). `TEST_LOG` sets the
+/// filter (default `warn`).
+pub fn init_logs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let filter = std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into());
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(tracing_subscriber::fmt::TestWriter::new())
+            .with_ansi(false)
+            .with_max_level(
+                filter
+                    .parse::<tracing::level_filters::LevelFilter>()
+                    .unwrap_or(tracing::level_filters::LevelFilter::WARN),
+            )
+            .finish();
+        let _ = tracing::subscriber::set_global_default(subscriber);
+    });
+}
+
 /// The broker the tests use: `AMQP_URL` or the local default.
 pub fn amqp_url() -> String {
     std::env::var("AMQP_URL").unwrap_or_else(|_| DEFAULT_AMQP_URL.to_owned())
@@ -40,6 +60,7 @@ pub fn broker_settings_at(url: &str, exchange: &str) -> BrokerSettings {
 /// Binds a private queue of the channel's own to `exchange` and consumes it.
 pub async fn consume_from(channel: &Channel, exchange: &str) -> lapin::Consumer {
     let spec = broker::QueueSpec {
+        kind: broker::QueueKind::Live,
         name: None,
         max_length: 10_000,
         prefetch: 100,
