@@ -29,9 +29,14 @@ pub fn free_port() -> u16 {
 
 impl Service {
     /// Starts `publisher` or `consumer` on a free port and `exchange`, and waits for `/ready`.
+    /// `HOSTPULSE_CONSUMER_BIN` (or `_PUBLISHER_BIN`) runs another build instead, to compare
+    /// before and after a change.
     pub async fn start(binary: &str, exchange: &str, vars: &[(&str, &str)]) -> Self {
         let port = free_port();
-        let mut command = Command::new(sibling(binary));
+        let path = std::env::var_os(format!("HOSTPULSE_{}_BIN", binary.to_uppercase()))
+            .map(PathBuf::from)
+            .unwrap_or_else(|| sibling(binary));
+        let mut command = Command::new(path);
         command
             .env(format!("{}_ENV_FILE", binary.to_uppercase()), "/dev/null")
             .env("AMQP_URL", amqp_url())
