@@ -315,6 +315,33 @@ mod tests {
     }
 
     #[test]
+    fn ntfy_priority_and_tags_follow_the_most_urgent_event() {
+        use crate::notify::notice::{NoticeEvent, Severity};
+        let event = |kind, severity| NoticeEvent {
+            kind,
+            rule: "load".to_owned(),
+            item: None,
+            severity,
+            value: 9.0,
+            peak: 9.5,
+            threshold: 4.0,
+            started_at: chrono::DateTime::UNIX_EPOCH,
+            ended_at: None,
+            summary: "load per core is high".to_owned(),
+        };
+        let notice = |events| Notice::new("h", chrono::DateTime::UNIX_EPOCH, events);
+        let warning = notice(vec![
+            event(EventKind::Resolved, Severity::Critical),
+            event(EventKind::Firing, Severity::Warning),
+        ]);
+        assert_eq!(ntfy_priority(&warning), "high");
+        assert_eq!(ntfy_tags(&warning), "warning,hostpulse,firing,resolved");
+        let reminder = notice(vec![event(EventKind::Reminder, Severity::Critical)]);
+        assert_eq!(ntfy_priority(&reminder), "default");
+        assert_eq!(ntfy_tags(&reminder), "bell,hostpulse,reminder");
+    }
+
+    #[test]
     fn header_text_keeps_ascii_only() {
         assert_eq!(header_text("CRITICAL hôte: temp\n"), "CRITICAL h?te: temp?");
     }

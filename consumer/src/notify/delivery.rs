@@ -8,7 +8,7 @@ use super::settings::{NotifySettings, RetryPolicy};
 use backon::{ExponentialBuilder, Retryable};
 use prometheus::{IntCounterVec, Opts, Registry};
 use shared::metrics::{register, NAMESPACE};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
@@ -82,11 +82,13 @@ impl NotifyMetrics {
     }
 }
 
-/// Sends notices on every configured channel, in the background.
+/// Sends notices on every configured channel, in the background. Share it behind an `Arc`:
+/// `send` and `close` take `&self`.
 pub struct Notifier {
-    /// `None` when no channel is configured: `send` then does nothing.
-    queue: Option<broadcast::Sender<Arc<Notice>>>,
-    tasks: Vec<JoinHandle<()>>,
+    /// `None` when no channel is configured or once closed: `send` then does nothing.
+    queue: Mutex<Option<broadcast::Sender<Arc<Notice>>>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    channels: usize,
 }
 
 impl Notifier {
@@ -115,15 +117,16 @@ impl Notifier {
         if channels.is_empty() {
             tracing::info!("no alert notification channel configured");
             return Ok(Self {
-                queue: None,
-                tasks: Vec::new(),
+                queue: Mutex::new(None),
+                tasks: Mutex::new(Vec::new()),
+                channels: 0,
             });
         }
         // A broadcast channel is the queue: each channel's task reads at its own pace, and
         // one that falls behind by more than the capacity loses the oldest notices, told how
         // many (a lagging receiver), which it counts.
         let (queue, _) = broadcast::channel(settings.queue_capacity);
-        let tasks = channels
+        let tasks: Vec<JoinHandle<()>> = channels
             .into_iter()
             .map(|channel| {
                 tracing::info!(
@@ -141,8 +144,9 @@ impl Notifier {
             })
             .collect();
         Ok(Self {
-            queue: Some(queue),
-            tasks,
+            queue: Mutex::new(Some(queue)),
+            channels: tasks.len(),
+            tasks: Mutex::new(tasks),
         })
     }
 
@@ -152,24 +156,29 @@ impl Notifier {
             tracing::warn!(host = %notice.host, "notice without events not sent");
             return;
         }
-        if let Some(queue) = &self.queue {
-            // Fails only once every task has ended, which `close` alone causes.
-            if queue.send(Arc::new(notice)).is_err() {
-                tracing::warn!("alert notifier is closed; notice not sent");
+        let Some(queue) = lock(&self.queue).clone() else {
+            if self.channels > 0 {
+                tracing::warn!(host = %notice.host, "alert notifier is closed; notice not sent");
             }
+            return;
+        };
+        // Fails only when every task has ended, which only a task's panic could cause.
+        if queue.send(Arc::new(notice)).is_err() {
+            tracing::error!("alert notification tasks have stopped; notice not sent");
         }
     }
 
     /// How many channels deliver.
     pub fn channel_count(&self) -> usize {
-        self.tasks.len()
+        self.channels
     }
 
     /// Stops taking notices and waits up to `within` for the queued ones to be delivered or
     /// given up; true when all were. Tasks still busy then are stopped.
-    pub async fn close(mut self, within: Duration) -> bool {
-        self.queue = None;
-        let mut tasks = std::mem::take(&mut self.tasks);
+    pub async fn close(&self, within: Duration) -> bool {
+        // Dropping the sender lets each task finish its queue, then end.
+        lock(&self.queue).take();
+        let mut tasks = std::mem::take(&mut *lock(&self.tasks));
         let finished = tokio::time::timeout(within, async {
             for task in &mut tasks {
                 if let Err(e) = task.await {
@@ -191,6 +200,11 @@ impl Notifier {
         }
         finished
     }
+}
+
+/// A lock that a panic elsewhere cannot poison for good: the data stays usable.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// One channel's delivery loop.

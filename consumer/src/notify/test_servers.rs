@@ -216,6 +216,7 @@ impl Mail {
 pub struct SmtpServer {
     pub addr: SocketAddr,
     mails: mpsc::UnboundedReceiver<Mail>,
+    connections: Arc<Mutex<usize>>,
 }
 
 impl SmtpServer {
@@ -224,15 +225,22 @@ impl SmtpServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let (tx, mails) = mpsc::unbounded_channel();
+        let connections = Arc::new(Mutex::new(0));
+        let counted = connections.clone();
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
+                *counted.lock().expect("not poisoned") += 1;
                 let tx = tx.clone();
                 tokio::spawn(async move {
                     let _ = serve_smtp(stream, tx).await;
                 });
             }
         });
-        Self { addr, mails }
+        Self {
+            addr,
+            mails,
+            connections,
+        }
     }
 
     /// The next mail, waiting at most [`PATIENCE`].
@@ -241,6 +249,16 @@ impl SmtpServer {
             .await
             .expect("a mail within the patience")
             .expect("the server runs")
+    }
+
+    /// A mail already received, if any.
+    pub fn received(&mut self) -> Option<Mail> {
+        self.mails.try_recv().ok()
+    }
+
+    /// How many connections were accepted.
+    pub fn connections(&self) -> usize {
+        *self.connections.lock().expect("not poisoned")
     }
 }
 

@@ -377,6 +377,49 @@ async fn an_email_arrives_with_subject_and_body() {
 }
 
 #[tokio::test]
+async fn smtp_without_tls_none_never_sends_in_the_clear() {
+    // The receiver offers no STARTTLS, as a downgrading attacker would.
+    let mut smtp = SmtpServer::start().await;
+    let env = EnvSource::from_pairs([
+        (
+            "ALERT_SMTP_URL",
+            format!("smtp://127.0.0.1:{}", smtp.addr.port()),
+        ),
+        ("ALERT_EMAIL_FROM", "alerts@example.com".to_owned()),
+        ("ALERT_EMAIL_TO", "ops@example.com".to_owned()),
+    ]);
+    let mut settings = NotifySettings::from_env(&env).expect("valid settings");
+    settings.retry = quick(2, GENEROUS);
+    let registry = Registry::new();
+    let notifier = Notifier::start(settings, &registry).expect("start");
+    notifier.send(disk_full("web-1"));
+    assert!(notifier.close(PATIENCE).await);
+    assert!(smtp.connections() >= 1, "the client did connect");
+    assert!(smtp.received().is_none(), "no mail went out unencrypted");
+    assert_eq!(sent(&registry, "email", "failed"), 1.0);
+    assert_eq!(sent(&registry, "email", "sent"), 0.0);
+}
+
+#[tokio::test]
+async fn a_closed_notifier_sends_nothing_more() {
+    let server = HttpServer::start(vec![Reply::Status(200)]).await;
+    let mut settings = settings(quick(1, GENEROUS));
+    settings.webhooks = vec![endpoint(&server.url("/hook"))];
+    let registry = Registry::new();
+    let notifier = std::sync::Arc::new(Notifier::start(settings, &registry).expect("start"));
+    notifier.send(disk_full("before"));
+    assert!(notifier.close(PATIENCE).await);
+    notifier.send(disk_full("after"));
+    assert!(notifier.close(PATIENCE).await, "closing twice is harmless");
+    let hosts: Vec<serde_json::Value> = server
+        .requests()
+        .iter()
+        .map(|r| r.json()["host"].clone())
+        .collect();
+    assert_eq!(hosts, ["before"]);
+}
+
+#[tokio::test]
 async fn an_unreachable_endpoint_with_secrets_is_logged_without_them() {
     // A port nobody listens on: bind, note it, close.
     let port = {
