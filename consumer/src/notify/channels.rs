@@ -3,10 +3,10 @@
 //! text never holds a URL, password or token.
 
 use super::notice::{EventKind, Notice, NoticeStatus, Severity};
-use super::settings::{EmailSettings, Endpoint, NtfySettings, SmtpSecurity};
+use super::settings::{EmailSettings, Endpoint, NtfySettings, SmtpSecurity, SmtpServer};
 use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use reqwest::StatusCode;
 use secrecy::ExposeSecret;
@@ -121,8 +121,8 @@ impl Channel {
         let server = &settings.server;
         let tls = match server.security {
             SmtpSecurity::None => Tls::None,
-            SmtpSecurity::StartTls => Tls::Required(tls_parameters(&server.host)?),
-            SmtpSecurity::Tls => Tls::Wrapper(tls_parameters(&server.host)?),
+            SmtpSecurity::StartTls => Tls::Required(tls_parameters(server)?),
+            SmtpSecurity::Tls => Tls::Wrapper(tls_parameters(server)?),
         };
         let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&server.host)
             .port(server.port)
@@ -203,9 +203,16 @@ impl Email {
     }
 }
 
-fn tls_parameters(host: &str) -> Result<TlsParameters, DeliveryError> {
-    TlsParameters::new(host.to_owned())
-        .map_err(|e| DeliveryError::Transport(format!("TLS set-up failed: {e}")))
+/// The system's trusted certificates, plus the configured CA if there is one.
+fn tls_parameters(server: &SmtpServer) -> Result<TlsParameters, DeliveryError> {
+    let failed = |e: lettre::transport::smtp::Error| {
+        DeliveryError::Transport(format!("TLS set-up failed: {e}"))
+    };
+    let mut builder = TlsParameters::builder(server.host.clone());
+    if let Some(pem) = &server.ca_pem {
+        builder = builder.add_root_certificate(Certificate::from_pem(pem).map_err(failed)?);
+    }
+    builder.build_rustls().map_err(failed)
 }
 
 /// Sends and maps the outcome; a 2xx is success.

@@ -28,6 +28,9 @@ pub enum NotifyError {
     /// The SMTP transport could not be built (TLS set-up).
     #[error("notification e-mail: {0}")]
     Email(DeliveryError),
+    /// Started outside a tokio runtime, where no background task can run.
+    #[error("notifications need a tokio runtime: {0}")]
+    NoRuntime(#[from] tokio::runtime::TryCurrentError),
 }
 
 /// Counters shared by the channel tasks.
@@ -92,9 +95,10 @@ pub struct Notifier {
 }
 
 impl Notifier {
-    /// Registers the metrics on `registry` and starts one task per channel; must run inside
-    /// a tokio runtime.
+    /// Registers the metrics on `registry` and starts one task per channel on the current
+    /// tokio runtime.
     pub fn start(settings: NotifySettings, registry: &Registry) -> Result<Self, NotifyError> {
+        let runtime = tokio::runtime::Handle::try_current()?;
         let metrics = NotifyMetrics::register(registry)?;
         let policy = settings.retry;
         let http = reqwest::Client::builder()
@@ -125,7 +129,7 @@ impl Notifier {
         // A broadcast channel is the queue: each channel's task reads at its own pace, and
         // one that falls behind by more than the capacity loses the oldest notices, told how
         // many (a lagging receiver), which it counts.
-        let (queue, _) = broadcast::channel(settings.queue_capacity);
+        let (queue, _) = broadcast::channel(settings.queue_capacity.max(1));
         let tasks: Vec<JoinHandle<()>> = channels
             .into_iter()
             .map(|channel| {
@@ -140,7 +144,7 @@ impl Notifier {
                     policy,
                     metrics: metrics.clone(),
                 };
-                tokio::spawn(worker.run(queue.subscribe()))
+                runtime.spawn(worker.run(queue.subscribe()))
             })
             .collect();
         Ok(Self {

@@ -136,6 +136,9 @@ pub struct SmtpServer {
     pub security: SmtpSecurity,
     /// User and password, from the URL.
     pub credentials: Option<(String, SecretString)>,
+    /// PEM certificates the server's certificate may also chain to, besides the system's
+    /// (`ALERT_SMTP_CA_FILE`, for a relay with a private CA).
+    pub ca_pem: Option<Vec<u8>>,
     /// The URL with the user and password masked, for logs.
     pub shown: String,
 }
@@ -211,7 +214,7 @@ impl NotifySettings {
             ..RetryPolicy::default()
         };
         let queue_capacity =
-            env.count_or("ALERT_NOTIFY_QUEUE", DEFAULT_QUEUE_CAPACITY, 1, 1_000_000)?;
+            env.count_or("ALERT_NOTIFY_QUEUE", DEFAULT_QUEUE_CAPACITY, 1, 100_000)?;
         Ok(Self {
             webhooks,
             ntfy,
@@ -288,11 +291,23 @@ impl EmailSettings {
         if to.is_empty() {
             return Err(SettingsError::invalid("ALERT_EMAIL_TO", "no address"));
         }
-        Ok(Some(Self {
-            server: smtp_server(raw)?,
-            from,
-            to,
-        }))
+        let mut server = smtp_server(raw)?;
+        if let Some(path) = env.get("ALERT_SMTP_CA_FILE") {
+            const CA: &str = "ALERT_SMTP_CA_FILE";
+            if server.security == SmtpSecurity::None {
+                return Err(SettingsError::invalid(
+                    CA,
+                    "set, but ALERT_SMTP_URL has tls=none",
+                ));
+            }
+            let pem = std::fs::read(path)
+                .map_err(|e| SettingsError::invalid(CA, format!("cannot read {path}: {e}")))?;
+            if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+                return Err(SettingsError::invalid(CA, "holds no PEM certificate"));
+            }
+            server.ca_pem = Some(pem);
+        }
+        Ok(Some(Self { server, from, to }))
     }
 }
 
@@ -367,6 +382,7 @@ fn smtp_server(raw: &str) -> Result<SmtpServer, SettingsError> {
         port,
         security,
         credentials,
+        ca_pem: None,
         shown: masked(&url),
     })
 }
@@ -533,6 +549,35 @@ mod tests {
         ]))
         .expect_err("bad recipient");
         assert!(err.to_string().starts_with("ALERT_EMAIL_TO: "), "{err}");
+    }
+
+    #[test]
+    fn a_ca_file_must_hold_a_certificate_and_needs_tls() {
+        let not_pem = std::env::temp_dir().join(format!("hostpulse-ca-{}.txt", std::process::id()));
+        std::fs::write(&not_pem, "not a certificate").expect("write temp file");
+        let path = not_pem.to_string_lossy().into_owned();
+        let with = |url: &str, ca: &str| {
+            NotifySettings::from_env(&env(&[
+                ("ALERT_SMTP_URL", url),
+                ("ALERT_EMAIL_FROM", "alerts@example.com"),
+                ("ALERT_EMAIL_TO", "ops@example.com"),
+                ("ALERT_SMTP_CA_FILE", ca),
+            ]))
+        };
+        let err = with("smtps://mail.example.com", &path).expect_err("not PEM");
+        assert_eq!(
+            err.to_string(),
+            "ALERT_SMTP_CA_FILE: holds no PEM certificate"
+        );
+        let err = with("smtp://mail.example.com?tls=none", &path).expect_err("no TLS");
+        assert!(err.to_string().contains("tls=none"), "{err}");
+        let err = with("smtps://mail.example.com", "/nonexistent/ca.pem").expect_err("missing");
+        assert!(
+            err.to_string()
+                .starts_with("ALERT_SMTP_CA_FILE: cannot read"),
+            "{err}"
+        );
+        let _ = std::fs::remove_file(not_pem);
     }
 
     #[test]

@@ -1,13 +1,19 @@
 //! Real servers on loopback for the notification tests: a small HTTP/1.1 server whose answers
 //! follow a script, and an SMTP receiver that keeps what it is sent. Test code only.
 
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use rcgen::CertifiedKey;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::PrivateKeyDer;
+use tokio_rustls::TlsAcceptor;
 
 /// The longest a test waits for something to arrive.
 pub const PATIENCE: Duration = Duration::from_secs(20);
@@ -179,6 +185,10 @@ pub struct Mail {
     pub to: Vec<String>,
     /// Headers and body, dot-unstuffed, CRLF line ends.
     pub data: String,
+    /// Whether it came over TLS (from the start or after STARTTLS).
+    pub encrypted: bool,
+    /// The user and password of a successful `AUTH PLAIN`, if any.
+    pub login: Option<(String, String)>,
 }
 
 impl Mail {
@@ -212,7 +222,34 @@ impl Mail {
     }
 }
 
-/// A plain SMTP receiver on 127.0.0.1 (no TLS, no AUTH): enough for a client to hand over mail.
+/// How the SMTP receiver protects its connections.
+#[derive(Clone)]
+pub enum SmtpTls {
+    /// Plain text only, offering neither STARTTLS nor AUTH.
+    None,
+    /// Offers STARTTLS; AUTH PLAIN once encrypted.
+    StartTls(TlsAcceptor),
+    /// TLS from the first byte; AUTH PLAIN.
+    Wrapper(TlsAcceptor),
+}
+
+/// A certificate for 127.0.0.1, made for the test, and a TLS acceptor that presents it.
+pub fn loopback_tls() -> (String, TlsAcceptor) {
+    let CertifiedKey { cert, signing_key } =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).expect("certificate");
+    let key = PrivateKeyDer::Pkcs8(signing_key.serialize_der().into());
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("TLS versions")
+    .with_no_client_auth()
+    .with_single_cert(vec![cert.der().clone()], key)
+    .expect("server config");
+    (cert.pem(), TlsAcceptor::from(Arc::new(config)))
+}
+
+/// An SMTP receiver on 127.0.0.1: enough for a client to hand over mail.
 pub struct SmtpServer {
     pub addr: SocketAddr,
     mails: mpsc::UnboundedReceiver<Mail>,
@@ -220,8 +257,13 @@ pub struct SmtpServer {
 }
 
 impl SmtpServer {
-    /// Starts the receiver.
+    /// Starts a plain receiver.
     pub async fn start() -> Self {
+        Self::start_with(SmtpTls::None).await
+    }
+
+    /// Starts a receiver protected as `tls` says.
+    pub async fn start_with(tls: SmtpTls) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let (tx, mails) = mpsc::unbounded_channel();
@@ -230,9 +272,9 @@ impl SmtpServer {
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 *counted.lock().expect("not poisoned") += 1;
-                let tx = tx.clone();
+                let (tx, tls) = (tx.clone(), tls.clone());
                 tokio::spawn(async move {
-                    let _ = serve_smtp(stream, tx).await;
+                    let _ = serve_smtp(stream, tls, tx).await;
                 });
             }
         });
@@ -262,26 +304,94 @@ impl SmtpServer {
     }
 }
 
-async fn serve_smtp(stream: TcpStream, tx: mpsc::UnboundedSender<Mail>) -> std::io::Result<()> {
-    let mut stream = BufReader::new(stream);
-    stream
-        .get_mut()
-        .write_all(b"220 localhost test receiver\r\n")
-        .await?;
-    let (mut from, mut to) = (String::new(), Vec::new());
+const GREETING: &[u8] = b"220 localhost test receiver\r\n";
+
+async fn serve_smtp(
+    stream: TcpStream,
+    tls: SmtpTls,
+    tx: mpsc::UnboundedSender<Mail>,
+) -> std::io::Result<()> {
+    match tls {
+        SmtpTls::None => {
+            let mut stream = BufReader::new(stream);
+            stream.get_mut().write_all(GREETING).await?;
+            session(&mut stream, Offer::Nothing, &tx).await?;
+        }
+        SmtpTls::Wrapper(acceptor) => {
+            let mut stream = BufReader::new(acceptor.accept(stream).await?);
+            stream.get_mut().write_all(GREETING).await?;
+            session(&mut stream, Offer::Auth, &tx).await?;
+        }
+        SmtpTls::StartTls(acceptor) => {
+            let mut plain = BufReader::new(stream);
+            plain.get_mut().write_all(GREETING).await?;
+            if session(&mut plain, Offer::StartTls, &tx).await? == End::StartTls {
+                // No greeting after STARTTLS: the client starts again with EHLO.
+                let mut stream = BufReader::new(acceptor.accept(plain.into_inner()).await?);
+                session(&mut stream, Offer::Auth, &tx).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What the receiver advertises in this phase of the connection.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Offer {
+    Nothing,
+    StartTls,
+    /// Encrypted: AUTH PLAIN is offered.
+    Auth,
+}
+
+/// How a session phase ended.
+#[derive(PartialEq, Eq)]
+enum End {
+    Closed,
+    StartTls,
+}
+
+async fn session<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut BufReader<S>,
+    offer: Offer,
+    tx: &mpsc::UnboundedSender<Mail>,
+) -> std::io::Result<End> {
+    let (mut from, mut to, mut login) = (String::new(), Vec::new(), None);
     loop {
         let mut line = String::new();
         if stream.read_line(&mut line).await? == 0 {
-            return Ok(());
+            return Ok(End::Closed);
         }
         let command = line.trim_end().to_owned();
-        let verb = command
-            .split_whitespace()
-            .next()
-            .unwrap_or_default()
-            .to_ascii_uppercase();
+        let mut words = command.split_whitespace();
+        let verb = words.next().unwrap_or_default().to_ascii_uppercase();
         let reply: &[u8] = match verb.as_str() {
-            "EHLO" => b"250-localhost\r\n250 HELP\r\n",
+            "EHLO" => match offer {
+                Offer::Nothing => b"250-localhost\r\n250 HELP\r\n",
+                Offer::StartTls => b"250-localhost\r\n250 STARTTLS\r\n",
+                Offer::Auth => b"250-localhost\r\n250 AUTH PLAIN\r\n",
+            },
+            "STARTTLS" if offer == Offer::StartTls => {
+                stream.get_mut().write_all(b"220 Go ahead\r\n").await?;
+                return Ok(End::StartTls);
+            }
+            "AUTH" if offer == Offer::Auth => {
+                // AUTH PLAIN <base64 of "\0user\0password">
+                let decoded = words
+                    .nth(1)
+                    .and_then(|b64| BASE64.decode(b64).ok())
+                    .and_then(|bytes| String::from_utf8(bytes).ok());
+                match decoded
+                    .as_deref()
+                    .map(|s| s.split('\0').collect::<Vec<_>>())
+                {
+                    Some(parts) if parts.len() == 3 => {
+                        login = Some((parts[1].to_owned(), parts[2].to_owned()));
+                        b"235 Authenticated\r\n"
+                    }
+                    _ => b"501 Malformed AUTH\r\n",
+                }
+            }
             "HELO" | "NOOP" => b"250 OK\r\n",
             "RSET" => {
                 from.clear();
@@ -305,7 +415,7 @@ async fn serve_smtp(stream: TcpStream, tx: mpsc::UnboundedSender<Mail>) -> std::
                 loop {
                     let mut line = String::new();
                     if stream.read_line(&mut line).await? == 0 {
-                        return Ok(());
+                        return Ok(End::Closed);
                     }
                     if line == ".\r\n" {
                         break;
@@ -317,12 +427,14 @@ async fn serve_smtp(stream: TcpStream, tx: mpsc::UnboundedSender<Mail>) -> std::
                     from: std::mem::take(&mut from),
                     to: std::mem::take(&mut to),
                     data,
+                    encrypted: offer == Offer::Auth,
+                    login: login.clone(),
                 });
                 b"250 OK queued\r\n"
             }
             "QUIT" => {
                 stream.get_mut().write_all(b"221 Bye\r\n").await?;
-                return Ok(());
+                return Ok(End::Closed);
             }
             _ => b"502 Command not implemented\r\n",
         };

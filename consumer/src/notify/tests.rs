@@ -1,11 +1,12 @@
 //! The notifier against real servers on loopback: what each channel's receiver gets, retries,
 //! giving up, a full queue, and the metrics a user would watch.
 
-use super::test_servers::{HttpServer, Reply, SmtpServer, PATIENCE};
+use super::test_servers::{loopback_tls, HttpServer, Reply, SmtpServer, SmtpTls, PATIENCE};
 use super::*;
 use chrono::{DateTime, Utc};
 use prometheus::Registry;
 use shared::settings::EnvSource;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// Retries a few milliseconds apart, so a test takes no longer than it must.
@@ -126,6 +127,14 @@ async fn every_counter_exists_at_zero_from_the_start() {
     // No channel: sending is harmless.
     notifier.send(disk_full("web-1"));
     assert!(notifier.close(PATIENCE).await);
+}
+
+#[test]
+fn starting_outside_a_runtime_is_an_error_not_a_panic() {
+    let error = Notifier::start(settings(RetryPolicy::default()), &Registry::new())
+        .err()
+        .expect("no runtime here");
+    assert!(matches!(error, NotifyError::NoRuntime(_)), "{error}");
 }
 
 #[tokio::test]
@@ -398,6 +407,105 @@ async fn smtp_without_tls_none_never_sends_in_the_clear() {
     assert!(smtp.received().is_none(), "no mail went out unencrypted");
     assert_eq!(sent(&registry, "email", "failed"), 1.0);
     assert_eq!(sent(&registry, "email", "sent"), 0.0);
+}
+
+/// E-mail settings for the server at `url`, trusting `ca_pem` when given (written to a file,
+/// as a user would).
+fn email_env(url: &str, ca_pem: Option<&str>) -> (EnvSource, Option<std::path::PathBuf>) {
+    let mut env = EnvSource::from_pairs([
+        ("ALERT_SMTP_URL", url.to_owned()),
+        ("ALERT_EMAIL_FROM", "alerts@example.com".to_owned()),
+        ("ALERT_EMAIL_TO", "ops@example.com".to_owned()),
+    ]);
+    let ca_file = ca_pem.map(|pem| {
+        static FILES: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "hostpulse-notify-ca-{}-{}.pem",
+            std::process::id(),
+            FILES.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::write(&path, pem).expect("write the CA file");
+        env.set("ALERT_SMTP_CA_FILE", path.to_string_lossy());
+        path
+    });
+    (env, ca_file)
+}
+
+#[tokio::test]
+async fn email_over_starttls_is_encrypted_and_logs_in_with_the_url_credentials() {
+    let (ca_pem, acceptor) = loopback_tls();
+    let mut smtp = SmtpServer::start_with(SmtpTls::StartTls(acceptor)).await;
+    let url = format!(
+        "smtp://alerts%40example.com:p%40ss%3Aw0rd@127.0.0.1:{}",
+        smtp.addr.port()
+    );
+    let (env, ca_file) = email_env(&url, Some(&ca_pem));
+    let mut settings = NotifySettings::from_env(&env).expect("valid settings");
+    settings.retry = quick(3, GENEROUS);
+    let registry = Registry::new();
+    let notifier = Notifier::start(settings, &registry).expect("start");
+    notifier.send(disk_full("web-1"));
+
+    let mail = smtp.next_mail().await;
+    assert!(mail.encrypted, "sent only after STARTTLS");
+    assert_eq!(
+        mail.login,
+        Some(("alerts@example.com".to_owned(), "p@ss:w0rd".to_owned()))
+    );
+    assert_eq!(
+        mail.header("subject").as_deref(),
+        Some("CRITICAL web-1: disk_space /var")
+    );
+    assert!(notifier.close(PATIENCE).await);
+    assert_eq!(sent(&registry, "email", "sent"), 1.0);
+    if let Some(path) = ca_file {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+#[tokio::test]
+async fn email_over_smtps_is_encrypted_from_the_start() {
+    let (ca_pem, acceptor) = loopback_tls();
+    let mut smtp = SmtpServer::start_with(SmtpTls::Wrapper(acceptor)).await;
+    let url = format!("smtps://127.0.0.1:{}", smtp.addr.port());
+    let (env, ca_file) = email_env(&url, Some(&ca_pem));
+    let mut settings = NotifySettings::from_env(&env).expect("valid settings");
+    settings.retry = quick(3, GENEROUS);
+    let registry = Registry::new();
+    let notifier = Notifier::start(settings, &registry).expect("start");
+    notifier.send(cpu_resolved("db-2"));
+
+    let mail = smtp.next_mail().await;
+    assert!(mail.encrypted);
+    assert_eq!(mail.login, None, "no credentials in the URL, no AUTH");
+    assert_eq!(
+        mail.header("subject").as_deref(),
+        Some("RESOLVED db-2: cpu")
+    );
+    assert!(notifier.close(PATIENCE).await);
+    if let Some(path) = ca_file {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+#[tokio::test]
+async fn a_certificate_nobody_vouches_for_is_refused() {
+    let (_, acceptor) = loopback_tls();
+    let mut smtp = SmtpServer::start_with(SmtpTls::StartTls(acceptor)).await;
+    let url = format!("smtp://user:secret@127.0.0.1:{}", smtp.addr.port());
+    let (env, _) = email_env(&url, None);
+    let mut settings = NotifySettings::from_env(&env).expect("valid settings");
+    settings.retry = quick(1, GENEROUS);
+    let registry = Registry::new();
+    let notifier = Notifier::start(settings, &registry).expect("start");
+    notifier.send(disk_full("web-1"));
+    assert!(notifier.close(PATIENCE).await);
+    assert_eq!(smtp.connections(), 1);
+    assert!(
+        smtp.received().is_none(),
+        "nothing sent to an unverified server"
+    );
+    assert_eq!(sent(&registry, "email", "failed"), 1.0);
 }
 
 #[tokio::test]
