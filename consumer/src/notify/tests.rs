@@ -527,6 +527,66 @@ async fn a_closed_notifier_sends_nothing_more() {
     assert_eq!(hosts, ["before"]);
 }
 
+/// Log lines written while the test runs on this thread.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
+    }
+}
+
+// A current-thread runtime (the default), so the channel tasks log on the capturing thread.
+#[tokio::test]
+async fn logs_show_failures_but_never_a_secret() {
+    let logs = Captured::default();
+    let sink = logs.clone();
+    let subscriber =
+        shared::telemetry::get_subscriber("debug", move || sink.clone()).expect("filter");
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let silent = HttpServer::start(vec![Reply::Silent]).await;
+    let failing = HttpServer::start(vec![Reply::Status(500)]).await;
+    let (_, acceptor) = loopback_tls();
+    let smtp = SmtpServer::start_with(SmtpTls::StartTls(acceptor)).await;
+    let hook = format!("http://bob:s3cret@{}/hook/t0ken?key=k3y", silent.addr);
+    let topic = format!("http://{}/pr1vate-topic", failing.addr);
+    let mail = format!("smtp://bob:m4ilpass@127.0.0.1:{}", smtp.addr.port());
+    let (mut env, _) = email_env(&mail, None);
+    env.set("ALERT_WEBHOOK_URL", hook);
+    env.set("ALERT_NTFY_URL", topic);
+    env.set("ALERT_NTFY_TOKEN", "tk_s3cret");
+    let mut settings = NotifySettings::from_env(&env).expect("valid settings");
+    settings.retry = quick(2, Duration::from_secs(1));
+    let registry = Registry::new();
+    let notifier = Notifier::start(settings, &registry).expect("start");
+    notifier.send(disk_full("web-1"));
+    assert!(notifier.close(PATIENCE).await);
+
+    let text = logs.text();
+    assert_eq!(text.matches("notification given up").count(), 3, "{text}");
+    assert!(text.contains("notification attempt failed"), "{text}");
+    assert!(text.contains("answered HTTP 500"), "{text}");
+    for secret in ["bob", "s3cret", "t0ken", "k3y", "pr1vate-topic", "m4ilpass"] {
+        assert!(!text.contains(secret), "{secret} in the logs:\n{text}");
+    }
+}
+
 #[tokio::test]
 async fn an_unreachable_endpoint_with_secrets_is_logged_without_them() {
     // A port nobody listens on: bind, note it, close.
