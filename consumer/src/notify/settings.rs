@@ -184,6 +184,9 @@ impl NotifySettings {
             })
             .transpose()?
             .unwrap_or_default();
+        if webhooks.is_empty() && env.get("ALERT_WEBHOOK_URL").is_some() {
+            return Err(SettingsError::invalid("ALERT_WEBHOOK_URL", "no URL given"));
+        }
         let ntfy = match env.get("ALERT_NTFY_URL") {
             Some(raw) => Some(NtfySettings {
                 endpoint: Endpoint::parse("ALERT_NTFY_URL", raw)?,
@@ -474,6 +477,11 @@ mod tests {
         assert!(err.starts_with("ALERT_SLACK_URL: "), "{err}");
         assert!(err.contains("not http or https"), "{err}");
         assert!(!err.contains("pa55word"), "{err}");
+
+        let err = NotifySettings::from_env(&env(&[("ALERT_WEBHOOK_URL", " , ")]))
+            .expect_err("only commas")
+            .to_string();
+        assert_eq!(err, "ALERT_WEBHOOK_URL: no URL given");
 
         let err = NotifySettings::from_env(&env(&[("ALERT_WEBHOOK_URL", "hooks/x")]))
             .expect_err("not a URL")

@@ -144,7 +144,7 @@ async fn each_webhook_receives_the_documented_json() {
     let mut settings = settings(quick(3, GENEROUS));
     settings.webhooks = vec![
         endpoint(&first.url("/hooks/alerts")),
-        endpoint(&second.url("/other")),
+        endpoint(&format!("http://hook:pa55@{}/other", second.addr)),
     ];
     let registry = Registry::new();
     let notifier = Notifier::start(settings, &registry).expect("start");
@@ -172,7 +172,11 @@ async fn each_webhook_receives_the_documented_json() {
     assert_eq!(event["summary"], "Disk /var is 98.4 % full");
     assert_eq!(body["events"].as_array().map(Vec::len), Some(1));
 
-    assert_eq!(second.next_request().await.json(), body);
+    let other = second.next_request().await;
+    assert_eq!(other.json(), body);
+    // hook:pa55 from the URL, as HTTP basic auth.
+    assert_eq!(other.header("authorization"), Some("Basic aG9vazpwYTU1"));
+    assert_eq!(request.header("authorization"), None);
     assert!(notifier.close(PATIENCE).await);
     assert_eq!(sent(&registry, "webhook", "sent"), 2.0);
     assert_eq!(sent(&registry, "webhook", "failed"), 0.0);
