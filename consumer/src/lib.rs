@@ -10,6 +10,7 @@ pub mod configuration;
 pub mod ingest;
 pub mod live;
 pub mod metrics;
+pub mod notify;
 pub mod origin;
 pub mod routes;
 pub mod sink;
