@@ -1,7 +1,15 @@
+# shellcheck shell=bash
 # Shared by the project's scripts: installing Debian packages and starting RabbitMQ.
 # Sourced, not run.
 
-say() { printf '\033[1m[hostpulse]\033[0m %s\n' "$*" >&2; }
+# Bold only on a terminal: a log file or a pipe gets plain text.
+say() {
+  if [ -t 2 ] && [ -z "${NO_COLOR:-}" ]; then
+    printf '\033[1m[hostpulse]\033[0m %s\n' "$*" >&2
+  else
+    printf '[hostpulse] %s\n' "$*" >&2
+  fi
+}
 
 # Installs the Debian packages named, when any command in $1 (space-separated) is missing.
 # Usage: need_packages "cmd1 cmd2" pkg1 pkg2 ...
