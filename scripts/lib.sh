@@ -18,11 +18,18 @@ need_packages() {
   local missing=""
   for c in $commands; do command -v "$c" >/dev/null 2>&1 || missing="$missing $c"; done
   [ -z "$missing" ] && return 0
+  install_packages "missing:$missing" "$@"
+}
+
+# Installs Debian packages (as root; otherwise says what to run and fails).
+# Usage: install_packages "why" pkg1 pkg2 ...
+install_packages() {
+  local why=$1; shift
   if [ "$(id -u)" -ne 0 ]; then
-    say "missing:$missing. Install them with: sudo apt-get install -y $*"
+    say "$why. Install them with: sudo apt-get install -y $*"
     return 1
   fi
-  say "installing $* (missing:$missing)"
+  say "installing $* ($why)"
   export DEBIAN_FRONTEND=noninteractive
   if ! apt-get install -y -q "$@" >/dev/null 2>&1; then
     apt-get update -q >/dev/null

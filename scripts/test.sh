@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: installs what the tests need when missing (RabbitMQ, Chromium and its
-# WebDriver, Prometheus, openssl, shellcheck; curl for the run.sh test), starts the broker if it
+# WebDriver, Prometheus, openssl, shellcheck; curl for the run.sh test,
+# python3-yaml for the deploy test), starts the broker if it
 # is not running, then shellcheck, cargo fmt, clippy, the whole workspace's tests (the
 # dashboard's in headless Chromium) and the scripts' own tests.
 set -euo pipefail
@@ -18,6 +19,8 @@ need_packages shellcheck shellcheck
 
 say "shellcheck scripts/"
 shellcheck -x scripts/*.sh scripts/tests/*.sh
+say "scripts/tests/deploy.sh"
+bash scripts/tests/deploy.sh
 
 say "cargo fmt --check"
 cargo fmt --all -- --check
