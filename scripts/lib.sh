@@ -37,8 +37,12 @@ install_packages() {
   fi
 }
 
-# True when something accepts TCP connections on 127.0.0.1:$1.
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# True when something accepts TCP connections on port $1 of $2 (default 127.0.0.1); an address
+# that does not answer at all counts as closed after 2 s.
+port_open() {
+  # shellcheck disable=SC2016  # expanded by the inner bash
+  timeout 2 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "${2:-127.0.0.1}" "$1" 2>/dev/null
+}
 
 # Makes sure a RabbitMQ broker answers on 127.0.0.1:5672 (installing and starting it if needed).
 ensure_broker() {

@@ -26,14 +26,29 @@ case "$start_timeout" in
   '' | *[!0-9]*) say "HOSTPULSE_START_TIMEOUT_SECS must be a whole number of seconds, not '$start_timeout'"; exit 2 ;;
 esac
 
-# Ports: CONSUMER_PORT / PUBLISHER_PORT, else APP_PORT from the service's .env file, else the default.
-env_port() { # $1 = override, $2 = env file, $3 = default
-  local from_file
-  from_file=$(sed -n 's/^[[:space:]]*APP_PORT[[:space:]]*=[[:space:]]*//p' "$2" 2>/dev/null | tail -n1 | tr -d "\"' \r")
-  echo "${1:-${from_file:-$3}}"
+# A variable's last value in a .env file (regular files only: the services report the others).
+env_file_value() { # $1 = variable, $2 = env file
+  [ -f "$2" ] || return 0
+  sed -n "s/^[[:space:]]*$1[[:space:]]*=[[:space:]]*//p" "$2" | tail -n1 | tr -d "\"' \r"
 }
-consumer_port=$(env_port "${CONSUMER_PORT:-}" "${CONSUMER_ENV_FILE:-consumer.env}" 8003)
-publisher_port=$(env_port "${PUBLISHER_PORT:-}" "${PUBLISHER_ENV_FILE:-publisher.env}" 8000)
+# Ports: CONSUMER_PORT / PUBLISHER_PORT, else APP_PORT from the service's .env file, else the default.
+consumer_env_file=${CONSUMER_ENV_FILE:-consumer.env}
+publisher_env_file=${PUBLISHER_ENV_FILE:-publisher.env}
+consumer_port=${CONSUMER_PORT:-$(env_file_value APP_PORT "$consumer_env_file")}
+consumer_port=${consumer_port:-8003}
+publisher_port=${PUBLISHER_PORT:-$(env_file_value APP_PORT "$publisher_env_file")}
+publisher_port=${publisher_port:-8000}
+# Where to look for each service and what URL to print: its APP_HOST as the service reads it
+# (the environment, then its .env file), the loopback address for "every address".
+probe_host() { # $1 = env file
+  local host=${APP_HOST:-$(env_file_value APP_HOST "$1")}
+  case "$host" in
+    '' | 0.0.0.0 | '::' | '[::]') echo 127.0.0.1 ;;
+    *) echo "$host" ;;
+  esac
+}
+consumer_host=$(probe_host "$consumer_env_file")
+publisher_host=$(probe_host "$publisher_env_file")
 for pair in "CONSUMER_PORT=$consumer_port" "PUBLISHER_PORT=$publisher_port"; do
   port=${pair#*=}
   case "$port" in
@@ -67,18 +82,20 @@ bin_dir="$target_dir/$profile"
 
 # A port something else already listens on would make a service fail, while the port still
 # answers: refuse before starting anything.
-for pair in "consumer=$consumer_port" "publisher=$publisher_port"; do
-  if port_open "${pair#*=}"; then
-    name=${pair%%=*}
-    say "$name cannot start: port ${pair#*=} on 127.0.0.1 is already in use; set ${name^^}_PORT to a free one"
+for pair in "consumer=$consumer_host:$consumer_port" "publisher=$publisher_host:$publisher_port"; do
+  name=${pair%%=*} address=${pair#*=}
+  if port_open "${address##*:}" "${address%:*}"; then
+    say "$name cannot start: port ${address##*:} on ${address%:*} is already in use; set ${name^^}_PORT to a free one"
     exit 1
   fi
 done
 
 logs=$(mktemp -d "${TMPDIR:-/tmp}/hostpulse-run.XXXXXX")
-declare -A pid_of=() port_of=() printer_of=()
+declare -A pid_of=() port_of=() host_of=() printer_of=()
 port_of[consumer]=$consumer_port
 port_of[publisher]=$publisher_port
+host_of[consumer]=$consumer_host
+host_of[publisher]=$publisher_host
 stopped=false
 
 # Copies a service's output to the terminal, each line prefixed with its name, and to its log
@@ -93,6 +110,8 @@ print_lines() { # $1 = service name, $2 = log file
       *) label=$'\033[35m'"$label"$'\033[0m' ;;
     esac
   fi
+  # Ctrl-C or a SIGTERM to the whole group: keep printing until the service's last line.
+  trap '' INT TERM HUP
   while IFS= read -r line || [ -n "$line" ]; do
     # SGR sequences (colours, bold) only; a service that colours a pipe loses them here.
     "$colour" || line=${line//$'\033['*([0-9;])m/}
@@ -110,37 +129,38 @@ start_service() { # $1 = name
   pid_of[$name]=$!
 }
 
-# Stops both services (SIGTERM; the publisher then delivers what it still holds) and waits a
-# bounded time for them and for the last of their output.
+# Stops a service (SIGTERM; the publisher then delivers what it still holds), waiting a bounded
+# time for it and for the last of its output.
+terminate() { # $1 = name
+  local name=$1 pid=${pid_of[$1]}
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$pid" 2>/dev/null; then
+    say "$name did not stop within 15 s of SIGTERM; killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" "${printer_of[$name]}" 2>/dev/null || true
+}
+
 # shellcheck disable=SC2317  # run by the traps below
 stop() {
   "$stopped" && return 0
   stopped=true
-  local name pid
-  for pid in "${pid_of[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for name in "${!pid_of[@]}"; do
-    pid=${pid_of[$name]}
-    for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$pid" 2>/dev/null; then
-      say "$name did not stop within 15 s of SIGTERM; killing it"
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-  done
-  wait "${pid_of[@]}" "${printer_of[@]}" 2>/dev/null || true
+  local name
+  for name in "${!pid_of[@]}"; do kill -TERM "${pid_of[$name]}" 2>/dev/null || true; done
+  for name in "${!pid_of[@]}"; do terminate "$name"; done
   rm -rf "$logs"
 }
 trap stop EXIT
 trap 'stop; exit 130' INT
 trap 'stop; exit 143' TERM
+trap 'stop; exit 129' HUP
 
-# Names the service that did not come up, shows its last log lines and ends the script.
-fail_start() { # $1 = name, $2 = what happened
-  local name=$1
-  kill -TERM "${pid_of[$name]}" 2>/dev/null || true
-  wait "${pid_of[$name]}" "${printer_of[$name]}" 2>/dev/null || true
-  say "$name failed to start: $2. Its last log lines:"
-  tail -n 15 "$logs/$name.log" | sed 's/^/    /' >&2
-  exit 1
+# Names a service that did not come up and shows its last log lines.
+report_failure() { # $1 = name, $2 = what happened
+  terminate "$1"
+  say "$1 failed to start: $2. Its last log lines:"
+  tail -n 15 "$logs/$1.log" | sed 's/^/    /' >&2
 }
 
 start_service consumer
@@ -154,22 +174,27 @@ while [ "${#waiting[@]}" -gt 0 ]; do
     if ! kill -0 "${pid_of[$name]}" 2>/dev/null; then
       code=0
       wait "${pid_of[$name]}" || code=$?
-      fail_start "$name" "it exited with code $code before opening port ${port_of[$name]}"
-    elif ! port_open "${port_of[$name]}"; then
+      report_failure "$name" "it exited with code $code before opening port ${port_of[$name]}"
+      exit 1
+    elif ! port_open "${port_of[$name]}" "${host_of[$name]}"; then
       still+=("$name")
     fi
   done
   waiting=("${still[@]}")
   [ "${#waiting[@]}" -eq 0 ] && break
   if [ "$SECONDS" -ge "$deadline" ]; then
-    fail_start "${waiting[0]}" "port ${port_of[${waiting[0]}]} did not open within $start_timeout s"
+    for name in "${waiting[@]}"; do
+      report_failure "$name" "port ${port_of[$name]} did not open within $start_timeout s (HOSTPULSE_START_TIMEOUT_SECS)"
+    done
+    exit 1
   fi
   sleep 0.1
 done
 
 say "both services are up; Ctrl-C stops them"
-say "publish now: http://127.0.0.1:${publisher_port}/publish"
-say "dashboard:   http://127.0.0.1:${consumer_port}/"
+url_host() { case "$1" in *:*) echo "[$1]" ;; *) echo "$1" ;; esac; } # IPv6 in brackets
+say "publish now: http://$(url_host "$publisher_host"):${publisher_port}/publish"
+say "dashboard:   http://$(url_host "$consumer_host"):${consumer_port}/"
 
 code=0
 wait -n -p gone "${pid_of[consumer]}" "${pid_of[publisher]}" || code=$?

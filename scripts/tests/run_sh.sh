@@ -5,6 +5,7 @@
 #   both up:        the dashboard URL printed once, after both answer; every line says who wrote it
 #   port taken:     the consumer's port in use -> non-zero, the consumer named, no URL
 #   service exits:  the consumer dies at start -> non-zero, its own error shown, no URL
+#   service hangs:  the consumer's port never opens -> non-zero after the bound, no URL
 #   APP_PORT:       refused with one line naming CONSUMER_PORT and PUBLISHER_PORT
 # Every wait is bounded; every process started here is stopped before the script ends.
 set -euo pipefail
@@ -161,6 +162,21 @@ check "run.sh shows the consumer's own error under it" reports_error exits "no-s
 check "run.sh prints no dashboard URL" no_dashboard_url exits
 check "the publisher it started is stopped" port_closed "$publisher_port"
 [ "$failures" -eq "$failures_before" ] || show_output exits
+
+echo "run_sh: the consumer hangs at start"
+failures_before=$failures
+consumer_port=$(free_port)
+publisher_port=$(free_port)
+# A settings file nobody writes: the consumer blocks reading it and never opens its port.
+mkfifo "$work/blocking.env"
+CONSUMER_ENV_FILE="$work/blocking.env" HOSTPULSE_START_TIMEOUT_SECS=2 CONSUMER_PORT=$consumer_port \
+  PUBLISHER_PORT=$publisher_port run_sh_to_end hangs
+check "run.sh exits non-zero" ended_in_failure
+check "run.sh says the consumer's port did not open in time" \
+  script_says hangs "consumer failed to start: port $consumer_port did not open within 2 s"
+check "run.sh prints no dashboard URL" no_dashboard_url hangs
+check "the publisher it started is stopped" port_closed "$publisher_port"
+[ "$failures" -eq "$failures_before" ] || show_output hangs
 
 echo "run_sh: a bare APP_PORT"
 failures_before=$failures
