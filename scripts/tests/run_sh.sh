@@ -20,6 +20,7 @@ for bin in consumer publisher; do
   fi
 done
 need_packages curl curl
+need_packages rabbitmqctl rabbitmq-server
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/hostpulse-run-sh-test.XXXXXX")
 EXCHANGE_NAME="hostpulse-test-run-sh-$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')"
@@ -32,6 +33,12 @@ cleanup() {
   local g
   for g in "${groups[@]}"; do kill -KILL -- "-$g" 2>/dev/null || true; done
   rm -rf "$work"
+  # The services declared the durable exchange; the broker's own CLI can delete it (AMQP
+  # cannot be spoken from bash).
+  if ! timeout 30 rabbitmqctl eval "rabbit_exchange:delete(rabbit_misc:r(<<\"/\">>, exchange, \
+      <<\"$EXCHANGE_NAME\">>), false, <<\"run_sh test\">>)." >/dev/null 2>&1; then
+    say "run_sh: could not delete the exchange $EXCHANGE_NAME; it is left on the broker"
+  fi
 }
 trap cleanup EXIT
 
@@ -111,7 +118,8 @@ publisher_port=$(free_port)
 url="http://127.0.0.1:$consumer_port/"
 CONSUMER_PORT=$consumer_port PUBLISHER_PORT=$publisher_port start_run_sh up
 deadline=$((SECONDS + 60))
-until grep -q "dashboard:.*$url" "$work/up.out" 2>/dev/null || ! kill -0 "$run_pid" 2>/dev/null \
+# run.sh's own line: the consumer logs the URL too, before run.sh knows both are up.
+until grep -q "^\\[hostpulse\\] dashboard: .*$url" "$work/up.out" 2>/dev/null || ! kill -0 "$run_pid" 2>/dev/null \
   || [ "$SECONDS" -ge "$deadline" ]; do
   sleep 0.1
 done
