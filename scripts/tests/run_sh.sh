@@ -26,7 +26,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/hostpulse-run-sh-test.XXXXXX")
 EXCHANGE_NAME="hostpulse-test-run-sh-$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')"
 export EXCHANGE_NAME
 export HOSTPULSE_PROFILE=debug HOSTPULSE_START_TIMEOUT_SECS=30
-unset APP_PORT CONSUMER_PORT PUBLISHER_PORT CONSUMER_ENV_FILE PUBLISHER_ENV_FILE
+unset APP_PORT APP_HOST CONSUMER_PORT PUBLISHER_PORT CONSUMER_ENV_FILE PUBLISHER_ENV_FILE
 # Each run.sh gets a process group of its own, so nothing it started can outlive the test.
 groups=()
 cleanup() {
