@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: installs what the tests need when missing (RabbitMQ, Chromium and its
-# WebDriver, Prometheus, openssl, shellcheck; curl for the run.sh test,
-# python3-yaml for the deploy test), starts the broker if it
-# is not running, then shellcheck, cargo fmt, clippy, the whole workspace's tests (the
-# dashboard's in headless Chromium) and the scripts' own tests.
+# WebDriver, Prometheus, openssl, shellcheck; the scripts' tests install curl and python3-yaml),
+# starts the broker if it is not running, then shellcheck, the deploy files' test, cargo fmt,
+# clippy, the whole workspace's tests (the dashboard's in headless Chromium) and run.sh's test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
