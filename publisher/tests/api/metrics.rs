@@ -52,3 +52,19 @@ async fn a_failed_publish_is_counted_with_its_reason() {
     );
     assert_eq!(metric(&text, "hostpulse_broker_connected"), Some(0.0));
 }
+
+#[tokio::test]
+async fn every_failure_reason_is_exported_at_zero_from_start() {
+    let app = spawn_app("reasons", &[]).await;
+    let text = app.get("/metrics").await.text().await.expect("text");
+    for reason in publisher::metrics::FAILURE_REASONS {
+        assert_eq!(
+            metric(
+                &text,
+                &format!("hostpulse_publish_failures_total{{reason=\"{reason}\"}}")
+            ),
+            Some(0.0),
+            "{reason}"
+        );
+    }
+}
