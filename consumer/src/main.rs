@@ -15,7 +15,11 @@ async fn main() -> ExitCode {
             return ExitCode::from(EXIT_BAD_SETTINGS);
         }
     };
-    match get_subscriber(&settings.log_filter, std::io::stdout) {
+    match get_subscriber(
+        &settings.log_filter,
+        std::io::stdout,
+        shared::telemetry::stdout_is_terminal(),
+    ) {
         Ok(subscriber) => init_subscriber(subscriber),
         Err(e) => {
             eprintln!("consumer: RUST_LOG: {e}");

@@ -1,6 +1,6 @@
 use publisher::configuration::Settings;
 use publisher::startup::Application;
-use shared::telemetry::{get_subscriber, init_subscriber};
+use shared::telemetry::{get_subscriber, init_subscriber, stdout_is_terminal};
 use std::process::ExitCode;
 
 /// Exit code for settings that cannot be used.
@@ -15,7 +15,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(EXIT_BAD_SETTINGS);
         }
     };
-    match get_subscriber(&settings.log_filter, std::io::stdout) {
+    match get_subscriber(&settings.log_filter, std::io::stdout, stdout_is_terminal()) {
         Ok(subscriber) => init_subscriber(subscriber),
         Err(e) => {
             eprintln!("publisher: RUST_LOG: {e}");

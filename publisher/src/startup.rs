@@ -76,16 +76,28 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until the server is stopped (Ctrl-C or SIGTERM), then delivers what waits in
-    /// the outbox, for at most `SHUTDOWN_FLUSH_SECS`.
+    /// Serves until the server is stopped, or Ctrl-C / SIGTERM (both the same graceful way:
+    /// requests in flight finish), then delivers what waits in the outbox, for at most
+    /// `SHUTDOWN_FLUSH_SECS`.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let served = self.server.await;
+        let handle = self.server.handle();
+        let mut server = self.server;
+        let served = tokio::select! {
+            served = &mut server => served,
+            () = shared::shutdown::signal() => {
+                // The stop command is sent at once; the server future itself carries it out.
+                drop(handle.stop(true));
+                server.await
+            }
+        };
         let waiting = self.publisher.outbox_len();
         if waiting > 0 {
             tracing::info!(waiting, "delivering the outbox before exiting");
             let left = self.publisher.drain(self.shutdown_flush).await;
             if left > 0 {
                 tracing::warn!(lost = left, "exiting with readings the broker never took");
+            } else {
+                tracing::info!("outbox delivered; exiting");
             }
         }
         served
@@ -129,6 +141,9 @@ fn run(
     // Answers are small and must leave at once: no Nagle delay waiting for an ACK.
     .tcp_nodelay(true)
     .listen(listener)?
+    // actix would stop at once on Ctrl-C ("forced shutdown"); `run_until_stopped` handles
+    // both signals the same graceful way instead.
+    .disable_signals()
     .run();
     Ok(server)
 }

@@ -6,4 +6,5 @@ mod publish;
 mod security;
 mod settings;
 mod shutdown;
+mod telemetry;
 mod tls;
