@@ -561,7 +561,7 @@ async fn logs_show_failures_but_never_a_secret() {
     let logs = Captured::default();
     let sink = logs.clone();
     let subscriber =
-        shared::telemetry::get_subscriber("debug", move || sink.clone()).expect("filter");
+        shared::telemetry::get_subscriber("debug", move || sink.clone(), false).expect("filter");
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let silent = HttpServer::start(vec![Reply::Silent]).await;

@@ -3,23 +3,8 @@
 use publisher::configuration::Settings;
 use publisher::startup::Application;
 use shared::settings::EnvSource;
-use shared::telemetry::{get_subscriber, init_subscriber};
 use shared::testing::{amqp_url, unique_exchange};
-use std::sync::Once;
 use std::time::Duration;
-
-/// Installs a log subscriber once per test process, so a failing test shows the service's
-/// logs (libtest captures them, and prints them only for a failure). `TEST_LOG` sets the
-/// filter (e.g. `TEST_LOG=debug`); the default, warn, keeps passing runs quiet.
-pub fn init_test_logs() {
-    static LOGS: Once = Once::new();
-    LOGS.call_once(|| {
-        let filter = std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".to_owned());
-        let subscriber = get_subscriber(&filter, tracing_subscriber::fmt::TestWriter::new, false)
-            .expect("TEST_LOG is a log filter, e.g. debug or warn,publisher=debug");
-        init_subscriber(subscriber);
-    });
-}
 
 /// Asserts that the test broker's password appears nowhere in `text` (an HTTP answer).
 /// The user name may be the same as the password (guest/guest), so the one place it belongs,
@@ -45,7 +30,7 @@ pub struct TestApp {
 
 /// Starts a publisher; `vars` are extra settings (they win over the defaults here).
 pub async fn spawn_app(test: &str, vars: &[(&str, &str)]) -> TestApp {
-    init_test_logs();
+    shared::testing::init_logs();
     let exchange = unique_exchange(test);
     let mut env = EnvSource::from_pairs([
         ("AMQP_URL", amqp_url()),
@@ -88,7 +73,7 @@ impl TestApp {
 /// A publisher whose broker does not exist (nothing listens on port 1); `vars` are extra
 /// settings. Returns its address.
 pub async fn spawn_app_without_broker(vars: &[(&str, &str)]) -> String {
-    init_test_logs();
+    shared::testing::init_logs();
     let mut env = EnvSource::from_pairs([
         ("AMQP_URL", "amqp://guest:guest@127.0.0.1:1/%2f"),
         ("APP_PORT", "0"),
