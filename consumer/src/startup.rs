@@ -75,6 +75,7 @@ impl Application {
             settings: settings.broker.clone(),
             queue: settings.queue.clone(),
             reconnect_cap: settings.reconnect_cap,
+            depth: None,
         };
         let tasks = vec![
             tokio::spawn(broker::consume_forever(

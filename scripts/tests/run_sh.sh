@@ -128,8 +128,9 @@ check "the publisher answers on PUBLISHER_PORT" \
   [ "$(http_status "http://127.0.0.1:$publisher_port/health")" = 200 ]
 check "run.sh prints the dashboard URL once" url_printed_once up "$url"
 check "the URL is run.sh's last line" last_script_line_has up "$url"
-check "consumer lines are prefixed" grep -q '^consumer  | .*listening on: 127.0.0.1:'"$consumer_port" "$work/up.out"
-check "publisher lines are prefixed" grep -q '^publisher | .*listening on: 127.0.0.1:'"$publisher_port" "$work/up.out"
+# Each service's own start-up line, naming its port.
+check "consumer lines are prefixed" grep -q '^consumer  | .*dashboard: http://127.0.0.1:'"$consumer_port" "$work/up.out"
+check "publisher lines are prefixed" grep -q '^publisher | .*publish on request: http://127.0.0.1:'"$publisher_port" "$work/up.out"
 check "every line says who wrote it" not unprefixed_lines up
 check "no colour codes in output that is not a terminal" not has_escape_codes up
 kill -TERM "$run_pid" 2>/dev/null || true
