@@ -132,6 +132,7 @@ async fn lighthouse_scores_accessibility_and_best_practices_100_in_light_and_dar
         serde_json::from_slice(&output.stdout).expect("lighthouse.mjs prints JSON");
     for scheme in ["light", "dark"] {
         let mode = &report[scheme];
+        assert_eq!(mode["scheme"], scheme, "the page was seen in {scheme} mode");
         for category in ["accessibility", "best-practices"] {
             assert_eq!(
                 mode[category].as_u64(),

@@ -42,11 +42,10 @@ try {
       failing,
       runtimeError: lhr.runtimeError?.message ?? null,
     };
-    const shot = lhr.audits["final-screenshot"]?.details?.data;
-    if (shot) {
-      mkdirSync(shotDir, { recursive: true });
-      writeFileSync(join(shotDir, `lighthouse-${scheme}.jpg`), Buffer.from(shot.split(",")[1], "base64"));
-    }
+    // What Lighthouse saw, for a person to check the colour scheme.
+    mkdirSync(shotDir, { recursive: true });
+    writeFileSync(join(shotDir, `lighthouse-${scheme}.png`), await page.screenshot());
+    report[scheme].scheme = await page.evaluate(() => matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light");
     await page.close();
   }
 } finally {
