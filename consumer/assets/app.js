@@ -131,7 +131,9 @@ async function loadHistory(name) {
     const readings = await response.json();
     if (!Array.isArray(readings) || !state.hosts.has(name)) return;
     for (const reading of readings) if (reading?.host === name) addReading(reading, false);
-    scheduleRender();
+    render();
+    // Says which host's history was merged, for whoever waits on it (the browser tests).
+    $("detail").dataset.historyOf = name;
   } catch {
     // Nothing to do: live frames keep coming, and the next snapshot asks again.
   }
@@ -195,7 +197,10 @@ function renderCards() {
     f.net.textContent = net ? `↓ ${fmt.rate(net.rx)} ↑ ${fmt.rate(net.tx)}` : "–";
     const note = legacyNote(latest);
     f.origin.hidden = !note;
-    f.origin.textContent = note ? `original publisher · ${note}` : "";
+    if (f.origin.dataset.note !== (note || "")) {
+      f.origin.dataset.note = note || "";
+      f.origin.replaceChildren(...(note ? [el("span", "tag", "original publisher"), ` ${note}`] : []));
+    }
     f.load.textContent = latest.cpu?.load_average ? Number(latest.cpu.load_average.one).toFixed(2) : "–";
     f.up.textContent = fmt.duration(latest.uptime_secs);
     const host = state.hosts.get(name);

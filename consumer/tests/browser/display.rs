@@ -341,3 +341,57 @@ async fn on_a_phone_the_tables_fit_and_a_core_label_stays_on_one_line() {
     tap.cleanup().await;
     browser.close().await;
 }
+
+#[tokio::test]
+async fn the_selected_hosts_history_from_http_merges_without_duplicates() {
+    let exchange = unique_exchange("browser-history");
+    let consumer = spawn_consumer(&exchange, &[]).await;
+    let tap = Tap::bind(&exchange).await;
+    for seq in 1..=6 {
+        tap.publish_raw(&reading_json("charted", seq)).await;
+    }
+    let live = consumer.live.clone();
+    crate::helpers::wait_until("six readings held", || {
+        live.recent_json("charted")
+            .is_some_and(|j| j.contains("\"seq\":6"))
+    })
+    .await;
+    let browser = Browser::start().await;
+    browser.open(&consumer.address).await;
+    // The snapshot's readings and the same ones again from GET /api/hosts/charted/readings.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let merged = script(
+            &browser,
+            "return document.getElementById('detail').dataset.historyOf || ''",
+        )
+        .await;
+        if merged == "charted" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the page never asked for the host's readings"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let points = script(
+        &browser,
+        "return document.getElementById('chart-cpu').dataset.points",
+    )
+    .await;
+    assert_eq!(points, "6", "each reading once");
+    // Live readings still add to it.
+    tap.publish_raw(&reading_json("charted", 7)).await;
+    browser
+        .wait_text("#detail-time", 10, |t| t.contains("#7"))
+        .await;
+    let points = script(
+        &browser,
+        "return document.getElementById('chart-cpu').dataset.points",
+    )
+    .await;
+    assert_eq!(points, "7");
+    tap.cleanup().await;
+    browser.close().await;
+}
