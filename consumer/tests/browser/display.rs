@@ -161,6 +161,15 @@ async fn a_fresh_snapshot_without_a_host_removes_its_card_and_the_selection_move
         "the selection is announced"
     );
 
+    // What the status badge (a live region) says while the page reconnects, each change once.
+    script(
+        &browser,
+        "const badge = document.getElementById('conn-badge'); window.announced = []; \
+         new MutationObserver(() => window.announced.push(badge.textContent)) \
+           .observe(badge, { childList: true, characterData: true, subtree: true });",
+    )
+    .await;
+
     // A restarted consumer has heard only from "kept": its snapshot no longer has "gone".
     first.stop.stop(false).await;
     let _ = first.stopped.await;
@@ -178,6 +187,13 @@ async fn a_fresh_snapshot_without_a_host_removes_its_card_and_the_selection_move
         .await;
     assert_eq!(browser.text("#host-count").await, "(1)");
     browser.wait_text("#detail-host", 5, |t| t == "kept").await;
+    let announced = script(&browser, "return window.announced").await;
+    assert_eq!(
+        announced,
+        serde_json::json!(["reconnecting", "live"]),
+        "the badge is not re-announced while the countdown runs"
+    );
+    assert!(browser.text("#conn-retry").await.is_empty());
     drop(second);
     tap.cleanup().await;
     browser.close().await;
