@@ -34,6 +34,7 @@ function niceStep(max) {
 // drawn above the top label.
 function rateRange(u, min, max) {
   const top = Number.isFinite(max) && max > 0 ? max : 0;
+  if (top === 0) return [0, 4]; // all idle: a readable 0–4 B/s axis
   const step = niceStep(top);
   return [0, step * Math.max(1, Math.ceil(top / step))];
 }
