@@ -256,7 +256,7 @@ function renderDetail() {
   setText("detail-swap", m.swap_total_bytes ? `${fmt.bytes(m.swap_used_bytes)} of ${fmt.bytes(m.swap_total_bytes)}` : "none");
 
   fillTable("detail-disks", r.disks || [], (d) => [d.mount_point, d.file_system, fmt.bytes(d.used_bytes), fmt.bytes(d.available_bytes), fmt.bytes(d.total_bytes), fmt.percent(d.usage_percent)]);
-  $("detail-net").classList.toggle("unknown", !Array.isArray(r.networks));
+  $("detail-net-unknown").hidden = Array.isArray(r.networks);
   fillTable("detail-net", r.networks || [], (n) => [n.interface, fmt.rate(n.received_bytes_per_sec), fmt.rate(n.transmitted_bytes_per_sec), fmt.bytes(n.total_received_bytes), fmt.bytes(n.total_transmitted_bytes)]);
 
   if (!state.paused) setText("raw-json", JSON.stringify(r, null, 2));

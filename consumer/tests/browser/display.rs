@@ -70,6 +70,10 @@ async fn values_a_reading_does_not_carry_are_shown_as_a_dash_not_as_zero() {
         .expect("find");
     assert!(core_rows.is_empty(), "no per-core rows without values");
     assert_eq!(browser.text("#detail-net tbody").await, "");
+    assert_eq!(
+        browser.text("#detail-net-unknown").await,
+        "This host does not report its network."
+    );
 
     // A reading that does carry them shows them, zeros included.
     tap.publish_raw(&reading_with("full", 1, |_| {})).await;
@@ -80,6 +84,18 @@ async fn values_a_reading_does_not_carry_are_shown_as_a_dash_not_as_zero() {
         "↓ 0 B/s ↑ 0 B/s"
     );
     assert_eq!(browser.text(&format!("{full} .stat-load")).await, "0.37");
+    browser
+        .client
+        .find(Locator::Css(&format!("{full} .name")))
+        .await
+        .expect("card")
+        .click()
+        .await
+        .expect("click");
+    browser
+        .wait_text("#detail-net tbody", 5, |t| t.contains("eth0"))
+        .await;
+    assert_eq!(browser.text("#detail-net-unknown").await, "", "hidden");
     tap.cleanup().await;
     browser.close().await;
 }
