@@ -1,6 +1,8 @@
 //! The dashboard in headless Chromium, against the real services and RabbitMQ: what a person
 //! sees, not only what the server sent. Browser tests take turns (one Chromium at a time).
 
+mod audit;
+mod display;
 #[allow(dead_code)]
 #[path = "../api/helpers.rs"]
 mod helpers;
