@@ -8,6 +8,10 @@ const EXIT_BAD_SETTINGS: u8 = 2;
 
 #[actix_web::main]
 async fn main() -> ExitCode {
+    let cli = <consumer::cli::Cli as clap::Parser>::parse();
+    if let Some(command) = cli.command {
+        return consumer::cli::run(command).await;
+    }
     let settings = match Settings::load() {
         Ok(settings) => settings,
         Err(e) => {

@@ -76,7 +76,15 @@ impl Application {
             queue: settings.queue.clone(),
             reconnect_cap: settings.reconnect_cap,
         };
+        let guard = web::Data::new(crate::auth::Guard::new(
+            &settings.auth,
+            Arc::new(crate::auth::FileTokenStore::open(&settings.auth.data_dir)),
+            Arc::clone(&intake.clock),
+            false,
+            &metrics.registry,
+        )?);
         let tasks = vec![
+            tokio::spawn(crate::auth::expire_sessions(guard.clone())),
             tokio::spawn(broker::consume_forever(
                 live_queue,
                 broker_tx,
@@ -96,6 +104,7 @@ impl Application {
             metrics.clone(),
             broker.clone(),
             settings.allowed_origins.clone(),
+            guard,
         )?;
         Ok(Self {
             port,
@@ -189,6 +198,7 @@ fn run(
     metrics: ConsumerMetrics,
     broker: watch::Receiver<BrokerState>,
     origins: crate::origin::AllowedOrigins,
+    guard: web::Data<crate::auth::Guard>,
 ) -> std::io::Result<Server> {
     let live = web::Data::new(live);
     let metrics = web::Data::new(metrics);
@@ -196,6 +206,7 @@ fn run(
     let origins = web::Data::new(origins);
     let server = HttpServer::new(move || {
         App::new()
+            .wrap(actix_web::middleware::from_fn(crate::auth::require))
             .wrap(actix_web::middleware::from_fn(
                 shared::http::limit_body_size,
             ))
@@ -207,6 +218,8 @@ fn run(
             .app_data(metrics.clone())
             .app_data(broker.clone())
             .app_data(origins.clone())
+            .app_data(guard.clone())
+            .configure(crate::auth::routes)
             .service(get("/", routes::index))
             .service(get("/assets/{file:.*}", routes::asset))
             .service(get("/ws", ws::ws))
