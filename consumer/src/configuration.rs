@@ -30,6 +30,8 @@ pub struct Settings {
     pub allowed_origins: crate::origin::AllowedOrigins,
     /// Login, API tokens, `/metrics` token (see [`crate::auth`]).
     pub auth: crate::auth::AuthSettings,
+    /// HTTPS: `TLS_CERT_FILE` and `TLS_KEY_FILE`, reloaded when renewed.
+    pub tls: Option<shared::tls::TlsFiles>,
     /// `RUST_LOG` filter.
     pub log_filter: String,
 }
@@ -73,6 +75,7 @@ impl Settings {
             reconnect_cap,
             allowed_origins: crate::origin::AllowedOrigins::from_env(env)?,
             auth,
+            tls: shared::tls::TlsFiles::from_env(env)?,
             log_filter: env.get("RUST_LOG").unwrap_or("info").to_owned(),
         })
     }

@@ -50,6 +50,11 @@ impl Application {
         let listener = TcpListener::bind(address)
             .with_context(|| format!("cannot listen on {}:{}", address.0, address.1))?;
         let port = listener.local_addr()?.port();
+        let tls = settings
+            .tls
+            .as_ref()
+            .map(shared::tls::server_config)
+            .transpose()?;
         let metrics = ConsumerMetrics::new()?;
         let (broker_tx, broker) = watch::channel(BrokerState::connecting());
         let live = Arc::new(LiveView::new(
@@ -80,7 +85,7 @@ impl Application {
             &settings.auth,
             Arc::new(crate::auth::FileTokenStore::open(&settings.auth.data_dir)),
             Arc::clone(&intake.clock),
-            false,
+            tls.is_some(),
             &metrics.registry,
         )?);
         let tasks = vec![
@@ -105,6 +110,7 @@ impl Application {
             broker.clone(),
             settings.allowed_origins.clone(),
             guard,
+            tls,
         )?;
         Ok(Self {
             port,
@@ -199,6 +205,7 @@ fn run(
     broker: watch::Receiver<BrokerState>,
     origins: crate::origin::AllowedOrigins,
     guard: web::Data<crate::auth::Guard>,
+    tls: Option<rustls::ServerConfig>,
 ) -> std::io::Result<Server> {
     let live = web::Data::new(live);
     let metrics = web::Data::new(metrics);
@@ -232,11 +239,15 @@ fn run(
     })
     .workers(workers)
     // Frames are small and must leave at once: no Nagle delay waiting for an ACK.
-    .tcp_nodelay(true)
-    .listen(listener)?
-    // Signals are handled in `run_until_stopped`, so browsers get close frames first.
-    .disable_signals()
-    .shutdown_timeout(5)
-    .run();
+    .tcp_nodelay(true);
+    let server = match tls {
+        Some(config) => server.listen_rustls_0_23(listener, config)?,
+        None => server.listen(listener)?,
+    };
+    let server = server
+        // Signals are handled in `run_until_stopped`, so browsers get close frames first.
+        .disable_signals()
+        .shutdown_timeout(5)
+        .run();
     Ok(server)
 }
