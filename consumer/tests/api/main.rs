@@ -1,5 +1,6 @@
 mod auth;
 mod bad_input;
+mod cli;
 mod dashboard;
 mod fanout;
 mod helpers;
