@@ -4,6 +4,7 @@ mod cli;
 mod dashboard;
 mod fanout;
 mod helpers;
+mod https;
 mod metrics;
 mod outage;
 mod pipeline;
