@@ -1,7 +1,7 @@
 //! The consumer binary itself: `hash-password`, `token create|list|revoke`, and the refusal
 //! to serve an open dashboard beyond this machine.
 
-use crate::auth::{client, log_in, Login, NAME};
+use crate::auth_helpers::{client, log_in, Login, NAME};
 use crate::helpers::spawn_consumer;
 use reqwest::StatusCode;
 use shared::testing::unique_exchange;

@@ -1,7 +1,7 @@
 //! The consumer over HTTPS with a certificate the test makes, and a renewal picked up without
 //! a restart.
 
-use crate::auth::{Login, NAME, PASSWORD};
+use crate::auth_helpers::{Login, NAME, PASSWORD};
 use crate::helpers::spawn_consumer;
 use shared::testing::https::{https_get, https_send, self_signed};
 use shared::testing::unique_exchange;

@@ -1,4 +1,5 @@
 mod auth;
+mod auth_helpers;
 mod bad_input;
 mod cli;
 mod dashboard;

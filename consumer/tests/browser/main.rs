@@ -2,6 +2,10 @@
 //! sees, not only what the server sent. Browser tests take turns (one Chromium at a time).
 
 #[allow(dead_code)]
+#[path = "../api/auth_helpers.rs"]
+mod auth_helpers;
+#[allow(dead_code)]
 #[path = "../api/helpers.rs"]
 mod helpers;
+mod login;
 mod page;
