@@ -103,14 +103,13 @@ impl Application {
             tokio::spawn(forget_silent_hosts(Arc::clone(&live), settings.host_expiry)),
         ];
         let server = run(
-            listener,
+            (listener, tls),
             settings.http.workers,
             Arc::clone(&live),
             metrics.clone(),
             broker.clone(),
             settings.allowed_origins.clone(),
             guard,
-            tls,
         )?;
         Ok(Self {
             port,
@@ -197,16 +196,17 @@ async fn forget_silent_hosts(live: Arc<LiveView>, expiry: std::time::Duration) {
     }
 }
 
+/// `bound`: the listening socket, and its TLS configuration when serving HTTPS.
 fn run(
-    listener: TcpListener,
+    bound: (TcpListener, Option<rustls::ServerConfig>),
     workers: usize,
     live: Arc<LiveView>,
     metrics: ConsumerMetrics,
     broker: watch::Receiver<BrokerState>,
     origins: crate::origin::AllowedOrigins,
     guard: web::Data<crate::auth::Guard>,
-    tls: Option<rustls::ServerConfig>,
 ) -> std::io::Result<Server> {
+    let (listener, tls) = bound;
     let live = web::Data::new(live);
     let metrics = web::Data::new(metrics);
     let broker = web::Data::new(broker);
