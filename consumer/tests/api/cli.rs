@@ -135,3 +135,113 @@ fn an_open_dashboard_is_refused_beyond_loopback_unless_told() {
     assert_eq!(allowed.status.code(), Some(1), "{}", text(&allowed.stderr));
     assert!(text(&allowed.stderr).contains("cannot listen"));
 }
+
+#[tokio::test]
+async fn no_secret_reaches_the_log_even_at_debug() {
+    use std::io::BufRead;
+    let login = Login::new("cli-log");
+    let store = consumer::auth::FileTokenStore::open(std::path::Path::new(&login.data_dir));
+    let (_, token) = consumer::auth::tokens::issue(&store, "logged?", chrono::Utc::now())
+        .await
+        .expect("issued");
+    let hash = std::fs::read_to_string(&login.users_file).expect("users file");
+    let hash = hash.trim().split_once(':').expect("name:hash").1.to_owned();
+    let exchange = unique_exchange("cli-log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_consumer"))
+        .env("CONSUMER_ENV_FILE", "/dev/null")
+        .env("APP_PORT", "0")
+        .env("EXCHANGE_NAME", &exchange)
+        .env("AMQP_URL", shared::testing::amqp_url())
+        .env("RUST_LOG", "debug")
+        .env("METRICS_TOKEN", "metrics-secret-xyz")
+        .envs(login.vars())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the consumer binary runs");
+    let stdout = child.stdout.take().expect("stdout");
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut log = Vec::new();
+    let port = loop {
+        let line = lines
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("the consumer starts and says where");
+        let port = line
+            .split("dashboard: http://127.0.0.1:")
+            .nth(1)
+            .and_then(|rest| rest.trim_end_matches('/').parse::<u16>().ok());
+        log.push(line);
+        if let Some(port) = port {
+            break port;
+        }
+    };
+    let address = format!("http://127.0.0.1:{port}");
+    let form = |password: &'static str| {
+        client()
+            .post(format!("{address}/login"))
+            .header("origin", &address)
+            .form(&[("name", NAME), ("password", password)])
+            .send()
+    };
+    assert_eq!(form("wrong-pass-123").await.expect("sent").status(), 401);
+    let accepted = form(crate::auth_helpers::PASSWORD).await.expect("sent");
+    let cookie = crate::auth_helpers::session_cookie(&accepted).expect("cookie");
+    let session = cookie.split_once('=').expect("name=value").1.to_owned();
+    for (header, value) in [
+        ("cookie", cookie.clone()),
+        ("authorization", format!("Bearer {token}")),
+        ("authorization", "Bearer hp_not-a-token".to_owned()),
+    ] {
+        let _ = client()
+            .get(format!("{address}/api/hosts"))
+            .header(header, value)
+            .send()
+            .await
+            .expect("sent");
+    }
+    let metrics = client()
+        .get(format!("{address}/metrics"))
+        .bearer_auth("metrics-secret-xyz")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(metrics.status(), 200);
+    let _ = client()
+        .post(format!("{address}/logout"))
+        .header("origin", &address)
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("sent");
+    let _ = child.kill();
+    let stderr = child.wait_with_output().expect("stopped").stderr;
+    let _ = reader.join();
+    log.extend(lines.try_iter());
+    log.push(text(&stderr));
+    let log = log.join("\n");
+    assert!(
+        log.contains("failed login") && log.contains("logged in"),
+        "{log}"
+    );
+    for secret in [
+        crate::auth_helpers::PASSWORD,
+        "wrong-pass-123",
+        &session,
+        &token,
+        &token[3..],
+        &hash,
+        "metrics-secret-xyz",
+    ] {
+        assert!(!log.contains(secret), "a secret in the log: {secret}");
+    }
+}
