@@ -12,8 +12,20 @@ use std::net::{IpAddr, Ipv4Addr};
 
 /// The login routes, for `App::configure`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    // A form without both fields (a script, not the page) gets a clear JSON 400.
+    let form = web::FormConfig::default()
+        .limit(4096)
+        .error_handler(|err, _req| {
+            let answer = shared::http::error_body(
+                StatusCode::BAD_REQUEST,
+                "bad_form",
+                "the login form needs `name` and `password`, URL-encoded, at most 4 KiB",
+            );
+            actix_web::error::InternalError::from_response(err, answer).into()
+        });
     cfg.service(
         web::resource("/login")
+            .app_data(form)
             .route(web::get().to(login_page))
             .route(web::post().to(log_in))
             .default_service(web::to(shared::http::method_not_allowed)),

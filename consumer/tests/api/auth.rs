@@ -132,6 +132,16 @@ async fn a_login_opens_a_session_and_a_logout_ends_it() {
             .contains("Wrong name or password."));
     }
 
+    let incomplete = client()
+        .post(format!("{}/login", consumer.address))
+        .form(&[("name", NAME)])
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(incomplete.status(), StatusCode::BAD_REQUEST);
+    let body: serde_json::Value = incomplete.json().await.expect("JSON");
+    assert_eq!(body["reason"], "bad_form");
+
     let cross_site = client()
         .post(format!("{}/login", consumer.address))
         .header(ORIGIN, "https://evil.example")
