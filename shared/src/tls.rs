@@ -84,6 +84,7 @@ pub fn server_config(files: &TlsFiles) -> Result<rustls::ServerConfig, TlsError>
 #[derive(Debug)]
 pub struct ReloadingCert {
     files: TlsFiles,
+    recheck: Duration,
     provider: Arc<CryptoProvider>,
     state: Mutex<Loaded>,
 }
@@ -136,10 +137,20 @@ fn load(files: &TlsFiles, provider: &CryptoProvider) -> Result<CertifiedKey, Tls
 impl ReloadingCert {
     /// Loads the pair now; fails when it cannot be used.
     pub fn new(files: TlsFiles, provider: Arc<CryptoProvider>) -> Result<Self, TlsError> {
+        Self::with_recheck(files, provider, RECHECK)
+    }
+
+    /// Like [`Self::new`], looking at the files at most every `recheck`.
+    pub fn with_recheck(
+        files: TlsFiles,
+        provider: Arc<CryptoProvider>,
+        recheck: Duration,
+    ) -> Result<Self, TlsError> {
         let stamp = stamp(&files);
         let key = Arc::new(load(&files, &provider)?);
         Ok(Self {
             files,
+            recheck,
             provider,
             state: Mutex::new(Loaded {
                 key,
@@ -152,7 +163,7 @@ impl ReloadingCert {
     /// The pair to serve now, reloaded first if the files changed.
     pub fn current(&self) -> Arc<CertifiedKey> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if state.checked.elapsed() >= RECHECK {
+        if state.checked.elapsed() >= self.recheck {
             state.checked = Instant::now();
             let now = stamp(&self.files);
             if now != state.stamp {
@@ -175,5 +186,78 @@ impl ReloadingCert {
 impl ResolvesServerCert for ReloadingCert {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         Some(self.current())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    /// A self-signed pair named `cn` in `dir` (openssl CLI; scripts/test.sh installs it).
+    fn make_pair(dir: &Path, cn: &str) -> (Vec<u8>, Vec<u8>) {
+        let (cert, key) = (dir.join(format!("{cn}.pem")), dir.join(format!("{cn}.key")));
+        let out = Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+            ])
+            .args(["-nodes", "-days", "1", "-subj", &format!("/CN={cn}")])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .expect("openssl runs (scripts/test.sh installs it)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (
+            std::fs::read(cert).expect("cert"),
+            std::fs::read(key).expect("key"),
+        )
+    }
+
+    #[test]
+    fn a_renewal_is_served_once_both_files_match_and_a_half_written_one_is_not() {
+        let dir = std::env::temp_dir().join(format!("hostpulse-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let (old_cert, old_key) = make_pair(&dir, "old");
+        let (new_cert, new_key) = make_pair(&dir, "new");
+        let files = TlsFiles {
+            cert: dir.join("cert.pem"),
+            key: dir.join("key.pem"),
+        };
+        std::fs::write(&files.cert, &old_cert).expect("cert");
+        std::fs::write(&files.key, &old_key).expect("key");
+        let resolver =
+            ReloadingCert::with_recheck(files.clone(), provider(), Duration::ZERO).expect("loads");
+        let leaf = |r: &ReloadingCert| r.current().cert[0].as_ref().to_vec();
+        let old_leaf = leaf(&resolver);
+
+        // The certificate is renewed, its key not yet: the old pair is still served.
+        std::fs::write(&files.cert, &new_cert).expect("cert");
+        assert_eq!(leaf(&resolver), old_leaf);
+        // Now the key too: the new certificate is served, without a new resolver.
+        std::fs::write(&files.key, &new_key).expect("key");
+        let new_leaf = leaf(&resolver);
+        assert_ne!(new_leaf, old_leaf);
+        let expected = CertificateDer::pem_slice_iter(&new_cert)
+            .next()
+            .expect("a certificate")
+            .expect("PEM");
+        assert_eq!(new_leaf, expected.as_ref());
+
+        // A key that does not belong to the certificate is refused at start-up, by name.
+        std::fs::write(&files.key, &old_key).expect("key");
+        let err = ReloadingCert::new(files, provider()).expect_err("mismatch");
+        assert!(err.to_string().starts_with("TLS_KEY_FILE:"), "{err}");
+        let _ = std::fs::remove_dir_all(dir);
     }
 }
