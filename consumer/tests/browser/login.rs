@@ -31,6 +31,25 @@ async fn fill_and_submit(browser: &Browser, name: &str, password: &str) {
         .expect("clicked");
 }
 
+/// Opens the dashboard's WebSocket from the current page, as the page's own script would:
+/// "open", or "refused" when the server turns the handshake down.
+async fn try_socket(browser: &Browser) -> String {
+    let script = r#"
+        const done = arguments[arguments.length - 1];
+        const socket = new WebSocket(`ws://${location.host}/ws`);
+        socket.onopen = () => { socket.close(); done("open"); };
+        socket.onerror = () => done("refused");
+    "#;
+    browser
+        .client
+        .execute_async(script, vec![])
+        .await
+        .expect("the script runs")
+        .as_str()
+        .unwrap_or("")
+        .to_owned()
+}
+
 async fn path(browser: &Browser) -> String {
     browser
         .client
@@ -57,6 +76,11 @@ async fn a_person_logs_in_sees_the_fleet_live_logs_out_and_is_sent_back_when_the
     browser.wait_text("h2", 10, |t| t == "Log in").await;
     assert_eq!(path(&browser).await, "/login");
     assert_eq!(browser.text(".message").await, "");
+    assert_eq!(
+        try_socket(&browser).await,
+        "refused",
+        "no session, no socket"
+    );
 
     fill_and_submit(&browser, NAME, "not it").await;
     browser
@@ -66,6 +90,7 @@ async fn a_person_logs_in_sees_the_fleet_live_logs_out_and_is_sent_back_when_the
     fill_and_submit(&browser, NAME, PASSWORD).await;
     browser.wait_text("#conn-badge", 10, |t| t == "live").await;
     assert_eq!(path(&browser).await, "/");
+    assert_eq!(try_socket(&browser).await, "open");
     // The consumer's clock stands still unless told: keep it with the publisher's, or the
     // new reading would look as old as the first.
     clock.set(chrono::Utc::now());
@@ -88,6 +113,11 @@ async fn a_person_logs_in_sees_the_fleet_live_logs_out_and_is_sent_back_when_the
     browser.wait_text("h2", 10, |t| t == "Log in").await;
     browser.open(&consumer.address).await;
     browser.wait_text("h2", 10, |t| t == "Log in").await;
+    assert_eq!(
+        try_socket(&browser).await,
+        "refused",
+        "logged out, no socket"
+    );
 
     // Logged in again; the session outlives its TTL: the open page loses its socket, and
     // the next load lands on the login page.
