@@ -23,6 +23,11 @@ async fn main() -> ExitCode {
         }
     }
     let host = settings.http.host;
+    let scheme = if settings.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let application = match Application::build(settings).await {
         Ok(application) => application,
         Err(e) => {
@@ -31,7 +36,7 @@ async fn main() -> ExitCode {
         }
     };
     tracing::info!(
-        "publish on request: http://{host}:{}/publish",
+        "publish on request: {scheme}://{host}:{}/publish",
         application.port()
     );
     if let Err(e) = application.run_until_stopped().await {

@@ -27,6 +27,11 @@ impl Application {
         let listener = TcpListener::bind(address)
             .with_context(|| format!("cannot listen on {}:{}", address.0, address.1))?;
         let port = listener.local_addr()?.port();
+        let tls = settings
+            .tls
+            .as_ref()
+            .map(shared::tls::server_config)
+            .transpose()?;
         let metrics = PublisherMetrics::new()?;
         let collector =
             Collector::spawn(settings.host_name.clone(), metrics.collect_seconds.clone())?;
@@ -52,6 +57,7 @@ impl Application {
             Arc::clone(&publisher),
             metrics,
             token,
+            tls,
         )?;
         Ok(Self {
             port,
@@ -111,6 +117,7 @@ fn run(
     publisher: Arc<ReadingPublisher>,
     metrics: PublisherMetrics,
     token: web::Data<crate::auth::PublishToken>,
+    tls: Option<rustls::ServerConfig>,
 ) -> std::io::Result<Server> {
     let collector = web::Data::new(collector);
     let publisher = web::Data::new(publisher);
@@ -139,8 +146,11 @@ fn run(
     })
     .workers(workers)
     // Answers are small and must leave at once: no Nagle delay waiting for an ACK.
-    .tcp_nodelay(true)
-    .listen(listener)?
+    .tcp_nodelay(true);
+    let server = match tls {
+        Some(config) => server.listen_rustls_0_23(listener, config)?,
+        None => server.listen(listener)?,
+    }
     // actix would stop at once on Ctrl-C ("forced shutdown"); `run_until_stopped` handles
     // both signals the same graceful way instead.
     .disable_signals()

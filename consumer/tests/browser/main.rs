@@ -4,6 +4,10 @@
 mod audit;
 mod display;
 #[allow(dead_code)]
+#[path = "../api/auth_helpers.rs"]
+mod auth_helpers;
+#[allow(dead_code)]
 #[path = "../api/helpers.rs"]
 mod helpers;
+mod login;
 mod page;

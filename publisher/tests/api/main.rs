@@ -1,5 +1,6 @@
 mod health;
 mod helpers;
+mod https;
 mod interval;
 mod metrics;
 mod publish;

@@ -2,6 +2,7 @@
 //! Each test gets its own exchange, so tests run in parallel without seeing each other.
 
 pub mod browser;
+pub mod https;
 pub mod private_broker;
 pub mod proxy;
 
