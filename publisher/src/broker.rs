@@ -3,8 +3,8 @@
 
 use crate::metrics::{PublisherMetrics, OUTBOX_FULL};
 use crate::outbox::{Outbox, QueueError, WhenFull};
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-use lapin::{Channel, Confirmation, Connection};
+use lapin::options::BasicPublishOptions;
+use lapin::{Channel, Confirmation, ExchangeKind};
 use shared::broker::{self, BrokerState};
 use shared::reading::Reading;
 use shared::settings::BrokerSettings;
@@ -110,30 +110,24 @@ impl ReadingPublisher {
         outbox_capacity: usize,
         metrics: PublisherMetrics,
     ) -> Arc<Self> {
-        let (channel_tx, channel) = watch::channel(None);
-        let (state_tx, state) = watch::channel(BrokerState::connecting());
-        let reopen = Arc::new(Notify::new());
+        let confirm = shared::reconnect::ConfirmChannel::start(
+            settings.clone(),
+            ExchangeKind::Fanout,
+            APP_ID,
+            reconnect_cap,
+        );
         let publisher = Arc::new(Self {
             exchange: settings.exchange.clone(),
             confirm_timeout,
             next_seq: AtomicU64::new(1),
-            channel,
-            state,
-            reopen: Arc::clone(&reopen),
+            channel: confirm.channel,
+            state: confirm.state,
+            reopen: confirm.reopen,
             outbox: Outbox::new(outbox_capacity),
             queued: Notify::new(),
             flushing: tokio::sync::Mutex::new(()),
             route_wait: reconnect_cap + settings.connect_timeout,
             metrics,
-        });
-        let mut session = ConfirmChannel {
-            exchange: settings.exchange.clone(),
-            channel: channel_tx,
-            reopen,
-        };
-        tokio::spawn(async move {
-            shared::reconnect::supervise(&settings, APP_ID, reconnect_cap, &state_tx, &mut session)
-                .await;
         });
         tokio::spawn(Arc::clone(&publisher).flush_forever());
         publisher
@@ -351,47 +345,6 @@ impl ReadingPublisher {
             }
             Err(_) => Err(PublishError::ConfirmTimeout(self.confirm_timeout)),
         }
-    }
-}
-
-/// What the publisher runs on each connection: one channel in confirm mode, shared through
-/// `channel` with every request, until it breaks.
-struct ConfirmChannel {
-    exchange: String,
-    channel: watch::Sender<Option<Channel>>,
-    /// Woken when a publish found the channel closed while the connection looked fine.
-    reopen: Arc<Notify>,
-}
-
-impl shared::reconnect::Session for ConfirmChannel {
-    type Open = ();
-
-    async fn open(&mut self, connection: &Connection, url: &str) -> Result<(), String> {
-        let prepared = async {
-            let channel = connection.create_channel().await?;
-            broker::declare_exchange(&channel, &self.exchange).await?;
-            channel
-                .confirm_select(ConfirmSelectOptions::default())
-                .await?;
-            Ok::<_, lapin::Error>(channel)
-        };
-        let channel = prepared
-            .await
-            .map_err(|e| format!("{url}: cannot prepare the channel: {e}"))?;
-        tracing::info!(broker = %url, exchange = %self.exchange, "connected to the broker");
-        // Offered before the state says "connected", so a request that sees the state up
-        // finds the channel too.
-        self.channel.send_replace(Some(channel));
-        Ok(())
-    }
-
-    async fn run(&mut self, (): ()) -> String {
-        self.reopen.notified().await;
-        "the publishing channel closed".to_owned()
-    }
-
-    fn ended(&mut self) {
-        self.channel.send_replace(None);
     }
 }
 

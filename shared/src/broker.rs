@@ -105,10 +105,19 @@ pub async fn connection_lost(connection: &Connection) -> String {
 /// Declares the readings exchange: fanout, so every bound consumer queue gets every reading;
 /// durable, so it survives a broker restart and publishers never publish into the void.
 pub async fn declare_exchange(channel: &Channel, exchange: &str) -> lapin::Result<()> {
+    declare_exchange_of(channel, exchange, ExchangeKind::Fanout).await
+}
+
+/// Declares a durable exchange of `kind` (the alerts' is a topic exchange).
+pub async fn declare_exchange_of(
+    channel: &Channel,
+    exchange: &str,
+    kind: ExchangeKind,
+) -> lapin::Result<()> {
     channel
         .exchange_declare(
             exchange.into(),
-            ExchangeKind::Fanout,
+            kind,
             ExchangeDeclareOptions {
                 durable: true,
                 auto_delete: false,

@@ -84,6 +84,96 @@ pub async fn supervise<S: Session>(
     }
 }
 
+/// A channel in confirm mode on `exchange`, kept open by its own supervised connection and
+/// offered to every publisher task; for the readings' fanout exchange and the alerts' topic
+/// exchange alike.
+pub struct ConfirmChannel {
+    /// The channel while connected, `None` otherwise.
+    pub channel: watch::Receiver<Option<lapin::Channel>>,
+    /// The connection's state.
+    pub state: watch::Receiver<BrokerState>,
+    /// Wake it when a publish found the channel closed while the connection looked fine: it
+    /// reconnects.
+    pub reopen: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl ConfirmChannel {
+    /// Starts the supervisor (it runs until the runtime ends) and returns at once: publishing
+    /// code sees the channel come and go.
+    pub fn start(
+        settings: BrokerSettings,
+        kind: lapin::ExchangeKind,
+        connection_name: &'static str,
+        reconnect_cap: Duration,
+    ) -> Self {
+        let (channel_tx, channel) = watch::channel(None);
+        let (state_tx, state) = watch::channel(BrokerState::connecting());
+        let reopen = std::sync::Arc::new(tokio::sync::Notify::new());
+        let mut session = ConfirmSession {
+            exchange: settings.exchange.clone(),
+            kind,
+            channel: channel_tx,
+            reopen: std::sync::Arc::clone(&reopen),
+        };
+        tokio::spawn(async move {
+            supervise(
+                &settings,
+                connection_name,
+                reconnect_cap,
+                &state_tx,
+                &mut session,
+            )
+            .await;
+        });
+        Self {
+            channel,
+            state,
+            reopen,
+        }
+    }
+}
+
+/// What a [`ConfirmChannel`] runs on each connection: the exchange declared and one channel
+/// in confirm mode, until it breaks.
+struct ConfirmSession {
+    exchange: String,
+    kind: lapin::ExchangeKind,
+    channel: watch::Sender<Option<lapin::Channel>>,
+    reopen: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl Session for ConfirmSession {
+    type Open = ();
+
+    async fn open(&mut self, connection: &Connection, url: &str) -> Result<(), String> {
+        let prepared = async {
+            let channel = connection.create_channel().await?;
+            broker::declare_exchange_of(&channel, &self.exchange, self.kind.clone()).await?;
+            channel
+                .confirm_select(lapin::options::ConfirmSelectOptions::default())
+                .await?;
+            Ok::<_, lapin::Error>(channel)
+        };
+        let channel = prepared
+            .await
+            .map_err(|e| format!("{url}: cannot prepare the channel: {e}"))?;
+        tracing::info!(broker = %url, exchange = %self.exchange, "connected to the broker");
+        // Offered before the state says "connected", so a request that sees the state up
+        // finds the channel too.
+        self.channel.send_replace(Some(channel));
+        Ok(())
+    }
+
+    async fn run(&mut self, (): ()) -> String {
+        self.reopen.notified().await;
+        "the publishing channel closed".to_owned()
+    }
+
+    fn ended(&mut self) {
+        self.channel.send_replace(None);
+    }
+}
+
 /// Delays between reconnect attempts: exponential from 250 ms, with jitter so a fleet of
 /// publishers does not stampede a broker that comes back, never above `cap`.
 pub fn reconnect_delays(cap: Duration) -> impl Iterator<Item = Duration> {
