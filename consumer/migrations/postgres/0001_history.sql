@@ -1,5 +1,5 @@
--- History store, PostgreSQL. Narrow integer rows: times in unix milliseconds (raw) or
--- seconds (bucket starts), percentages in hundredths, load averages in thousandths, bytes as
+-- History store, PostgreSQL. Narrow integer rows: times in unix seconds (hosts' first and
+-- last seen in milliseconds), percentages in hundredths, load averages in thousandths, bytes as
 -- they are. Hosts and their disks / interfaces get small ids instead of repeated strings.
 
 CREATE TABLE store_meta (

@@ -132,12 +132,12 @@ macro_rules! backend {
                     .iter()
                     .filter_map(|row| host_id(&row.host).map(|h| (h, *row)))
                     .collect();
-                keyed.sort_by_key(|(h, row)| (*h, row.ts_ms, row.seq));
+                keyed.sort_by_key(|(h, row)| (*h, row.ts_s(), row.seq));
                 let mut inserted: HashSet<(i64, i64, i64)> = HashSet::with_capacity(keyed.len());
                 for chunk in keyed.chunks(chunk_rows(sql::RAW_HOST_COLUMNS.len())) {
                     let mut qb = QueryBuilder::<Db>::new(sql::insert_prefix("raw_host", &sql::RAW_HOST_COLUMNS));
                     qb.push_values(chunk, |mut b, (h, row)| {
-                        b.push_bind(*h).push_bind(row.ts_ms).push_bind(row.seq);
+                        b.push_bind(*h).push_bind(row.ts_s()).push_bind(row.seq);
                         for v in row.values {
                             b.push_bind(v);
                         }
@@ -152,7 +152,7 @@ macro_rules! backend {
                 let mut stored: Vec<(i64, &Row, Vec<i64>)> = Vec::with_capacity(keyed.len());
                 for (h, row) in keyed {
                     // Removed once seen: the same reading twice in one batch counts once.
-                    if inserted.remove(&(h, row.ts_ms, row.seq)) {
+                    if inserted.remove(&(h, row.ts_s(), row.seq)) {
                         out.written += 1;
                         let ids: Vec<i64> = row
                             .items
@@ -176,7 +176,7 @@ macro_rules! backend {
                         "INSERT INTO raw_item (host_id, ts, seq, item_id, v1, v2, v3) ",
                     );
                     qb.push_values(chunk, |mut b, (h, row, id, values)| {
-                        b.push_bind(*h).push_bind(row.ts_ms).push_bind(row.seq).push_bind(*id);
+                        b.push_bind(*h).push_bind(row.ts_s()).push_bind(row.seq).push_bind(*id);
                         for v in values {
                             b.push_bind(*v);
                         }
@@ -192,7 +192,7 @@ macro_rules! backend {
                 ] {
                     let mut rollups = Rollups::default();
                     for (h, row, ids) in &stored {
-                        if row.ts_ms.div_euclid(1000) >= from {
+                        if row.ts_s() >= from {
                             rollups.add(*h, row, ids, secs);
                         }
                     }
@@ -273,10 +273,7 @@ macro_rules! backend {
                     .into_iter()
                     .filter_map(|(id, kind, name)| ItemKind::from_code(kind).map(|k| (id, (k, name))))
                     .collect();
-                let (lo, hi) = match plan.tier {
-                    Tier::Raw => (from.saturating_mul(1000), to.saturating_add(1).saturating_mul(1000)),
-                    _ => (from, to.saturating_add(1)),
-                };
+                let (lo, hi) = (from, to.saturating_add(1));
                 let mut answer = Assembler::default();
                 let host_rows = sqlx::query(sql::host_history(plan.tier))
                     .bind(host_id)

@@ -35,7 +35,7 @@ use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -126,8 +126,9 @@ pub struct Store {
     location: String,
     /// Passwords to mask in any error text.
     secrets: Vec<String>,
-    /// Item ids already known: a disk or interface is looked up once per process.
-    items: Mutex<HashMap<ItemKey, i64>>,
+    /// Item ids already known: a disk or interface is looked up once per process. Shared
+    /// behind an `Arc` so a batch takes a snapshot without copying it.
+    items: Mutex<Arc<HashMap<ItemKey, i64>>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -175,7 +176,7 @@ impl Store {
             retention: settings.retention,
             location: settings.redacted.clone(),
             secrets,
-            items: Mutex::new(HashMap::new()),
+            items: Mutex::new(Arc::new(HashMap::new())),
         }))
     }
 
@@ -233,7 +234,7 @@ impl Store {
             .collect();
         let mut rows: Vec<&Row> = Vec::with_capacity(all.len());
         for row in &all {
-            if row.ts_ms.div_euclid(1000) < oldest_kept {
+            if row.ts_s() < oldest_kept {
                 outcome.too_old += 1;
             } else {
                 outcome.items_dropped += row.items_dropped as u64;
@@ -256,7 +257,7 @@ impl Store {
         if rows.is_empty() {
             return Ok(outcome);
         }
-        let cache = self.items.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let cache = Arc::clone(&self.items.lock().unwrap_or_else(|p| p.into_inner()));
         let written = match &self.pool {
             Pool::Sqlite {
                 pool, write_lock, ..
@@ -288,7 +289,9 @@ impl Store {
         };
         if !written.new_items.is_empty() {
             let mut items = self.items.lock().unwrap_or_else(|p| p.into_inner());
-            items.extend(written.new_items);
+            let mut grown = HashMap::clone(&items);
+            grown.extend(written.new_items);
+            *items = Arc::new(grown);
         }
         outcome.written = written.written;
         outcome.duplicates = written.duplicates;
@@ -345,12 +348,7 @@ impl Store {
         for (tier, table, key, time) in sql::RETENTION_TABLES {
             let keeps =
                 i64::try_from(tier.retention(&self.retention).as_secs()).unwrap_or(i64::MAX);
-            let cutoff_s = now_s.saturating_sub(keeps);
-            let cutoff = if tier == Tier::Raw {
-                cutoff_s.saturating_mul(1000)
-            } else {
-                cutoff_s
-            };
+            let cutoff = now_s.saturating_sub(keeps);
             let statement = sql::delete_expired(table, key, time);
             for &host in &hosts {
                 let mut rounds = 0;

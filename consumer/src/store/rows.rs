@@ -130,6 +130,12 @@ fn scaled(v: f64, scale: f64) -> Option<i64> {
 }
 
 impl Row {
+    /// The reading's time in unix seconds: the raw tier's resolution (4 bytes a row instead of
+    /// 6 for milliseconds; `seq` still tells two readings of one second apart).
+    pub fn ts_s(&self) -> i64 {
+        self.ts_ms.div_euclid(1000)
+    }
+
     /// The rows of one reading.
     pub fn from_reading(r: &Reading) -> Self {
         let load = r.cpu.load_average;

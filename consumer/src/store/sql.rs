@@ -82,7 +82,7 @@ pub fn rollup_upsert_suffix(table: &str, keys: &str, columns: &[String]) -> Stri
 }
 
 /// The tier's host-wide query: `b, n, load_n`, then min / sum / max per [`HOST_METRICS`];
-/// binds: host id, step, from, to (milliseconds for raw, seconds otherwise; `to` exclusive).
+/// binds: host id, step, from, to (unix seconds; `to` exclusive).
 pub fn host_history(tier: Tier) -> &'static str {
     static SQL: LazyLock<[String; 3]> = LazyLock::new(|| Tier::ALL.map(build_host_history));
     &SQL[tier_index(tier)]
@@ -105,7 +105,7 @@ fn tier_index(tier: Tier) -> usize {
 /// (time column, group expression, whether rows are single readings rather than buckets).
 fn shape(tier: Tier) -> (&'static str, &'static str, bool) {
     match tier {
-        Tier::Raw => ("ts", "(ts / 1000 / $2) * $2", true),
+        Tier::Raw => ("ts", "(ts / $2) * $2", true),
         Tier::Minute | Tier::Hour => ("bucket", "(bucket / $2) * $2", false),
     }
 }
