@@ -1,7 +1,7 @@
 //! The statements, written once and compiled for each database: `backend!` expands the same
 //! code with `sqlx::Sqlite` and with `sqlx::Postgres`.
 
-use super::query::{Assembler, History, Plan, Tier};
+use super::query::{Assembler, History, Plan};
 use super::rows::{item_series, ItemKind, Rollups, Row, HOST_METRICS};
 use super::sql;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
