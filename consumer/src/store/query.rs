@@ -5,8 +5,9 @@ use super::settings::Retention;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-/// Points per series when the caller does not say.
-pub const DEFAULT_POINTS: u32 = 800;
+/// Points per series when the caller does not say: 720 is 1 h at 5 s, 24 h at 2 min, 7 d at
+/// 14 min, 30 d at 1 h (the hour tier as stored, the cheapest query) and 1 y at ~12 h.
+pub const DEFAULT_POINTS: u32 = 720;
 /// Fewest points per series answered for a range (when the data has them).
 pub const MIN_POINTS: u32 = 500;
 /// Most points per series answered.
@@ -76,7 +77,7 @@ pub struct Plan {
 /// Picks the tier and step for `[from, to]` (unix seconds) asked at `now`: among the tiers
 /// that still hold data that old, the coarsest giving at least `points` points (the finest
 /// such tier when none does), then a step that keeps the answer near `points`.
-/// `points` is clamped to 500–3,600 (default 800).
+/// `points` is clamped to 500–3,600 (default 720).
 pub fn plan(from: i64, to: i64, points: Option<u32>, now: i64, retention: &Retention) -> Plan {
     let points = i64::from(points.map_or(DEFAULT_POINTS, |p| p.clamp(MIN_POINTS, MAX_POINTS)));
     let range = (to - from).max(1);
@@ -248,7 +249,7 @@ mod tests {
             (3600, Tier::Raw),
             (DAY, Tier::Minute),
             (7 * DAY, Tier::Minute),
-            (30 * DAY, Tier::Minute),
+            (30 * DAY, Tier::Hour),
             (365 * DAY, Tier::Hour),
         ] {
             let p = plan_for(range);

@@ -593,7 +593,7 @@ async fn sqlite_each_range_answers_from_its_tier_and_a_spike_survives() {
         (3600, Tier::Raw),
         (DAY, Tier::Minute),
         (7 * DAY, Tier::Minute),
-        (30 * DAY, Tier::Minute),
+        (30 * DAY, Tier::Hour),
         (365 * DAY, Tier::Hour),
     ] {
         let h = store
