@@ -14,6 +14,7 @@
 //! Bounded by counts, not time. Each reading has 1 disk and 3 interfaces (the fixture's).
 //!
 //! `cargo run --release -p bench --bin history -- [seconds=60] [hosts=10] [postgres=yes]`
+//! (`HISTORY_BENCH_KEEP=1` keeps the SQLite files to look at)
 
 use bench::{cpu_seconds, median_and};
 use chrono::{DateTime, TimeZone, Utc};
@@ -213,7 +214,11 @@ async fn main() {
         query_latency(&store).await;
         store.close().await;
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    if std::env::var_os("HISTORY_BENCH_KEEP").is_some() {
+        println!("  kept {} (HISTORY_BENCH_KEEP)", dir.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     if postgres {
         let admin = std::env::var("HOSTPULSE_TEST_POSTGRES")

@@ -750,3 +750,15 @@ async fn postgres_errors_never_show_the_password() {
     assert!(!err.to_string().contains("pw-never-shown-42"), "{err}");
     assert!(!format!("{err:?}").contains("pw-never-shown-42"), "{err:?}");
 }
+
+/// The lead's sinks run the store from spawned tasks: its futures must be `Send`.
+#[allow(dead_code)]
+fn store_futures_are_send(store: &Store, batch: &[&Reading]) {
+    fn send<T: Send>(_: T) {}
+    send(store.write_batch(batch, at(NOW)));
+    send(store.history("h", at(NOW - 60), at(NOW), None, at(NOW)));
+    send(store.enforce_retention(at(NOW)));
+    send(store.stats());
+    send(store.hosts());
+    send(store.health());
+}
