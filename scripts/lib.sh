@@ -62,3 +62,54 @@ ensure_broker() {
   say "RabbitMQ did not open port 5672 within 60 s; see /var/log/rabbitmq/"
   return 1
 }
+
+# True when the postgres user connects over 127.0.0.1 without a password (as the tests do).
+postgres_trusts_loopback() {
+  PGCONNECT_TIMEOUT=5 psql -w -h 127.0.0.1 -p 5432 -U postgres -d postgres -Atqc 'SELECT 1' >/dev/null 2>&1
+}
+
+# Makes sure PostgreSQL answers on 127.0.0.1:5432 for the history store's tests (installing
+# Debian's `postgresql` and starting its cluster if needed). A fresh Debian install asks for a
+# password on 127.0.0.1; only if connecting fails is the postgres user trusted from 127.0.0.1
+# (one line at the top of pg_hba.conf, said out loud).
+ensure_postgres() {
+  need_packages "pg_ctlcluster psql" postgresql || return 1
+  local version
+  version=$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)
+  if ! port_open 5432; then
+    if [ -z "$version" ]; then
+      say "PostgreSQL is installed but has no cluster in /etc/postgresql; create one with: pg_createcluster --start 15 main"
+      return 1
+    fi
+    if [ "$(id -u)" -ne 0 ]; then
+      say "PostgreSQL is not running. Start it with: sudo pg_ctlcluster --skip-systemctl-redirect $version main start"
+      return 1
+    fi
+    say "starting PostgreSQL $version"
+    pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+    for _ in $(seq 1 120); do
+      port_open 5432 && break
+      sleep 0.5
+    done
+    if ! port_open 5432; then
+      say "PostgreSQL did not open port 5432 within 60 s; see /var/log/postgresql/"
+      return 1
+    fi
+    say "PostgreSQL is up on 127.0.0.1:5432"
+  fi
+  postgres_trusts_loopback && return 0
+  local hba="/etc/postgresql/$version/main/pg_hba.conf"
+  if [ "$(id -u)" -ne 0 ] || [ ! -f "$hba" ]; then
+    say "the tests connect as postgres to 127.0.0.1:5432 without a password; allow it with the line 'host all postgres 127.0.0.1/32 trust' at the top of $hba"
+    return 1
+  fi
+  say "connecting as postgres over 127.0.0.1 failed: trusting the postgres user from 127.0.0.1 only (top line of $hba)"
+  sed -i '1i host all postgres 127.0.0.1/32 trust  # added by hostpulse scripts/test.sh' "$hba"
+  pg_ctlcluster --skip-systemctl-redirect "$version" main reload
+  for _ in $(seq 1 20); do
+    postgres_trusts_loopback && return 0
+    sleep 0.5
+  done
+  say "still cannot connect as postgres over 127.0.0.1; see $hba"
+  return 1
+}

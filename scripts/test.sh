@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Runs every test: installs what the tests need when missing (RabbitMQ, Chromium and its
-# WebDriver, Prometheus, openssl, shellcheck, node with Lighthouse and axe-core; the scripts'
-# tests install curl and python3-yaml), starts the broker if it is not running, then runs
-# ShellCheck, the deploy files' test, cargo fmt, clippy, the whole workspace's tests (the
-# dashboard's in headless Chromium) and run.sh's test.
+# Runs every test: installs what the tests need when missing (RabbitMQ, PostgreSQL, Chromium
+# and its WebDriver, Prometheus, openssl, shellcheck, node with Lighthouse and axe-core; the
+# scripts' tests install curl and python3-yaml), starts the broker and PostgreSQL if they are
+# not running, then runs ShellCheck, the deploy files' test, cargo fmt, clippy, the whole
+# workspace's tests (the dashboard's in headless Chromium) and run.sh's test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 ensure_broker
+# The history store's tests create (and drop) a database of their own per test.
+ensure_postgres
 # rabbitmqctl lets tests look at the queues they declared.
 need_packages rabbitmqctl rabbitmq-server
 need_packages "chromium chromedriver" chromium chromium-driver

@@ -17,4 +17,5 @@ pub mod origin;
 pub mod routes;
 pub mod sink;
 pub mod startup;
+pub mod store;
 pub mod ws;
