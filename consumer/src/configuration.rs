@@ -32,6 +32,11 @@ pub struct Settings {
     pub auth: crate::auth::AuthSettings,
     /// HTTPS: `TLS_CERT_FILE` and `TLS_KEY_FILE`, reloaded when renewed.
     pub tls: Option<shared::tls::TlsFiles>,
+    /// Where history is kept and for how long (`HISTORY_URL`, `DATA_DIR`, `HISTORY_*_RETENTION`).
+    pub history: crate::store::HistorySettings,
+    /// The queue that feeds the store (`HISTORY_QUEUE`, `HISTORY_QUEUE_MAX_LENGTH`,
+    /// `HISTORY_QUEUE_EXPIRES`).
+    pub history_queue: crate::recording::HistoryQueue,
     /// `RUST_LOG` filter.
     pub log_filter: String,
 }
@@ -62,6 +67,27 @@ impl Settings {
         let host_expiry = env.positive_seconds_or("HOST_EXPIRY_SECS", 3600, 30 * 86_400)?;
         let http = HttpSettings::from_env(env, DEFAULT_PORT, shared::settings::workers_per_cpu())?;
         let auth = crate::auth::AuthSettings::from_env(env)?;
+        let history_queue_name = env.get("HISTORY_QUEUE").map(str::to_owned);
+        if let Some(name) = &history_queue_name {
+            check_amqp_name("HISTORY_QUEUE", name)?;
+        }
+        let history_queue = crate::recording::HistoryQueue {
+            name: history_queue_name,
+            // A week of one host at 1 Hz, or ten minutes of a thousand hosts.
+            max_length: u32::try_from(env.count_or(
+                "HISTORY_QUEUE_MAX_LENGTH",
+                1_000_000,
+                1,
+                100_000_000,
+            )?)
+            .unwrap_or(u32::MAX),
+            expires: env.positive_seconds_or(
+                "HISTORY_QUEUE_EXPIRES_SECS",
+                7 * 86_400,
+                365 * 86_400,
+            )?,
+            prefetch: u16::try_from(prefetch).unwrap_or(u16::MAX),
+        };
         auth.check_exposure(http.host)?;
         Ok(Self {
             http,
@@ -76,6 +102,8 @@ impl Settings {
             allowed_origins: crate::origin::AllowedOrigins::from_env(env)?,
             auth,
             tls: shared::tls::TlsFiles::from_env(env)?,
+            history: crate::store::HistorySettings::from_env(env)?,
+            history_queue,
             log_filter: env.get("RUST_LOG").unwrap_or("info").to_owned(),
         })
     }

@@ -14,6 +14,7 @@ pub mod live;
 pub mod metrics;
 pub mod notify;
 pub mod origin;
+pub mod recording;
 pub mod routes;
 pub mod sink;
 pub mod startup;

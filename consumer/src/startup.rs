@@ -1,7 +1,8 @@
 //! Building and running the consumer: the path every reading follows, then the HTTP server.
 //!
 //! ```text
-//! live queue ─▶ broker ─▶ ingest ─▶ LiveSink ─▶ live view ─▶ /ws, /api/hosts, fleet gauges
+//! live queue    ─▶ broker ─▶ ingest ─▶ LiveSink  ─▶ live view ─▶ /ws, /api/hosts, fleet gauges
+//! history queue ─▶ broker ─▶ ingest ─▶ StoreSink ─▶ store     ─▶ /api/hosts/{host}/history
 //! ```
 //! Sinks that must see every reading (the store, the alerts) get queues of their own, fed the
 //! same way by [`broker::consume_forever`].
@@ -12,8 +13,11 @@ use crate::configuration::Settings;
 use crate::ingest::IngestLimits;
 use crate::live::{LiveLimits, LiveView};
 use crate::metrics::fleet::FleetCollector;
+use crate::metrics::history::HistoryMetrics;
 use crate::metrics::ConsumerMetrics;
+use crate::recording::{History, Recorder};
 use crate::sink::LiveSink;
+use crate::store::HistoryTarget;
 use crate::{routes, ws};
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
@@ -34,6 +38,7 @@ pub struct Application {
     live: Arc<LiveView>,
     metrics: ConsumerMetrics,
     broker: watch::Receiver<BrokerState>,
+    history: Arc<History>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -89,7 +94,26 @@ impl Application {
             tls.is_some(),
             &metrics.registry,
         )?);
-        let tasks = vec![
+        let (history_queue_tx, history_queue) = watch::channel(BrokerState::connecting());
+        let history = Arc::new(History::new(
+            !matches!(settings.history.target, HistoryTarget::Off),
+            settings.history.redacted.clone(),
+            history_queue,
+        ));
+        let history_metrics = HistoryMetrics::new(&metrics.registry)?;
+        let recorder = Recorder {
+            settings: settings.history.clone(),
+            queue: settings.history_queue.clone(),
+            broker: settings.broker.clone(),
+            reconnect_cap: settings.reconnect_cap,
+            intake: intake.clone(),
+            live: Arc::clone(&live),
+            history: Arc::clone(&history),
+            metrics: history_metrics,
+            status: history_queue_tx,
+        };
+        let clock = Arc::clone(&intake.clock);
+        let mut tasks = vec![
             tokio::spawn(crate::auth::expire_sessions(guard.clone())),
             tokio::spawn(broker::consume_forever(
                 live_queue,
@@ -103,14 +127,21 @@ impl Application {
             )),
             tokio::spawn(forget_silent_hosts(Arc::clone(&live), settings.host_expiry)),
         ];
+        if history.state().enabled {
+            tasks.push(tokio::spawn(recorder.record_forever()));
+        }
         let server = run(
             (listener, tls),
             settings.http.workers,
-            Arc::clone(&live),
-            metrics.clone(),
-            broker.clone(),
-            settings.allowed_origins.clone(),
-            guard,
+            Parts {
+                live: Arc::clone(&live),
+                metrics: metrics.clone(),
+                broker: broker.clone(),
+                origins: settings.allowed_origins.clone(),
+                guard,
+                history: Arc::clone(&history),
+                clock,
+            },
         )?;
         Ok(Self {
             port,
@@ -118,6 +149,7 @@ impl Application {
             live,
             metrics,
             broker,
+            history,
             tasks,
         })
     }
@@ -140,6 +172,11 @@ impl Application {
     /// The live queue's connection state.
     pub fn broker(&self) -> watch::Receiver<BrokerState> {
         self.broker.clone()
+    }
+
+    /// The history: the store once open, and its state.
+    pub fn history(&self) -> Arc<History> {
+        Arc::clone(&self.history)
     }
 
     /// A handle that stops the server (what Ctrl-C and SIGTERM do).
@@ -197,21 +234,31 @@ async fn forget_silent_hosts(live: Arc<LiveView>, expiry: std::time::Duration) {
     }
 }
 
-/// `bound`: the listening socket, and its TLS configuration when serving HTTPS.
-fn run(
-    bound: (TcpListener, Option<rustls::ServerConfig>),
-    workers: usize,
+/// What every request may need, shared by the server's workers.
+struct Parts {
     live: Arc<LiveView>,
     metrics: ConsumerMetrics,
     broker: watch::Receiver<BrokerState>,
     origins: crate::origin::AllowedOrigins,
     guard: web::Data<crate::auth::Guard>,
+    history: Arc<History>,
+    clock: SharedClock,
+}
+
+/// `bound`: the listening socket, and its TLS configuration when serving HTTPS.
+fn run(
+    bound: (TcpListener, Option<rustls::ServerConfig>),
+    workers: usize,
+    parts: Parts,
 ) -> std::io::Result<Server> {
     let (listener, tls) = bound;
-    let live = web::Data::new(live);
-    let metrics = web::Data::new(metrics);
-    let broker = web::Data::new(broker);
-    let origins = web::Data::new(origins);
+    let live = web::Data::new(parts.live);
+    let metrics = web::Data::new(parts.metrics);
+    let broker = web::Data::new(parts.broker);
+    let origins = web::Data::new(parts.origins);
+    let guard = parts.guard;
+    let history = web::Data::new(parts.history);
+    let clock = web::Data::new(parts.clock);
     let server = HttpServer::new(move || {
         App::new()
             .wrap(actix_web::middleware::from_fn(crate::auth::require))
@@ -227,12 +274,15 @@ fn run(
             .app_data(broker.clone())
             .app_data(origins.clone())
             .app_data(guard.clone())
+            .app_data(history.clone())
+            .app_data(clock.clone())
             .configure(crate::auth::routes)
             .service(get("/", routes::index))
             .service(get("/assets/{file:.*}", routes::asset))
             .service(get("/ws", ws::ws))
             .service(get("/api/hosts", routes::hosts))
             .service(get("/api/hosts/{host}/readings", routes::host_readings))
+            .service(get("/api/hosts/{host}/history", routes::history))
             .service(get("/health", routes::health))
             .service(get("/ready", routes::ready))
             .service(get("/metrics", routes::metrics))

@@ -3,6 +3,7 @@
 //! the live view at scrape time, so one scrape of one consumer gives the whole fleet.
 
 pub mod fleet;
+pub mod history;
 
 use prometheus::core::Collector;
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};

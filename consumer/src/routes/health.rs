@@ -14,9 +14,11 @@ pub async fn health(
     live: web::Data<Arc<LiveView>>,
     broker: web::Data<watch::Receiver<BrokerState>>,
     metrics: web::Data<ConsumerMetrics>,
+    history: web::Data<Arc<crate::recording::History>>,
 ) -> HttpResponse {
     let broker = broker.borrow().clone();
     HttpResponse::Ok().json(json!({
+        "history": history.state(),
         "status": "ok",
         "service": "consumer",
         "version": env!("CARGO_PKG_VERSION"),

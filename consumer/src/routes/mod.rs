@@ -2,11 +2,13 @@
 
 mod dashboard;
 mod health;
+mod history;
 mod hosts;
 mod metrics;
 
 pub(crate) use dashboard::Assets;
 pub use dashboard::{asset, index, CONTENT_SECURITY_POLICY};
 pub use health::{health, ready};
+pub use history::history;
 pub use hosts::{host_readings, hosts};
 pub use metrics::metrics;

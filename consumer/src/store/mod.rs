@@ -16,6 +16,8 @@ pub mod query;
 pub mod rows;
 pub mod settings;
 mod sql;
+#[doc(hidden)]
+pub mod test_db;
 #[cfg(test)]
 mod tests;
 

@@ -6,7 +6,6 @@
 use super::*;
 use chrono::TimeZone;
 use shared::reading::{Cpu, Disk, LoadAverage, Memory, Network, OsInfo, SCHEMA_VERSION};
-use sqlx::Connection;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -110,71 +109,16 @@ async fn sqlite_store(retention: Retention) -> SqliteStore {
     SqliteStore { store, dir }
 }
 
-fn admin_url() -> String {
-    std::env::var("HOSTPULSE_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
+use super::test_db::PgDatabase;
 
-/// A fresh PostgreSQL database for one test, dropped afterwards (also when the test fails).
-struct PgDatabase {
-    name: String,
-    url: String,
-}
-
-impl PgDatabase {
-    async fn create() -> Self {
-        let name = format!("hp_test_{:016x}", rand::random::<u64>());
-        let admin = admin_url();
-        let mut conn = sqlx::PgConnection::connect(&admin)
-            .await
-            .expect("the test PostgreSQL at 127.0.0.1:5432 answers (scripts/test.sh starts it)");
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await
-            .expect("create test database");
-        let mut url = url::Url::parse(&admin).expect("admin URL");
-        url.set_path(&name);
-        Self {
-            name,
-            url: url.to_string(),
-        }
-    }
-
-    async fn store(&self, retention: Retention) -> Store {
-        let env = shared::settings::EnvSource::from_pairs([("HISTORY_URL", self.url.clone())]);
-        let mut settings = HistorySettings::from_env(&env).expect("valid settings");
-        settings.retention = retention;
-        Store::open(&settings)
-            .await
-            .expect("opens")
-            .expect("history is on")
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        let (name, admin) = (self.name.clone(), admin_url());
-        // Drop runs inside the test's runtime: drop the database from a thread of its own.
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(async {
-                let mut conn = sqlx::PgConnection::connect(&admin)
-                    .await
-                    .map_err(std::io::Error::other)?;
-                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .execute(&mut conn)
-                    .await
-                    .map_err(std::io::Error::other)?;
-                Ok::<_, std::io::Error>(())
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("could not drop test database {}", self.name);
-        }
-    }
+async fn pg_store(db: &PgDatabase, retention: Retention) -> Store {
+    let env = shared::settings::EnvSource::from_pairs([("HISTORY_URL", db.url.clone())]);
+    let mut settings = HistorySettings::from_env(&env).expect("valid settings");
+    settings.retention = retention;
+    Store::open(&settings)
+        .await
+        .expect("opens")
+        .expect("history is on")
 }
 
 /// Writes `readings` in batches of 500.
@@ -635,12 +579,12 @@ async fn opening_with_history_off_gives_no_store() {
 #[tokio::test]
 async fn postgres_write_then_read_back() {
     let db = PgDatabase::create().await;
-    let store = db.store(Retention::default()).await;
+    let store = pg_store(&db, Retention::default()).await;
     write_then_read_back(&store).await;
     let id = store.id().to_owned();
     store.close().await;
     assert_eq!(
-        db.store(Retention::default()).await.id(),
+        pg_store(&db, Retention::default()).await.id(),
         id,
         "the id is kept in the store"
     );
@@ -649,27 +593,27 @@ async fn postgres_write_then_read_back() {
 #[tokio::test]
 async fn postgres_rollups_equal_min_avg_max_of_the_raw_rows() {
     let db = PgDatabase::create().await;
-    rollups_match_raw(&db.store(Retention::default()).await).await;
+    rollups_match_raw(&pg_store(&db, Retention::default()).await).await;
 }
 
 #[tokio::test]
 async fn postgres_duplicates_are_stored_once_and_late_readings_land_in_their_buckets() {
     let db = PgDatabase::create().await;
-    duplicates_and_late_readings(&db.store(Retention::default()).await).await;
+    duplicates_and_late_readings(&pg_store(&db, Retention::default()).await).await;
 }
 
 #[tokio::test]
 async fn postgres_retention_deletes_exactly_what_is_past_its_age() {
     let db = PgDatabase::create().await;
-    retention_deletes_exactly_what_is_past_its_age(&db.store(short_retention()).await).await;
+    retention_deletes_exactly_what_is_past_its_age(&pg_store(&db, short_retention()).await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_two_writers_store_each_reading_once() {
     let db = PgDatabase::create().await;
     let (a, b) = (
-        db.store(Retention::default()).await,
-        db.store(Retention::default()).await,
+        pg_store(&db, Retention::default()).await,
+        pg_store(&db, Retention::default()).await,
     );
     assert_eq!(a.id(), b.id(), "two consumers of one store share its id");
     // 20 hosts × 100 s, written by both writers at once in different batch orders.

@@ -1,7 +1,7 @@
 //! Logging in from tests: a users file for alice, a client that shows redirects, and a
 //! consumer on a clock the test moves (for session expiry).
 
-use crate::helpers::{wait_until, TestConsumer};
+use crate::helpers::TestConsumer;
 use consumer::clock::ManualClock;
 use reqwest::header::{ORIGIN, SET_COOKIE};
 use shared::testing::unique_exchange;
@@ -80,32 +80,7 @@ pub async fn spawn_with_clock(
     exchange: &str,
     vars: &[(&str, &str)],
 ) -> (TestConsumer, std::sync::Arc<ManualClock>) {
-    shared::testing::init_logs();
-    let mut env = shared::settings::EnvSource::from_pairs([
-        ("AMQP_URL", shared::testing::amqp_url()),
-        ("EXCHANGE_NAME", exchange.to_owned()),
-        ("APP_PORT", "0".into()),
-    ]);
-    for (name, value) in vars {
-        env.set(name, *value);
-    }
-    let settings = consumer::configuration::Settings::from_env(&env).expect("valid settings");
     let clock = ManualClock::new(chrono::Utc::now());
-    let app = consumer::startup::Application::build_with_clock(settings, clock.clone())
-        .await
-        .expect("builds");
-    let port = app.port();
-    let (live, metrics, broker) = (app.live(), app.metrics(), app.broker());
-    let stop = app.stop_handle();
-    let stopped = tokio::spawn(app.run_until_stopped());
-    wait_until("the consumer consumes", || broker.borrow().connected).await;
-    let consumer = TestConsumer {
-        address: format!("http://127.0.0.1:{port}"),
-        port,
-        live,
-        metrics,
-        stop,
-        stopped,
-    };
+    let consumer = crate::helpers::spawn_consumer_on(exchange, vars, clock.clone()).await;
     (consumer, clock)
 }

@@ -154,6 +154,7 @@ async fn no_secret_reaches_the_log_even_at_debug() {
         .env("AMQP_URL", shared::testing::amqp_url())
         .env("RUST_LOG", "debug")
         .env("METRICS_TOKEN", "metrics-secret-xyz")
+        .env("HISTORY_QUEUE_EXPIRES_SECS", "60")
         .envs(login.vars())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

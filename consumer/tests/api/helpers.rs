@@ -12,6 +12,8 @@ pub struct TestConsumer {
     pub port: u16,
     pub live: std::sync::Arc<consumer::live::LiveView>,
     pub metrics: consumer::metrics::ConsumerMetrics,
+    #[allow(dead_code)]
+    pub history: std::sync::Arc<consumer::recording::History>,
     /// Used by the browser tests, which restart a consumer.
     #[allow(dead_code)]
     pub stop: actix_web::dev::ServerHandle,
@@ -19,23 +21,54 @@ pub struct TestConsumer {
     pub stopped: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
-/// Starts a consumer bound to `exchange` and waits until its queue is consuming.
+/// A fresh data folder for one consumer (its SQLite history), under the system's temp dir.
+pub fn fresh_data_dir() -> String {
+    std::env::temp_dir()
+        .join(format!("hostpulse-test-data-{:016x}", rand_suffix()))
+        .display()
+        .to_string()
+}
+
+fn rand_suffix() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(std::time::SystemTime::now())
+}
+
+/// Starts a consumer bound to `exchange` and waits until its queue is consuming. Its history
+/// goes to a fresh SQLite file (unless `vars` say otherwise), and its history queue expires a
+/// minute after the test, so test runs leave nothing behind on the shared broker.
 pub async fn spawn_consumer(exchange: &str, vars: &[(&str, &str)]) -> TestConsumer {
+    spawn_consumer_on(
+        exchange,
+        vars,
+        std::sync::Arc::new(consumer::clock::SystemClock),
+    )
+    .await
+}
+
+/// Like [`spawn_consumer`], on a clock of the test's choosing.
+pub async fn spawn_consumer_on(
+    exchange: &str,
+    vars: &[(&str, &str)],
+    clock: consumer::clock::SharedClock,
+) -> TestConsumer {
     shared::testing::init_logs();
     let mut env = EnvSource::from_pairs([
         ("AMQP_URL", amqp_url()),
         ("EXCHANGE_NAME", exchange.to_owned()),
         ("APP_PORT", "0".into()),
+        ("DATA_DIR", fresh_data_dir()),
+        ("HISTORY_QUEUE_EXPIRES_SECS", "60".into()),
     ]);
     for (name, value) in vars {
         env.set(name, *value);
     }
     let settings = consumer::configuration::Settings::from_env(&env).expect("valid settings");
-    let app = consumer::startup::Application::build(settings)
+    let app = consumer::startup::Application::build_with_clock(settings, clock)
         .await
         .expect("builds");
     let port = app.port();
-    let (live, metrics, broker) = (app.live(), app.metrics(), app.broker());
+    let (live, metrics, broker, history) = (app.live(), app.metrics(), app.broker(), app.history());
     let stop = app.stop_handle();
     let stopped = tokio::spawn(app.run_until_stopped());
     wait_until("the consumer consumes", || broker.borrow().connected).await;
@@ -44,6 +77,7 @@ pub async fn spawn_consumer(exchange: &str, vars: &[(&str, &str)]) -> TestConsum
         port,
         live,
         metrics,
+        history,
         stop,
         stopped,
     }

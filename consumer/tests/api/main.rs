@@ -5,6 +5,7 @@ mod cli;
 mod dashboard;
 mod fanout;
 mod helpers;
+mod history;
 mod https;
 mod metrics;
 mod outage;

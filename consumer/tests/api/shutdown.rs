@@ -16,6 +16,7 @@ async fn on_sigterm_the_consumer_closes_every_socket_with_a_close_frame() {
         .env("EXCHANGE_NAME", unique_exchange("sigterm"))
         .env("APP_PORT", port.to_string())
         .env("RUST_LOG", "warn")
+        .env("HISTORY_URL", "off")
         .stdout(Stdio::null())
         .spawn()
         .expect("the consumer runs");
