@@ -1,6 +1,7 @@
 //! The hostpulse consumer: binds a queue to the readings exchange and streams every reading
 //! to the browsers over WebSocket.
 
+pub mod alerts;
 pub mod broker;
 pub mod configuration;
 pub mod hub;
