@@ -7,6 +7,8 @@ pub mod engine;
 pub mod rules;
 
 #[cfg(test)]
+mod prometheus_rules;
+#[cfg(test)]
 mod tests;
 
 pub use engine::{
