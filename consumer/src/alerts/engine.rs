@@ -480,6 +480,9 @@ impl AlertState {
             present.retain(|(item, _)| seen.insert(item.clone()));
             let items = host.items.entry(rule.name.clone()).or_default();
             for (item, raw) in &present {
+                if !raw.is_finite() {
+                    continue;
+                }
                 let eff = effective(rules, rule, host_name, item);
                 if !eff.enabled {
                     continue;

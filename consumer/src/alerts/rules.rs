@@ -336,6 +336,9 @@ impl Rule {
                 return Err(format!("{name} level must be above 0"));
             }
         }
+        if self.metric == Metric::DiskFullInHours && self.average.is_zero() {
+            return Err("`average` is the window of the fill trend and cannot be 0s".into());
+        }
         if let (Some(w), Some(c)) = (self.warning, self.critical) {
             if worse(w.level, c.level) {
                 return Err(format!(

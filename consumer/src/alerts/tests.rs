@@ -798,6 +798,10 @@ fn a_bad_rules_file_is_refused_with_one_line_naming_the_rule() {
             &["rule \"cpu\"", "unknown field `hysteresis`"],
         ),
         (
+            "[rules.disk_filling]\naverage = \"0s\"\n",
+            &["rule \"disk_filling\"", "cannot be 0s"],
+        ),
+        (
             "[rules.mine]\nwarning = { level = 1 }\n",
             &["rule \"mine\"", "missing `metric`"],
         ),
@@ -859,4 +863,37 @@ fn a_file_changes_a_default_field_by_field_and_can_disable_a_rule() {
     assert_eq!(cpu.critical.map(|l| l.level), Some(95.0));
     assert_eq!(cpu.average, Duration::from_secs(300));
     assert!(!set.rule("swap").expect("swap").enabled);
+}
+
+#[test]
+fn the_readme_example_file_is_accepted_and_means_what_it_says() {
+    let readme = include_str!("README-section.md");
+    let example = readme
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a toml block in README-section.md");
+    let set = rules(example);
+    assert!(!set.rule("swap").expect("swap").enabled);
+    let ingress = set.rule("ingress").expect("the new rule");
+    assert_eq!(ingress.metric, Metric::NetworkReceiveBytesPerSecond);
+    let cpu = set.rule("cpu").expect("cpu");
+    let db = set.effective(cpu, "db-7", None);
+    assert_eq!(db.warning.map(|l| l.level), Some(95.0));
+    assert_eq!(db.average, Duration::from_secs(600));
+    let web = set.effective(cpu, "web-7", None);
+    assert_eq!(web.warning.map(|l| l.level), Some(80.0));
+    let disk = set.rule("disk_space").expect("disk_space");
+    let backup = set.effective(disk, "web-7", Some("/backup/daily"));
+    assert_eq!(backup.warning.map(|l| l.level), Some(99.0));
+    let root = set.effective(disk, "web-7", Some("/"));
+    assert_eq!(root.warning.map(|l| l.level), Some(90.0));
+    let before = DateTime::parse_from_rfc3339("2026-11-30T00:00:00Z")
+        .expect("a time")
+        .with_timezone(&Utc);
+    assert!(set.silenced("web-3", "cpu", before));
+    assert!(!set.silenced("web-4", "cpu", before));
+    assert!(set.silenced("build-1", "load", before));
+    assert!(!set.silenced("build-1", "cpu", before));
+    assert!(!set.silenced("web-3", "cpu", before + chrono::TimeDelta::days(30)));
 }
