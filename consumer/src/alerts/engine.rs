@@ -64,6 +64,15 @@ pub enum Ignored {
     },
 }
 
+impl Ignored {
+    /// A short, fixed label for metrics and logs.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Ignored::OutOfOrder { .. } => "out_of_order",
+        }
+    }
+}
+
 /// An alert that is firing now.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ActiveAlert {

@@ -623,12 +623,19 @@ fn a_host_silent_for_three_intervals_is_down_once_and_back_with_its_next_reading
 fn without_a_declared_interval_the_observed_gap_counts() {
     let set = rules("[rules.cpu]\nenabled = false\n");
     let mut state = AlertState::new();
-    // Every 2 s: down after more than 6 s of silence.
-    let events = host_down_run(&set, &mut state, &[0, 2, 4], 0..20, false);
+    // Every 2 s: down after more than 6 s of silence. Back at 30: the 26 s gap over the outage
+    // is not taken as its interval, so it is down again 7 s after its reading at 32.
+    let events = host_down_run(&set, &mut state, &[0, 2, 4, 30, 32], 0..45, false);
+    let d = |at, kind| ev(at, kind, "web-1", "host_down", None, Critical, None);
     assert_eq!(
         brief(&events),
-        [ev(11, Fired, "web-1", "host_down", None, Critical, None)]
+        [d(11, Fired), d(30, Resolved), d(39, Fired)]
     );
+
+    // A host seen once with no declared interval is not judged until its second reading.
+    let mut state = AlertState::new();
+    let once = host_down_run(&set, &mut state, &[0], 0..60, false);
+    assert!(once.is_empty(), "{once:?}");
 }
 
 #[test]
@@ -720,6 +727,7 @@ fn an_older_reading_is_ignored_and_said_so() {
     r.cpu.usage_percent = 99.0;
     let err = state.on_reading(&set, &r, t(4), None);
     assert!(matches!(err, Err(Ignored::OutOfOrder { .. })), "{err:?}");
+    assert_eq!(err.map_err(|e| e.reason()), Err("out_of_order"));
     assert!(state.active().is_empty());
 }
 
