@@ -75,3 +75,64 @@ fn the_compose_prometheus_config_loads_the_rules() {
     let _ = std::fs::remove_dir_all(&dir);
     assert!(out.contains("SUCCESS: 19 rules found"), "{out}");
 }
+
+/// The alert in alerts.yml that mirrors each default rule.
+const MIRRORS: [(&str, &str); 8] = [
+    ("host_down", "HostpulseHostDown"),
+    ("cpu", "HostpulseCpuHigh"),
+    ("memory", "HostpulseMemoryHigh"),
+    ("swap", "HostpulseSwapHigh"),
+    ("disk_space", "HostpulseDiskSpace"),
+    ("disk_filling", "HostpulseDiskFilling"),
+    ("load", "HostpulseLoadHigh"),
+    ("temperature", "HostpulseTemperatureHigh"),
+];
+
+#[test]
+fn the_prometheus_rules_use_the_engine_defaults_levels() {
+    let yml = include_str!("../../../deploy/prometheus/alerts.yml");
+    let set = match super::RuleSet::defaults() {
+        Ok(s) => s,
+        Err(e) => panic!("defaults refused: {e}"),
+    };
+    assert_eq!(
+        set.rules().len(),
+        MIRRORS.len(),
+        "a default rule has no Prometheus mirror"
+    );
+    for (rule, alert) in MIRRORS {
+        let r = set
+            .rule(rule)
+            .unwrap_or_else(|| panic!("no default rule {rule}"));
+        // Every block of the alert (one per severity), joined.
+        let blocks: String = yml
+            .split("- alert: ")
+            .filter(|b| b.starts_with(&format!("{alert}\n")))
+            .collect();
+        assert!(!blocks.is_empty(), "no alert {alert} in alerts.yml");
+        for (severity, levels) in [("warning", r.warning), ("critical", r.critical)] {
+            let Some(l) = levels else { continue };
+            assert!(
+                blocks.contains(&format!("severity: {severity}")),
+                "{alert} lacks {severity}"
+            );
+            let written = |v: f64| {
+                if rule == "disk_filling" {
+                    format!("{v} * 3600")
+                } else {
+                    format!("> {v}")
+                }
+            };
+            if rule == "host_down" {
+                continue; // the consumer's hostpulse_host_up already judges silence
+            }
+            for v in [l.level, l.clear_level()] {
+                assert!(
+                    blocks.contains(&written(v)),
+                    "{alert} {severity}: no {}",
+                    written(v)
+                );
+            }
+        }
+    }
+}
