@@ -34,12 +34,17 @@ pub enum EventKind {
 /// One alert event, as notifications and the API will carry it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertEvent {
+    /// Fired, resolved or reminder.
     pub kind: EventKind,
+    /// The rule's name (`cpu`, `disk_space`, ...).
     pub rule: String,
+    /// What the rule measures.
     pub metric: Metric,
+    /// The host the alert is about.
     pub host: String,
     /// The mount point, sensor or interface; `None` for host-wide rules.
     pub item: Option<String>,
+    /// The alert's severity at this event.
     pub severity: Severity,
     /// On a `fired` event that changes the severity: the severity before.
     pub previous_severity: Option<Severity>,
@@ -56,10 +61,14 @@ pub struct AlertEvent {
 /// A reading the engine did not evaluate.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Ignored {
+    /// Not newer than the host's latest reading (a redelivery or a late back-fill).
     #[error("reading from {host} at {at} is not newer than its last one at {last}")]
     OutOfOrder {
+        /// The reading's host.
         host: String,
+        /// The reading's time.
         at: DateTime<Utc>,
+        /// The host's latest reading time.
         last: DateTime<Utc>,
     },
 }
@@ -76,9 +85,13 @@ impl Ignored {
 /// An alert that is firing now.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ActiveAlert {
+    /// The severity now.
     pub severity: Severity,
+    /// When the alert fired.
     pub started_at: DateTime<Utc>,
+    /// The latest judged value.
     pub value: f64,
+    /// The worst judged value since it fired.
     pub peak: f64,
     /// When a fired or reminder event last went out; `None` while silenced or held back.
     pub notified_at: Option<DateTime<Utc>>,
@@ -121,9 +134,13 @@ pub struct AlertState {
 /// An active alert as listed by [`AlertState::active`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ActiveEntry<'a> {
+    /// The rule's name.
     pub rule: &'a str,
+    /// The host.
     pub host: &'a str,
+    /// The mount point, sensor or interface, if the rule has items.
     pub item: Option<&'a str>,
+    /// The alert itself.
     pub alert: &'a ActiveAlert,
 }
 
@@ -620,7 +637,9 @@ impl AlertState {
 /// The events of one host from one evaluation step, for one notification per host.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HostBatch {
+    /// The host all the events are about.
     pub host: String,
+    /// Its events, in the order they happened.
     pub events: Vec<AlertEvent>,
 }
 

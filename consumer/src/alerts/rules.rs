@@ -63,7 +63,9 @@ impl Metric {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
+    /// Past the warning level.
     Warning,
+    /// Past the critical level.
     Critical,
 }
 
@@ -88,9 +90,13 @@ impl Levels {
 /// One rule as the engine uses it, after defaults, the file and any host override.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rule {
+    /// The rule's name, its key in the rules file.
     pub name: String,
+    /// What it measures.
     pub metric: Metric,
+    /// The warning level and its clearing level, if the rule warns.
     pub warning: Option<Levels>,
+    /// The critical level and its clearing level, if the rule has one.
     pub critical: Option<Levels>,
     /// How long the level must be passed before the alert fires (or escalates).
     pub for_: Duration,
@@ -100,6 +106,7 @@ pub struct Rule {
     pub average: Duration,
     /// Reminder interval while the alert lasts; `None` sends no reminders.
     pub repeat: Option<Duration>,
+    /// False turns the rule off (for every host, or for some through an override).
     pub enabled: bool,
 }
 
@@ -352,6 +359,14 @@ impl Rule {
 }
 
 impl RuleSet {
+    /// The defaults, with the file at `path` laid over them when there is one.
+    pub fn load(path: Option<&std::path::Path>) -> Result<Self, RulesError> {
+        match path {
+            Some(p) => Self::from_file(p),
+            None => Self::defaults(),
+        }
+    }
+
     /// The compiled-in defaults alone.
     pub fn defaults() -> Result<Self, RulesError> {
         Self::layered(&[DEFAULT_RULES_TOML])

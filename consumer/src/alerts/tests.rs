@@ -905,3 +905,34 @@ fn the_readme_example_file_is_accepted_and_means_what_it_says() {
     assert!(!set.silenced("build-1", "cpu", before));
     assert!(!set.silenced("web-3", "cpu", before + chrono::TimeDelta::days(30)));
 }
+
+#[test]
+fn a_rules_file_on_disk_is_loaded_and_its_errors_name_file_and_rule() {
+    let dir = std::env::temp_dir().join(format!("hostpulse-alert-rules-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    let good = dir.join("good.toml");
+    let bad = dir.join("bad.toml");
+    std::fs::write(&good, "[rules.cpu]\nwarning = { level = 70, clear = 60 }\n").expect("write");
+    std::fs::write(&bad, "[rules.cpu]\nfor = \"-1s\"\n").expect("write");
+    let loaded = RuleSet::load(Some(&good)).map(|s| s.rule("cpu").and_then(|r| r.warning));
+    let refused = RuleSet::load(Some(&bad))
+        .map(|_| ())
+        .map_err(|e| e.to_string());
+    let defaults = RuleSet::load(None).map(|s| s.rules().len());
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(
+        loaded,
+        Ok(Some(Levels {
+            level: 70.0,
+            clear: Some(60.0)
+        }))
+    );
+    assert_eq!(
+        refused,
+        Err(format!(
+            "{}: rule \"cpu\": duration \"-1s\": durations cannot be negative",
+            bad.display()
+        ))
+    );
+    assert_eq!(defaults, Ok(8));
+}
