@@ -936,3 +936,31 @@ fn a_rules_file_on_disk_is_loaded_and_its_errors_name_file_and_rule() {
     );
     assert_eq!(defaults, Ok(8));
 }
+
+#[test]
+fn escalation_waits_for_too_and_a_jump_fires_critical_at_once() {
+    let set = rules(&format!("{INSTANT_CPU}for = \"3s\"\n"));
+    let mut state = AlertState::new();
+    let stream = [
+        (0, 90.0),
+        (1, 90.0),
+        (2, 96.0),
+        (3, 96.0), // warning has held 3 s
+        (4, 96.0),
+        (5, 96.0), // critical has held 3 s
+        (6, 96.0),
+    ];
+    let events = replay_cpu(&set, &mut state, &stream);
+    assert_eq!(
+        brief(&events),
+        [
+            cpu_event(3, Fired, Warning, None),
+            cpu_event(5, Fired, Critical, Some(Warning))
+        ]
+    );
+
+    let set = rules(INSTANT_CPU);
+    let mut state = AlertState::new();
+    let events = replay_cpu(&set, &mut state, &[(0, 10.0), (1, 97.0)]);
+    assert_eq!(brief(&events), [cpu_event(1, Fired, Critical, None)]);
+}
