@@ -340,10 +340,11 @@ fn values(metric: Metric, r: &Reading) -> Vec<(String, f64)> {
             one(r.memory.swap_used_bytes as f64 * 100.0 / r.memory.swap_total_bytes as f64)
         }
         Metric::SwapUsagePercent => Vec::new(),
-        Metric::LoadPerCore if r.cpu.core_count > 0 => {
-            one(r.cpu.load_average.one / f64::from(r.cpu.core_count))
-        }
-        Metric::LoadPerCore => Vec::new(),
+        // A sender that does not know its load or core count gives no value, not 0.
+        Metric::LoadPerCore => match (&r.cpu.load_average, r.cpu.core_count) {
+            (Some(load), Some(cores)) if cores > 0 => one(load.one / f64::from(cores)),
+            _ => Vec::new(),
+        },
         Metric::DiskUsagePercent => r
             .disks
             .iter()
@@ -362,11 +363,13 @@ fn values(metric: Metric, r: &Reading) -> Vec<(String, f64)> {
         Metric::NetworkReceiveBytesPerSecond => r
             .networks
             .iter()
+            .flatten()
             .map(|n| (n.interface.clone(), n.received_bytes_per_sec as f64))
             .collect(),
         Metric::NetworkTransmitBytesPerSecond => r
             .networks
             .iter()
+            .flatten()
             .map(|n| (n.interface.clone(), n.transmitted_bytes_per_sec as f64))
             .collect(),
     }

@@ -26,7 +26,8 @@ fn calm(host: &str) -> Reading {
         host: host.into(),
         seq: 1,
         collected_at: t(0),
-        uptime_secs: 100,
+        interval_secs: None,
+        uptime_secs: Some(100),
         os: OsInfo {
             name: "Debian".into(),
             version: "12".into(),
@@ -35,14 +36,14 @@ fn calm(host: &str) -> Reading {
         cpu: Cpu {
             usage_percent: 10.0,
             per_core_percent: vec![10.0; 4],
-            core_count: 4,
+            core_count: Some(4),
             brand: "test".into(),
-            frequency_mhz: 2000,
-            load_average: LoadAverage {
+            frequency_mhz: Some(2000),
+            load_average: Some(LoadAverage {
                 one: 0.5,
                 five: 0.5,
                 fifteen: 0.5,
-            },
+            }),
         },
         memory: Memory {
             total_bytes: 1000,
@@ -53,14 +54,15 @@ fn calm(host: &str) -> Reading {
             swap_used_bytes: 0,
         },
         disks: vec![disk("/", 10.0, 900)],
-        networks: vec![Network {
+        networks: Some(vec![Network {
             interface: "eth0".into(),
             received_bytes_per_sec: 100,
             transmitted_bytes_per_sec: 100,
             total_received_bytes: 1000,
             total_transmitted_bytes: 1000,
-        }],
+        }]),
         temperatures: Vec::new(),
+        legacy: None,
     }
 }
 
