@@ -42,7 +42,7 @@ async fn get_json(url: &str) -> (u16, serde_json::Value) {
 async fn cpu_history(consumer: &TestConsumer, host: &str, expected: usize) -> serde_json::Value {
     let to = chrono::Utc::now().timestamp() + 1;
     let url = format!(
-        "{}/api/hosts/{host}/history?from={}&to={to}",
+        "{}/api/hosts/{host}/history?from={}&to={to}&points=3600",
         consumer.address,
         to - 3600
     );
@@ -96,7 +96,7 @@ async fn published_readings_are_recorded_and_come_back_through_the_api() {
     // The same range as a download.
     let to = chrono::Utc::now().timestamp() + 1;
     let csv = reqwest::get(format!(
-        "{}/api/hosts/rec-1/history?from={}&to={to}&format=csv",
+        "{}/api/hosts/rec-1/history?from={}&to={to}&points=3600&format=csv",
         consumer.address,
         to - 3600
     ))
@@ -169,13 +169,13 @@ async fn a_restarted_consumer_still_shows_the_hours_before() {
         let at = two_hours_ago + chrono::Duration::seconds(i as i64);
         tap.publish_raw(&reading("kept", i + 1, at, 42.0)).await;
     }
-    let to = chrono::Utc::now().timestamp();
-    let url = |address: &str| {
-        format!(
-            "{address}/api/hosts/kept/history?from={}&to={to}",
-            to - 3 * 3600
-        )
-    };
+    // Around that time, at one point a second.
+    let (from, to) = (
+        two_hours_ago.timestamp() - 60,
+        two_hours_ago.timestamp() + 60,
+    );
+    let url =
+        |address: &str| format!("{address}/api/hosts/kept/history?from={from}&to={to}&points=3600");
     let written = first.history.clone();
     wait_until("three readings recorded", || written.state().up).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -325,7 +325,7 @@ async fn readings_published_while_the_consumer_was_killed_are_all_recorded_after
     recording_binary().await;
     let to = chrono::Utc::now().timestamp() + 1;
     let url = format!(
-        "http://127.0.0.1:{port}/api/hosts/killed/history?from={}&to={to}",
+        "http://127.0.0.1:{port}/api/hosts/killed/history?from={}&to={to}&points=3600",
         to - 3600
     );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
