@@ -1,7 +1,15 @@
+# shellcheck shell=bash
 # Shared by the project's scripts: installing Debian packages and starting RabbitMQ.
 # Sourced, not run.
 
-say() { printf '\033[1m[hostpulse]\033[0m %s\n' "$*" >&2; }
+# Bold only on a terminal: a log file or a pipe gets plain text.
+say() {
+  if [ -t 2 ] && [ -z "${NO_COLOR:-}" ]; then
+    printf '\033[1m[hostpulse]\033[0m %s\n' "$*" >&2
+  else
+    printf '[hostpulse] %s\n' "$*" >&2
+  fi
+}
 
 # Installs the Debian packages named, when any command in $1 (space-separated) is missing.
 # Usage: need_packages "cmd1 cmd2" pkg1 pkg2 ...
@@ -10,11 +18,18 @@ need_packages() {
   local missing=""
   for c in $commands; do command -v "$c" >/dev/null 2>&1 || missing="$missing $c"; done
   [ -z "$missing" ] && return 0
+  install_packages "missing:$missing" "$@"
+}
+
+# Installs Debian packages (as root; otherwise says what to run and fails).
+# Usage: install_packages "why" pkg1 pkg2 ...
+install_packages() {
+  local why=$1; shift
   if [ "$(id -u)" -ne 0 ]; then
-    say "missing:$missing. Install them with: sudo apt-get install -y $*"
+    say "$why. Install them with: sudo apt-get install -y $*"
     return 1
   fi
-  say "installing $* (missing:$missing)"
+  say "installing $* ($why)"
   export DEBIAN_FRONTEND=noninteractive
   if ! apt-get install -y -q "$@" >/dev/null 2>&1; then
     apt-get update -q >/dev/null
@@ -22,8 +37,12 @@ need_packages() {
   fi
 }
 
-# True when something accepts TCP connections on 127.0.0.1:$1.
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# True when something accepts TCP connections on port $1 of $2 (default 127.0.0.1); an address
+# that does not answer at all counts as closed after 2 s.
+port_open() {
+  # shellcheck disable=SC2016  # expanded by the inner bash
+  timeout 2 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "${2:-127.0.0.1}" "$1" 2>/dev/null
+}
 
 # Makes sure a RabbitMQ broker answers on 127.0.0.1:5672 (installing and starting it if needed).
 ensure_broker() {
@@ -56,7 +75,7 @@ postgres_trusts_loopback() {
 ensure_postgres() {
   need_packages "pg_ctlcluster psql" postgresql || return 1
   local version
-  version=$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)
+  version=$(find /etc/postgresql -mindepth 1 -maxdepth 1 -type d -printf '%f\n' 2>/dev/null | sort -V | tail -n 1)
   if ! port_open 5432; then
     if [ -z "$version" ]; then
       say "PostgreSQL is installed but has no cluster in /etc/postgresql; create one with: pg_createcluster --start 15 main"

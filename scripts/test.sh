@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test: installs what the tests need when missing (RabbitMQ, PostgreSQL, Chromium
-# and its WebDriver, Prometheus), starts the broker and PostgreSQL if they are not running, then formatting, lints and the whole
-# workspace's tests (the dashboard's in headless Chromium).
+# and its WebDriver, Prometheus, openssl, shellcheck, node with Lighthouse and axe-core; the scripts'
+# tests install curl and python3-yaml), starts the broker and PostgreSQL if they are not running, then runs
+# ShellCheck, the deploy files' test, cargo fmt, clippy, the whole workspace's tests (the
+# dashboard's in headless Chromium) and run.sh's test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -15,6 +17,23 @@ need_packages "chromium chromedriver" chromium chromium-driver
 need_packages "prometheus promtool" prometheus
 # The TLS test makes its own certificates.
 need_packages openssl openssl
+need_packages shellcheck shellcheck
+
+say "shellcheck scripts/"
+shellcheck -x scripts/*.sh scripts/tests/*.sh
+say "scripts/tests/deploy.sh"
+bash scripts/tests/deploy.sh
+# The dashboard's audit (consumer/tests/browser/audit.rs) runs Lighthouse 12 and axe-core with
+# node, installed from npm into target/node when missing.
+need_packages "node npm" nodejs npm
+node_dir="${CARGO_TARGET_DIR:-target}/node"
+if [ ! -f "$node_dir/node_modules/lighthouse/package.json" ] || [ ! -f "$node_dir/node_modules/axe-core/axe.min.js" ]; then
+  say "installing lighthouse@12 and axe-core@4 into $node_dir"
+  mkdir -p "$node_dir"
+  npm install --prefix "$node_dir" --no-audit --no-fund --loglevel=error lighthouse@12 axe-core@4 >/dev/null
+fi
+export HOSTPULSE_NODE_DIR
+HOSTPULSE_NODE_DIR="$(cd "$node_dir" && pwd)"
 
 say "cargo fmt --check"
 cargo fmt --all -- --check
@@ -22,3 +41,6 @@ say "cargo clippy"
 cargo clippy --quiet --all-targets -- -D warnings
 say "cargo test"
 cargo test --workspace "$@"
+# After cargo test, which built the debug binaries that run.sh's test runs.
+say "scripts/tests/run_sh.sh"
+bash scripts/tests/run_sh.sh

@@ -31,6 +31,7 @@ export const fmt = {
   },
   percent(n) { return Number.isFinite(n) ? `${n.toFixed(1)} %` : "–"; },
   load(l) { return l ? [l.one, l.five, l.fifteen].map((x) => Number(x).toFixed(2)).join(" · ") : "–"; },
+  count(n, unit) { return Number.isFinite(n) ? `${n} ${unit}` : null; },
   duration(secs) {
     if (!Number.isFinite(secs)) return "–";
     const d = Math.floor(secs / 86400), h = Math.floor((secs % 86400) / 3600), m = Math.floor((secs % 3600) / 60);
@@ -64,10 +65,27 @@ function isStale(host) { return secondsSinceSeen(host) > state.staleAfterSecs; }
 function fullestDisk(reading) {
   return (reading.disks || []).reduce((a, d) => (a && a.usage_percent >= d.usage_percent ? a : d), null);
 }
-function networkTotals(reading) {
-  return (reading.networks || []).reduce(
+// `null` when the reading carries no network list at all: unknown is not "0 B/s".
+export function networkTotals(reading) {
+  if (!Array.isArray(reading.networks)) return null;
+  return reading.networks.reduce(
     (t, n) => ({ rx: t.rx + n.received_bytes_per_sec, tx: t.tx + n.transmitted_bytes_per_sec }),
     { rx: 0, tx: 0 });
+}
+// A reading is the same reading when it comes again (snapshot, frame, history request).
+const readingKey = (r) => `${r.seq}|${r.collected_at}`;
+
+// How an original publisher's host got its name, in words for the card's tag.
+const HOST_FROM = {
+  "hostname field": "named by the hostname field in its messages",
+  "AMQP header": "named by an AMQP header of its messages",
+  "app_id": "named by the app_id of its messages",
+  "fingerprint": "sends no host name: named by a fingerprint of its platform, memory and disks",
+};
+function legacyNote(reading) {
+  const from = reading.legacy?.host_from;
+  if (typeof from !== "string") return null;
+  return HOST_FROM[from] || `named by: ${from}`;
 }
 
 // `live`: it arrived just now; otherwise it comes from a snapshot, and when the host was
@@ -75,7 +93,10 @@ function networkTotals(reading) {
 function addReading(reading, live) {
   if (!reading || typeof reading.host !== "string") return;
   let host = state.hosts.get(reading.host);
-  if (!host) { host = { latest: null, history: [], seenAt: 0 }; state.hosts.set(reading.host, host); }
+  if (!host) { host = { latest: null, history: [], keys: new Set(), seenAt: 0 }; state.hosts.set(reading.host, host); }
+  const key = readingKey(reading);
+  if (host.keys.has(key)) return;
+  host.keys.add(key);
   const collected = new Date(reading.collected_at).getTime();
   const seenAt = live ? Date.now() : Math.min(Date.now(), Number.isNaN(collected) ? 0 : collected);
   host.seenAt = Math.max(host.seenAt, seenAt);
@@ -83,9 +104,39 @@ function addReading(reading, live) {
   let i = host.history.length;
   while (i > 0 && new Date(host.history[i - 1].collected_at).getTime() > collected) i--;
   host.history.splice(i, 0, reading);
-  if (host.history.length > MAX_HISTORY) host.history.shift();
+  if (host.history.length > MAX_HISTORY) host.keys.delete(readingKey(host.history.shift()));
   host.latest = host.history[host.history.length - 1];
   if (state.selected === null) select(reading.host, false);
+}
+
+// A snapshot is the consumer's whole set of hosts: hosts it no longer has go (their cards
+// too); the ones it has keep the history this page gathered, merged with the snapshot's.
+function applySnapshot(readings) {
+  const names = new Set(readings.filter((r) => r && typeof r.host === "string").map((r) => r.host));
+  for (const name of [...state.hosts.keys()]) if (!names.has(name)) state.hosts.delete(name);
+  for (const reading of readings) addReading(reading, false);
+  if (state.selected !== null && !state.hosts.has(state.selected)) {
+    state.selected = [...state.hosts.keys()].sort((a, b) => a.localeCompare(b))[0] ?? null;
+  }
+  loadHistory(state.selected);
+}
+
+// The snapshot carries a short window per host; the selected host's longer recent history
+// comes over HTTP. Any failure (an older consumer's 404, a restart) leaves the page as it is.
+async function loadHistory(name) {
+  if (name === null) return;
+  try {
+    const response = await fetch(`/api/hosts/${encodeURIComponent(name)}/readings`, { headers: { accept: "application/json" } });
+    if (!response.ok) return;
+    const readings = await response.json();
+    if (!Array.isArray(readings) || !state.hosts.has(name)) return;
+    for (const reading of readings) if (reading?.host === name) addReading(reading, false);
+    render();
+    // Says which host's history was merged, for whoever waits on it (the browser tests).
+    $("detail").dataset.historyOf = name;
+  } catch {
+    // Nothing to do: live frames keep coming, and the next snapshot asks again.
+  }
 }
 
 // ---------- rendering ----------
@@ -95,25 +146,33 @@ function scheduleRender() {
   requestAnimationFrame(() => { state.renderQueued = false; render(); });
 }
 
-const cards = new Map(); // host -> { root, fields }
+// A card is an article (its facts in a list) with a button, its name, that selects the host;
+// a click anywhere on the card selects it too.
+const cards = new Map(); // host -> { root, button, fields }
 function cardFor(name) {
   let card = cards.get(name);
   if (card) return card;
-  const root = el("button", "card");
-  root.type = "button";
+  const root = el("article", "card");
   root.dataset.host = name;
   root.addEventListener("click", () => select(name, true));
-  const title = el("div", "name", name);
+  const heading = el("h3", "card-head");
+  const button = el("button", "name", name);
+  button.type = "button";
+  button.setAttribute("aria-pressed", "false");
+  heading.append(button);
   const stats = el("dl", "stats");
   const fields = {};
   for (const [key, label] of [["cpu", "CPU"], ["mem", "Memory"], ["disk", "Disk"], ["net", "Net"], ["load", "Load"], ["up", "Uptime"]]) {
-    stats.append(el("dt", null, label));
+    const row = el("div");
     fields[key] = el("dd", `stat-${key}`);
-    stats.append(fields[key]);
+    row.append(el("dt", null, label), fields[key]);
+    stats.append(row);
   }
-  fields.seen = el("div", "seen");
-  root.append(title, stats, fields.seen);
-  card = { root, fields };
+  fields.origin = el("p", "origin");
+  fields.origin.hidden = true;
+  fields.seen = el("p", "seen");
+  root.append(heading, fields.origin, stats, fields.seen);
+  card = { root, button, fields };
   cards.set(name, card);
   return card;
 }
@@ -123,6 +182,9 @@ function renderCards() {
   const container = $("host-cards");
   $("no-hosts").hidden = names.length > 0;
   setText("host-count", names.length ? `(${names.length})` : "");
+  for (const [name, card] of cards) {
+    if (!state.hosts.has(name)) { card.root.remove(); cards.delete(name); }
+  }
   names.forEach((name, index) => {
     const { latest } = state.hosts.get(name);
     const card = cardFor(name);
@@ -132,13 +194,20 @@ function renderCards() {
     f.cpu.textContent = fmt.percent(latest.cpu?.usage_percent);
     f.mem.textContent = fmt.percent(latest.memory?.usage_percent);
     f.disk.textContent = disk ? fmt.percent(disk.usage_percent) : "–";
-    f.net.textContent = `↓ ${fmt.rate(net.rx)} ↑ ${fmt.rate(net.tx)}`;
+    f.net.textContent = net ? `↓ ${fmt.rate(net.rx)} ↑ ${fmt.rate(net.tx)}` : "–";
+    const note = legacyNote(latest);
+    f.origin.hidden = !note;
+    if (f.origin.dataset.note !== (note || "")) {
+      f.origin.dataset.note = note || "";
+      f.origin.replaceChildren(...(note ? [el("span", "tag", "original publisher"), ` ${note}`] : []));
+    }
     f.load.textContent = latest.cpu?.load_average ? Number(latest.cpu.load_average.one).toFixed(2) : "–";
     f.up.textContent = fmt.duration(latest.uptime_secs);
     const host = state.hosts.get(name);
     const stale = isStale(host);
     card.root.classList.toggle("stale", stale);
     card.root.classList.toggle("selected", name === state.selected);
+    card.button.setAttribute("aria-pressed", String(name === state.selected));
     f.seen.textContent = stale ? `stale · last seen ${Math.round(secondsSinceSeen(host))} s ago` : "";
     if (container.children[index] !== card.root) container.insertBefore(card.root, container.children[index] || null);
   });
@@ -157,12 +226,15 @@ function renderDetail() {
   setText("detail-os", [r.os?.name, r.os?.version].filter(Boolean).join(" ") || "–");
   setText("detail-kernel", r.os?.kernel || "–");
   setText("detail-uptime", fmt.duration(r.uptime_secs));
-  setText("detail-cpu-model", r.cpu ? `${r.cpu.brand || "unknown"} · ${r.cpu.core_count} cores · ${r.cpu.frequency_mhz} MHz` : "–");
+  setText("detail-cpu-model", r.cpu
+    ? [r.cpu.brand || "unknown", fmt.count(r.cpu.core_count, "cores") ?? "– cores", fmt.count(r.cpu.frequency_mhz, "MHz") ?? "– MHz"].join(" · ")
+    : "–");
   setText("detail-cpu", fmt.percent(r.cpu?.usage_percent));
   setText("detail-load", fmt.load(r.cpu?.load_average));
 
   const cores = $("detail-cores");
   const perCore = r.cpu?.per_core_percent || [];
+  cores.hidden = perCore.length === 0;
   while (cores.children.length > perCore.length) cores.lastChild.remove();
   perCore.forEach((p, i) => {
     let row = cores.children[i];
@@ -184,19 +256,23 @@ function renderDetail() {
   setText("detail-swap", m.swap_total_bytes ? `${fmt.bytes(m.swap_used_bytes)} of ${fmt.bytes(m.swap_total_bytes)}` : "none");
 
   fillTable("detail-disks", r.disks || [], (d) => [d.mount_point, d.file_system, fmt.bytes(d.used_bytes), fmt.bytes(d.available_bytes), fmt.bytes(d.total_bytes), fmt.percent(d.usage_percent)]);
+  $("detail-net-unknown").hidden = Array.isArray(r.networks);
   fillTable("detail-net", r.networks || [], (n) => [n.interface, fmt.rate(n.received_bytes_per_sec), fmt.rate(n.transmitted_bytes_per_sec), fmt.bytes(n.total_received_bytes), fmt.bytes(n.total_transmitted_bytes)]);
 
   if (!state.paused) setText("raw-json", JSON.stringify(r, null, 2));
   for (const hook of renderHooks) hook(host);
 }
 
+// Each cell carries its column's name, shown beside the value when a phone stacks the table.
 function fillTable(id, rows, cells) {
-  const body = $(id).tBodies[0];
+  const table = $(id);
+  const headers = [...table.tHead.rows[0].cells].map((c) => c.textContent);
+  const body = table.tBodies[0];
   while (body.rows.length > rows.length) body.deleteRow(-1);
   rows.forEach((row, i) => {
     const tr = body.rows[i] || body.insertRow();
     const values = cells(row);
-    while (tr.cells.length < values.length) tr.insertCell();
+    while (tr.cells.length < values.length) tr.insertCell().dataset.label = headers[tr.cells.length - 1] ?? "";
     values.forEach((v, j) => { if (tr.cells[j].textContent !== v) tr.cells[j].textContent = v; });
   });
 }
@@ -213,6 +289,7 @@ function render() {
 function select(name, remember) {
   state.selected = name;
   if (remember) history.replaceState(null, "", `#host=${encodeURIComponent(name)}`);
+  if (remember) loadHistory(name);
   scheduleRender();
 }
 function selectionFromUrl() {
@@ -237,14 +314,13 @@ let countdown = null;
 function connect() {
   const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
   const socket = new WebSocket(url);
-  socket.addEventListener("open", () => { attempt = 0; setBadge("conn-badge", "live", "up"); });
+  socket.addEventListener("open", () => { attempt = 0; setBadge("conn-badge", "live", "up"); setText("conn-retry", ""); });
   socket.addEventListener("message", (event) => {
     let frame;
     try { frame = JSON.parse(event.data); } catch { return; }
     if (frame.type === "snapshot") {
-      state.hosts.clear();
       if (Number.isFinite(frame.stale_after_secs)) state.staleAfterSecs = frame.stale_after_secs;
-      for (const reading of frame.readings || []) addReading(reading, false);
+      applySnapshot(Array.isArray(frame.readings) ? frame.readings : []);
       showBroker(frame.broker);
     } else if (frame.type === "reading") {
       addReading(frame.data, true);
@@ -263,13 +339,15 @@ function scheduleReconnect() {
   attempt++;
   const due = Date.now() + delay;
   clearInterval(countdown);
+  // The badge (a live region) says "reconnecting" once; only the text beside it counts down.
+  if ($("conn-badge").textContent !== "reconnecting") setBadge("conn-badge", "reconnecting", "wait");
   const tick = () => {
     const left = Math.max(0, Math.ceil((due - Date.now()) / 1000));
-    setBadge("conn-badge", `reconnecting in ${left} s`, "wait");
+    setText("conn-retry", `retry in ${left} s`);
   };
   tick();
   countdown = setInterval(tick, 250);
-  setTimeout(() => { clearInterval(countdown); setBadge("conn-badge", "connecting…", "wait"); connect(); }, delay);
+  setTimeout(() => { clearInterval(countdown); setText("conn-retry", "connecting…"); connect(); }, delay);
 }
 
 // ---------- controls ----------

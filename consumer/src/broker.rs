@@ -35,7 +35,12 @@ pub struct Source {
     pub queue: QueueSpec,
     /// Longest wait between reconnect attempts.
     pub reconnect_cap: Duration,
+    /// Where to report how many readings wait in the queue, if anywhere.
+    pub depth: Option<prometheus::IntGauge>,
 }
+
+/// How often the queue's depth is asked for, when it is reported.
+const DEPTH_EVERY: Duration = Duration::from_secs(10);
 
 /// What turning deliveries into readings needs: the limits, the clock, and where to count.
 #[derive(Clone)]
@@ -76,10 +81,18 @@ struct QueueSession<S> {
     rejects: RejectLog,
 }
 
-impl<S: Sink> shared::reconnect::Session for QueueSession<S> {
-    type Open = Consumer;
+/// What a queue session runs on: the consumer, and the channel and queue name to ask for its
+/// depth.
+struct Consuming {
+    consumer: Consumer,
+    channel: lapin::Channel,
+    queue: String,
+}
 
-    async fn open(&mut self, connection: &Connection, url: &str) -> Result<Consumer, String> {
+impl<S: Sink> shared::reconnect::Session for QueueSession<S> {
+    type Open = Consuming;
+
+    async fn open(&mut self, connection: &Connection, url: &str) -> Result<Consuming, String> {
         let exchange = &self.source.settings.exchange;
         let prepared = async {
             let channel = connection.create_channel().await?;
@@ -94,17 +107,55 @@ impl<S: Sink> shared::reconnect::Session for QueueSession<S> {
                     FieldTable::default(),
                 )
                 .await?;
-            Ok::<_, lapin::Error>((consumer, queue))
+            Ok::<_, lapin::Error>((consumer, channel, queue))
         };
-        let (consumer, queue) = prepared
+        let (consumer, channel, queue) = prepared
             .await
             .map_err(|e| format!("{url}: cannot set up the queue: {e}"))?;
         tracing::info!(broker = %url, %queue, %exchange, sink = self.sink.name(), "consuming readings");
-        Ok(consumer)
+        Ok(Consuming {
+            consumer,
+            channel,
+            queue,
+        })
     }
 
-    async fn run(&mut self, consumer: Consumer) -> String {
-        self.deliver(consumer).await
+    async fn run(&mut self, consuming: Consuming) -> String {
+        let Consuming {
+            consumer,
+            channel,
+            queue,
+        } = consuming;
+        match self.source.depth.clone() {
+            None => self.deliver(consumer).await,
+            Some(depth) => {
+                tokio::select! {
+                    why = self.deliver(consumer) => why,
+                    why = report_depth(&channel, &queue, &depth) => why,
+                }
+            }
+        }
+    }
+}
+
+/// Asks the broker how many readings wait in `queue`, every [`DEPTH_EVERY`]; returns only
+/// when the channel fails.
+async fn report_depth(channel: &lapin::Channel, queue: &str, depth: &prometheus::IntGauge) -> String {
+    use lapin::options::QueueDeclareOptions;
+    let mut ticks = tokio::time::interval(DEPTH_EVERY);
+    loop {
+        ticks.tick().await;
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        match channel
+            .queue_declare(queue.into(), passive, FieldTable::default())
+            .await
+        {
+            Ok(declared) => depth.set(i64::from(declared.message_count())),
+            Err(e) => return e.to_string(),
+        }
     }
 }
 

@@ -28,6 +28,10 @@ pub struct Settings {
     pub reconnect_cap: Duration,
     /// Pages of other origins that may open the WebSocket (`ALLOWED_ORIGINS`).
     pub allowed_origins: crate::origin::AllowedOrigins,
+    /// Login, API tokens, `/metrics` token (see [`crate::auth`]).
+    pub auth: crate::auth::AuthSettings,
+    /// HTTPS: `TLS_CERT_FILE` and `TLS_KEY_FILE`, reloaded when renewed.
+    pub tls: Option<shared::tls::TlsFiles>,
     /// `RUST_LOG` filter.
     pub log_filter: String,
 }
@@ -56,8 +60,11 @@ impl Settings {
         let stale_after = env.positive_seconds_or("STALE_AFTER_SECS", 10, 86_400)?;
         let reconnect_cap = env.positive_seconds_or("RECONNECT_MAX_SECS", 30, 3600)?;
         let host_expiry = env.positive_seconds_or("HOST_EXPIRY_SECS", 3600, 30 * 86_400)?;
+        let http = HttpSettings::from_env(env, DEFAULT_PORT, shared::settings::workers_per_cpu())?;
+        let auth = crate::auth::AuthSettings::from_env(env)?;
+        auth.check_exposure(http.host)?;
         Ok(Self {
-            http: HttpSettings::from_env(env, DEFAULT_PORT, shared::settings::workers_per_cpu())?,
+            http,
             broker: BrokerSettings::from_env(env)?,
             queue,
             history_len: env.count_or("HISTORY_LEN", 180, 1, 10_000)?,
@@ -67,6 +74,8 @@ impl Settings {
             host_expiry,
             reconnect_cap,
             allowed_origins: crate::origin::AllowedOrigins::from_env(env)?,
+            auth,
+            tls: shared::tls::TlsFiles::from_env(env)?,
             log_filter: env.get("RUST_LOG").unwrap_or("info").to_owned(),
         })
     }

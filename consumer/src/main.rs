@@ -8,6 +8,10 @@ const EXIT_BAD_SETTINGS: u8 = 2;
 
 #[actix_web::main]
 async fn main() -> ExitCode {
+    let cli = <consumer::cli::Cli as clap::Parser>::parse();
+    if let Some(command) = cli.command {
+        return consumer::cli::run(command).await;
+    }
     let settings = match Settings::load() {
         Ok(settings) => settings,
         Err(e) => {
@@ -15,7 +19,11 @@ async fn main() -> ExitCode {
             return ExitCode::from(EXIT_BAD_SETTINGS);
         }
     };
-    match get_subscriber(&settings.log_filter, std::io::stdout) {
+    match get_subscriber(
+        &settings.log_filter,
+        std::io::stdout,
+        shared::telemetry::stdout_is_terminal(),
+    ) {
         Ok(subscriber) => init_subscriber(subscriber),
         Err(e) => {
             eprintln!("consumer: RUST_LOG: {e}");
@@ -29,6 +37,11 @@ async fn main() -> ExitCode {
         Err(e) => tracing::warn!(error = %e, "cannot raise the open file limit"),
     }
     let host = settings.http.host;
+    let scheme = if settings.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let application = match Application::build(settings).await {
         Ok(application) => application,
         Err(e) => {
@@ -36,7 +49,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    tracing::info!("dashboard: http://{host}:{}/", application.port());
+    tracing::info!("dashboard: {scheme}://{host}:{}/", application.port());
     if let Err(e) = application.run_until_stopped().await {
         eprintln!("consumer: {e}");
         return ExitCode::FAILURE;

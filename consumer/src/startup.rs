@@ -50,6 +50,11 @@ impl Application {
         let listener = TcpListener::bind(address)
             .with_context(|| format!("cannot listen on {}:{}", address.0, address.1))?;
         let port = listener.local_addr()?.port();
+        let tls = settings
+            .tls
+            .as_ref()
+            .map(shared::tls::server_config)
+            .transpose()?;
         let metrics = ConsumerMetrics::new()?;
         let (broker_tx, broker) = watch::channel(BrokerState::connecting());
         let live = Arc::new(LiveView::new(
@@ -75,8 +80,17 @@ impl Application {
             settings: settings.broker.clone(),
             queue: settings.queue.clone(),
             reconnect_cap: settings.reconnect_cap,
+            depth: None,
         };
+        let guard = web::Data::new(crate::auth::Guard::new(
+            &settings.auth,
+            Arc::new(crate::auth::FileTokenStore::open(&settings.auth.data_dir)),
+            Arc::clone(&intake.clock),
+            tls.is_some(),
+            &metrics.registry,
+        )?);
         let tasks = vec![
+            tokio::spawn(crate::auth::expire_sessions(guard.clone())),
             tokio::spawn(broker::consume_forever(
                 live_queue,
                 broker_tx,
@@ -90,12 +104,13 @@ impl Application {
             tokio::spawn(forget_silent_hosts(Arc::clone(&live), settings.host_expiry)),
         ];
         let server = run(
-            listener,
+            (listener, tls),
             settings.http.workers,
             Arc::clone(&live),
             metrics.clone(),
             broker.clone(),
             settings.allowed_origins.clone(),
+            guard,
         )?;
         Ok(Self {
             port,
@@ -182,20 +197,24 @@ async fn forget_silent_hosts(live: Arc<LiveView>, expiry: std::time::Duration) {
     }
 }
 
+/// `bound`: the listening socket, and its TLS configuration when serving HTTPS.
 fn run(
-    listener: TcpListener,
+    bound: (TcpListener, Option<rustls::ServerConfig>),
     workers: usize,
     live: Arc<LiveView>,
     metrics: ConsumerMetrics,
     broker: watch::Receiver<BrokerState>,
     origins: crate::origin::AllowedOrigins,
+    guard: web::Data<crate::auth::Guard>,
 ) -> std::io::Result<Server> {
+    let (listener, tls) = bound;
     let live = web::Data::new(live);
     let metrics = web::Data::new(metrics);
     let broker = web::Data::new(broker);
     let origins = web::Data::new(origins);
     let server = HttpServer::new(move || {
         App::new()
+            .wrap(actix_web::middleware::from_fn(crate::auth::require))
             .wrap(actix_web::middleware::from_fn(
                 shared::http::limit_body_size,
             ))
@@ -207,6 +226,8 @@ fn run(
             .app_data(metrics.clone())
             .app_data(broker.clone())
             .app_data(origins.clone())
+            .app_data(guard.clone())
+            .configure(crate::auth::routes)
             .service(get("/", routes::index))
             .service(get("/assets/{file:.*}", routes::asset))
             .service(get("/ws", ws::ws))
@@ -219,11 +240,15 @@ fn run(
     })
     .workers(workers)
     // Frames are small and must leave at once: no Nagle delay waiting for an ACK.
-    .tcp_nodelay(true)
-    .listen(listener)?
-    // Signals are handled in `run_until_stopped`, so browsers get close frames first.
-    .disable_signals()
-    .shutdown_timeout(5)
-    .run();
+    .tcp_nodelay(true);
+    let server = match tls {
+        Some(config) => server.listen_rustls_0_23(listener, config)?,
+        None => server.listen(listener)?,
+    };
+    let server = server
+        // Signals are handled in `run_until_stopped`, so browsers get close frames first.
+        .disable_signals()
+        .shutdown_timeout(5)
+        .run();
     Ok(server)
 }

@@ -3,6 +3,7 @@
 //! Close codes follow RFC 6455: 1009 for a frame over the limit, 1007 for text that is not
 //! UTF-8, and a client's own close code echoed back.
 
+use crate::auth::SessionEnd;
 use crate::live::{LiveView, Push};
 use crate::metrics::ConsumerMetrics;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -42,11 +43,14 @@ pub async fn ws(
             ));
         }
     }
+    let login = actix_web::HttpMessage::extensions(&req)
+        .get::<SessionEnd>()
+        .cloned();
     let (response, session, messages) = actix_ws::handle(&req, body)?;
     let live = Arc::clone(&live);
     let metrics = metrics.get_ref().clone();
     actix_web::rt::spawn(async move {
-        let end = run_session(session.clone(), messages, &live, &metrics).await;
+        let end = run_session(session.clone(), messages, &live, &metrics, login).await;
         if let Some(label) = end.dropped {
             tracing::debug!(reason = label, "closing a WebSocket client");
             metrics.ws_dropped.with_label_values(&[label]).inc();
@@ -94,6 +98,7 @@ async fn run_session(
     messages: actix_ws::MessageStream,
     live: &LiveView,
     metrics: &ConsumerMetrics,
+    mut login: Option<SessionEnd>,
 ) -> End {
     let (snapshot, mut pushes) = live.subscribe();
     if live.is_closing() {
@@ -122,6 +127,8 @@ async fn run_session(
                 Err(RecvError::Lagged(_)) => return End::dropped(CloseCode::Again, "too slow: fell behind", "lagged"),
                 Ok(Push::Close) | Err(RecvError::Closed) => return End::dropped(CloseCode::Restart, "server shutting down", "shutdown"),
             },
+            // Its login expired or logged out (1008: policy violation; see crate::auth).
+            () = crate::auth::ended(&mut login) => return End::dropped(CloseCode::Policy, "session ended", "session_ended"),
             _ = heartbeat.tick() => {
                 if last_heard.elapsed() > CLIENT_TIMEOUT {
                     return End::dropped(CloseCode::Away, "no answer to pings", "heartbeat_timeout");

@@ -25,6 +25,11 @@ impl PublishToken {
         Self(token.map(SecretString::from))
     }
 
+    /// True when a token is required.
+    pub fn is_set(&self) -> bool {
+        self.0.is_some()
+    }
+
     /// True when no token is set, or the request carries it. The comparison takes the same
     /// time wherever the first wrong byte is, so the token cannot be guessed byte by byte.
     pub fn allows(&self, req: &HttpRequest) -> bool {

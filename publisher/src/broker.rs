@@ -1,7 +1,7 @@
 //! The publisher's side of RabbitMQ: one connection and one confirm-mode channel, shared by
 //! every request and the interval task, kept open (and reopened) by a supervisor task.
 
-use crate::metrics::PublisherMetrics;
+use crate::metrics::{PublisherMetrics, OUTBOX_FULL};
 use crate::outbox::{Outbox, QueueError, WhenFull};
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::{Channel, Confirmation, Connection};
@@ -173,8 +173,10 @@ impl ReadingPublisher {
         match self.publish_confirmed(&channel, &reading, false).await {
             Ok(published) => Ok(Submitted::Published(Box::new(published))),
             Err(PublishError::Encode(e)) => Err(SubmitError::Encode(e)),
-            // Nacked, unconfirmed or cut off: retried from the outbox, not dropped.
-            Err(e) => self.enqueue(reading, e, WhenFull::DropOldest),
+            // Nacked, unconfirmed or cut off: retried from the outbox, queued on the caller's
+            // terms (a `/publish` must not push out a reading that waits; other requests may
+            // have filled the outbox while this one waited for its confirmation).
+            Err(e) => self.enqueue(reading, e, when_full),
         }
     }
 
@@ -200,7 +202,7 @@ impl ReadingPublisher {
                     .failures
                     .with_label_values(&[match full {
                         QueueError::Disabled => why.reason(),
-                        QueueError::Full(_) => "outbox_full",
+                        QueueError::Full(_) => OUTBOX_FULL,
                     }])
                     .inc();
                 Err(SubmitError::NotQueued(why, full))
@@ -242,7 +244,7 @@ impl ReadingPublisher {
                 Err(PublishError::Unroutable) => {
                     self.metrics
                         .failures
-                        .with_label_values(&["unroutable"])
+                        .with_label_values(&[PublishError::Unroutable.reason()])
                         .inc();
                     tracing::warn!(
                         seq = reading.seq,
@@ -390,5 +392,33 @@ impl shared::reconnect::Session for ConfirmChannel {
 
     fn ended(&mut self) {
         self.channel.send_replace(None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::FAILURE_REASONS;
+
+    #[test]
+    fn every_failure_reason_is_exported_from_start() {
+        let encode = serde_json::from_str::<u8>("x").expect_err("not a number");
+        let broker = lapin::Error::from(lapin::ErrorKind::ChannelsLimitReached);
+        for error in [
+            PublishError::NotConnected,
+            PublishError::Nacked,
+            PublishError::ConfirmTimeout(Duration::from_secs(1)),
+            PublishError::Broker(broker),
+            PublishError::Encode(encode),
+            PublishError::Unroutable,
+        ] {
+            assert!(
+                FAILURE_REASONS.contains(&error.reason()),
+                "{} missing from FAILURE_REASONS",
+                error.reason()
+            );
+        }
+        // The outbox's own refusal, counted in `enqueue`.
+        assert!(FAILURE_REASONS.contains(&"outbox_full"));
     }
 }

@@ -29,6 +29,8 @@ pub struct Settings {
     pub shutdown_flush: Duration,
     /// When set, `/publish` requires `Authorization: Bearer <token>` (`PUBLISH_TOKEN`).
     pub publish_token: crate::auth::PublishToken,
+    /// HTTPS: `TLS_CERT_FILE` and `TLS_KEY_FILE`, reloaded when renewed.
+    pub tls: Option<shared::tls::TlsFiles>,
     /// `RUST_LOG` filter.
     pub log_filter: String,
 }
@@ -50,8 +52,16 @@ impl Settings {
         }
         let reconnect_cap = env.positive_seconds_or("RECONNECT_MAX_SECS", 30, 3600)?;
         let confirm_timeout = env.positive_seconds_or("CONFIRM_TIMEOUT_SECS", 5, 300)?;
+        let http = HttpSettings::from_env(env, DEFAULT_PORT, DEFAULT_HTTP_WORKERS)?;
+        let publish_token =
+            crate::auth::PublishToken::new(env.get("PUBLISH_TOKEN").map(str::to_owned));
+        check_exposure(
+            &http,
+            &publish_token,
+            env.parse_or("PUBLISH_PUBLIC", false)?,
+        )?;
         Ok(Self {
-            http: HttpSettings::from_env(env, DEFAULT_PORT, DEFAULT_HTTP_WORKERS)?,
+            http,
             broker: BrokerSettings::from_env(env)?,
             host_name,
             publish_interval: env.seconds_or("PUBLISH_INTERVAL_SECS", 1, 86_400)?,
@@ -59,12 +69,30 @@ impl Settings {
             confirm_timeout,
             outbox_capacity: env.count_or("OUTBOX_CAPACITY", 600, 0, 1_000_000)?,
             shutdown_flush: env.seconds_or("SHUTDOWN_FLUSH_SECS", 5, 600)?,
-            publish_token: crate::auth::PublishToken::new(
-                env.get("PUBLISH_TOKEN").map(str::to_owned),
-            ),
+            publish_token,
+            tls: shared::tls::TlsFiles::from_env(env)?,
             log_filter: env.get("RUST_LOG").unwrap_or("info").to_owned(),
         })
     }
+}
+
+/// Refuses to let anyone who can reach the port trigger publishes, unless the user said so.
+fn check_exposure(
+    http: &HttpSettings,
+    token: &crate::auth::PublishToken,
+    public: bool,
+) -> Result<(), SettingsError> {
+    if http.host.is_loopback() || token.is_set() || public {
+        return Ok(());
+    }
+    Err(SettingsError::invalid(
+        "APP_HOST",
+        format!(
+            "{} is reachable from other machines and /publish has no token: set PUBLISH_TOKEN \
+             to require one, or PUBLISH_PUBLIC=true to let anyone who can reach this port publish",
+            http.host
+        ),
+    ))
 }
 
 #[cfg(test)]
@@ -77,6 +105,19 @@ mod tests {
         assert_eq!(settings.http.port, 8000);
         assert_eq!(settings.publish_interval, Duration::from_secs(1));
         assert_eq!(settings.broker.exchange, "system_info");
+    }
+
+    #[test]
+    fn an_open_publish_route_is_refused_beyond_loopback_unless_told() {
+        let env = EnvSource::from_pairs([("APP_HOST", "0.0.0.0")]);
+        let err = Settings::from_env(&env).expect_err("refused");
+        let line = err.to_string();
+        assert!(line.starts_with("APP_HOST:"), "{line}");
+        assert!(line.contains("PUBLISH_TOKEN") && line.contains("PUBLISH_PUBLIC=true"));
+        for extra in [("PUBLISH_TOKEN", "t0ken"), ("PUBLISH_PUBLIC", "true")] {
+            let env = EnvSource::from_pairs([("APP_HOST", "0.0.0.0"), extra]);
+            assert!(Settings::from_env(&env).is_ok(), "{extra:?}");
+        }
     }
 
     #[test]

@@ -1,6 +1,6 @@
 use publisher::configuration::Settings;
 use publisher::startup::Application;
-use shared::telemetry::{get_subscriber, init_subscriber};
+use shared::telemetry::{get_subscriber, init_subscriber, stdout_is_terminal};
 use std::process::ExitCode;
 
 /// Exit code for settings that cannot be used.
@@ -15,7 +15,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(EXIT_BAD_SETTINGS);
         }
     };
-    match get_subscriber(&settings.log_filter, std::io::stdout) {
+    match get_subscriber(&settings.log_filter, std::io::stdout, stdout_is_terminal()) {
         Ok(subscriber) => init_subscriber(subscriber),
         Err(e) => {
             eprintln!("publisher: RUST_LOG: {e}");
@@ -23,6 +23,11 @@ async fn main() -> ExitCode {
         }
     }
     let host = settings.http.host;
+    let scheme = if settings.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let application = match Application::build(settings).await {
         Ok(application) => application,
         Err(e) => {
@@ -31,7 +36,7 @@ async fn main() -> ExitCode {
         }
     };
     tracing::info!(
-        "publish on request: http://{host}:{}/publish",
+        "publish on request: {scheme}://{host}:{}/publish",
         application.port()
     );
     if let Err(e) = application.run_until_stopped().await {

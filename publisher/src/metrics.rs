@@ -3,6 +3,22 @@
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 use shared::metrics::{new_registry, register, LATENCY_BUCKETS, NAMESPACE};
 
+/// The failure reason when the outbox is full and a reading is refused.
+pub const OUTBOX_FULL: &str = "outbox_full";
+
+/// Every `reason` of `hostpulse_publish_failures_total`: each `PublishError::reason` and
+/// [`OUTBOX_FULL`]. Exported at 0 from start, so a dashboard or an alert on a reason sees a
+/// series (and `increase()` its first failure) before anything went wrong.
+pub const FAILURE_REASONS: [&str; 7] = [
+    "not_connected",
+    "nacked",
+    "confirm_timeout",
+    "broker_error",
+    "encode",
+    "unroutable",
+    OUTBOX_FULL,
+];
+
 /// Every metric the publisher exports, registered in its own registry.
 #[derive(Clone)]
 pub struct PublisherMetrics {
@@ -26,23 +42,28 @@ impl PublisherMetrics {
                 .namespace(NAMESPACE)
                 .buckets(LATENCY_BUCKETS.to_vec())
         };
+        let failures = register(
+            &registry,
+            IntCounterVec::new(
+                opts(
+                    "publish_failures_total",
+                    "Readings not published, by reason.",
+                ),
+                &["reason"],
+            ),
+        )?;
+        for reason in FAILURE_REASONS {
+            // Asking for a label's counter creates it, at 0.
+            failures.with_label_values(&[reason]);
+        }
         Ok(Self {
+            failures,
             published: register(
                 &registry,
                 IntCounter::with_opts(opts(
                     "readings_published_total",
                     "Readings the broker confirmed.",
                 )),
-            )?,
-            failures: register(
-                &registry,
-                IntCounterVec::new(
-                    opts(
-                        "publish_failures_total",
-                        "Readings not published, by reason.",
-                    ),
-                    &["reason"],
-                ),
             )?,
             confirm_seconds: register(
                 &registry,

@@ -27,6 +27,11 @@ impl Application {
         let listener = TcpListener::bind(address)
             .with_context(|| format!("cannot listen on {}:{}", address.0, address.1))?;
         let port = listener.local_addr()?.port();
+        let tls = settings
+            .tls
+            .as_ref()
+            .map(shared::tls::server_config)
+            .transpose()?;
         let metrics = PublisherMetrics::new()?;
         let collector =
             Collector::spawn(settings.host_name.clone(), metrics.collect_seconds.clone())?;
@@ -52,6 +57,7 @@ impl Application {
             Arc::clone(&publisher),
             metrics,
             token,
+            tls,
         )?;
         Ok(Self {
             port,
@@ -76,16 +82,28 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until the server is stopped (Ctrl-C or SIGTERM), then delivers what waits in
-    /// the outbox, for at most `SHUTDOWN_FLUSH_SECS`.
+    /// Serves until the server is stopped, or Ctrl-C / SIGTERM (both the same graceful way:
+    /// requests in flight finish), then delivers what waits in the outbox, for at most
+    /// `SHUTDOWN_FLUSH_SECS`.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let served = self.server.await;
+        let handle = self.server.handle();
+        let mut server = self.server;
+        let served = tokio::select! {
+            served = &mut server => served,
+            () = shared::shutdown::signal() => {
+                // The stop command is sent at once; the server future itself carries it out.
+                drop(handle.stop(true));
+                server.await
+            }
+        };
         let waiting = self.publisher.outbox_len();
         if waiting > 0 {
             tracing::info!(waiting, "delivering the outbox before exiting");
             let left = self.publisher.drain(self.shutdown_flush).await;
             if left > 0 {
                 tracing::warn!(lost = left, "exiting with readings the broker never took");
+            } else {
+                tracing::info!("outbox delivered; exiting");
             }
         }
         served
@@ -99,6 +117,7 @@ fn run(
     publisher: Arc<ReadingPublisher>,
     metrics: PublisherMetrics,
     token: web::Data<crate::auth::PublishToken>,
+    tls: Option<rustls::ServerConfig>,
 ) -> std::io::Result<Server> {
     let collector = web::Data::new(collector);
     let publisher = web::Data::new(publisher);
@@ -127,8 +146,14 @@ fn run(
     })
     .workers(workers)
     // Answers are small and must leave at once: no Nagle delay waiting for an ACK.
-    .tcp_nodelay(true)
-    .listen(listener)?
+    .tcp_nodelay(true);
+    let server = match tls {
+        Some(config) => server.listen_rustls_0_23(listener, config)?,
+        None => server.listen(listener)?,
+    }
+    // actix would stop at once on Ctrl-C ("forced shutdown"); `run_until_stopped` handles
+    // both signals the same graceful way instead.
+    .disable_signals()
     .run();
     Ok(server)
 }

@@ -1,6 +1,7 @@
 //! Logging set-up: `tracing` with a filter from `RUST_LOG`, written to a sink of the caller's
 //! choice so tests can silence it.
 
+use tracing::level_filters::LevelFilter;
 use tracing::Subscriber;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::MakeWriter;
@@ -12,13 +13,20 @@ use tracing_subscriber::Registry;
 #[error("{0:?} is not a log filter (expected e.g. \"info\" or \"warn,publisher=debug\")")]
 pub struct FilterError(String);
 
-/// Builds a subscriber; `filter` uses `RUST_LOG`'s `level,target=level` syntax.
+/// Targets whose info lines are start-up chatter ("Actix runtime found; starting in Actix
+/// runtime", "starting 1 workers"): kept at warn unless `RUST_LOG` names them.
+const CHATTY_TARGETS: [&str; 2] = ["actix_server", "actix_rt"];
+
+/// Builds a subscriber; `filter` uses `RUST_LOG`'s `level,target=level` syntax. `ansi` turns
+/// on colours: only for a terminal, or a log file or journal fills with escape codes (see
+/// [`stdout_is_terminal`]).
 ///
 /// (`Targets`, not `EnvFilter`: the regex engine that span-field filters need is a quarter of
 /// a megabyte of code in every process, for a feature a monitor's logs do not need.)
 pub fn get_subscriber<Sink>(
     filter: &str,
     sink: Sink,
+    ansi: bool,
 ) -> Result<impl Subscriber + Send + Sync, FilterError>
 where
     Sink: for<'a> MakeWriter<'a> + Send + Sync + 'static,
@@ -27,8 +35,15 @@ where
     Ok(Registry::default().with(filter).with(
         tracing_subscriber::fmt::layer()
             .with_writer(sink)
+            .with_ansi(ansi)
             .with_target(false),
     ))
+}
+
+/// True when the process's stdout is a terminal, where colours help; false for a pipe, a
+/// file or the journal.
+pub fn stdout_is_terminal() -> bool {
+    std::io::IsTerminal::is_terminal(&std::io::stdout())
 }
 
 /// Parses a filter, refusing targets that cannot be a module path: `Targets` alone would take
@@ -51,7 +66,29 @@ fn parse_filter(filter: &str) -> Result<Targets, FilterError> {
             return Err(invalid());
         }
     }
-    filter.parse().map_err(|_| invalid())
+    let targets: Targets = filter.parse().map_err(|_| invalid())?;
+    Ok(quiet_chatty_targets(targets))
+}
+
+/// Adds a warn directive for each of [`CHATTY_TARGETS`] that the filter does not name, unless
+/// the filter is already at warn or quieter (a directive must never make a target louder).
+fn quiet_chatty_targets(targets: Targets) -> Targets {
+    let Some(default) = targets.default_level() else {
+        return targets;
+    };
+    if default <= LevelFilter::WARN {
+        return targets;
+    }
+    let unnamed: Vec<&str> = CHATTY_TARGETS
+        .into_iter()
+        .filter(|chatty| {
+            // A directive covers every target it is a prefix of (`actix` covers both).
+            !targets.iter().any(|(named, _)| chatty.starts_with(named))
+        })
+        .collect();
+    unnamed.into_iter().fold(targets, |targets, chatty| {
+        targets.with_target(chatty, LevelFilter::WARN)
+    })
 }
 
 /// Installs the subscriber for the whole process; a second call is ignored.
@@ -76,5 +113,33 @@ mod tests {
         for bad in ["info,[[[", "publisher=loud", "=debug", "info,a b"] {
             assert!(parse_filter(bad).is_err(), "{bad} accepted");
         }
+    }
+
+    #[test]
+    fn actix_start_up_chatter_is_quiet_unless_named() {
+        let enabled = |filter: &str, target: &str, level: Level| {
+            parse_filter(filter)
+                .unwrap_or_else(|e| panic!("{filter}: {e}"))
+                .would_enable(target, &level)
+        };
+        use tracing::Level;
+        // By default: the services' own info lines pass, actix's do not, its warnings do.
+        assert!(enabled("info", "publisher::startup", Level::INFO));
+        assert!(!enabled("info", "actix_server::server", Level::INFO));
+        assert!(!enabled("debug", "actix_rt::system", Level::INFO));
+        assert!(enabled("info", "actix_server::worker", Level::WARN));
+        // Named, by its own name or a prefix, RUST_LOG decides.
+        assert!(enabled(
+            "info,actix_server=info",
+            "actix_server::server",
+            Level::INFO
+        ));
+        assert!(enabled(
+            "warn,actix=debug",
+            "actix_rt::arbiter",
+            Level::DEBUG
+        ));
+        // A quieter filter is never made louder.
+        assert!(!enabled("error", "actix_server::worker", Level::WARN));
     }
 }

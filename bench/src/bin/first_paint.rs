@@ -71,10 +71,17 @@ async fn main() {
     let (mut sizes, mut socket_ms) = (Vec::new(), Vec::new());
     for _ in 0..5 {
         let began = Instant::now();
-        let (mut socket, _) =
-            tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{}/ws", consumer.port))
-                .await
-                .expect("WebSocket opens");
+        // Room for a snapshot of any size: the old consumer sent every buffered reading.
+        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .max_message_size(None)
+            .max_frame_size(None);
+        let (mut socket, _) = tokio_tungstenite::connect_async_with_config(
+            format!("ws://127.0.0.1:{}/ws", consumer.port),
+            Some(config),
+            false,
+        )
+        .await
+        .expect("WebSocket opens");
         let first = socket
             .next()
             .await

@@ -49,6 +49,8 @@ pub const WS_DROP_REASONS: &[&str] = &[
     "invalid_utf8",
     "protocol_error",
     "shutdown",
+    // Its login expired or logged out (closed 1008).
+    "session_ended",
 ];
 
 fn opts(name: &str, help: &str) -> Opts {

@@ -7,13 +7,13 @@ use rust_embed::RustEmbed;
 /// `consumer/assets/`, embedded at build time (in debug builds too).
 #[derive(RustEmbed)]
 #[folder = "assets/"]
-struct Assets;
+pub(crate) struct Assets;
 
 /// Only the page's own scripts, styles and WebSocket: a value in a message can never load
-/// or run anything.
+/// or run anything. Forms may post only here (login, logout).
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
     style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; \
-    form-action 'none'; frame-ancestors 'none'";
+    form-action 'self'; frame-ancestors 'none'";
 
 /// `GET /`: the dashboard.
 pub async fn index() -> HttpResponse {
@@ -43,7 +43,8 @@ fn serve(name: &str) -> HttpResponse {
         ))
         .insert_header((
             header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
+            // Not `no-referrer`: with it, a form's POST (logout) carries `Origin: null`.
+            HeaderValue::from_static("same-origin"),
         ))
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-cache")));
     response.body(file.data.into_owned())

@@ -5,7 +5,8 @@ mod health;
 mod hosts;
 mod metrics;
 
-pub use dashboard::{asset, index};
+pub(crate) use dashboard::Assets;
+pub use dashboard::{asset, index, CONTENT_SECURITY_POLICY};
 pub use health::{health, ready};
 pub use hosts::{host_readings, hosts};
 pub use metrics::metrics;

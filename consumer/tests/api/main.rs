@@ -1,7 +1,11 @@
+mod auth;
+mod auth_helpers;
 mod bad_input;
+mod cli;
 mod dashboard;
 mod fanout;
 mod helpers;
+mod https;
 mod metrics;
 mod outage;
 mod pipeline;

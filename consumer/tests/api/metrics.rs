@@ -88,3 +88,54 @@ async fn counters_follow_messages_and_clients() {
     }
     tap.cleanup().await;
 }
+
+#[tokio::test]
+async fn every_labelled_counter_is_exported_at_zero_from_the_start() {
+    let consumer = spawn_consumer(&unique_exchange("zero-labels"), &[]).await;
+    let text = scrape(&consumer.address).await;
+    for reason in consumer::metrics::REJECT_REASONS {
+        let series = format!("hostpulse_messages_rejected_total{{reason=\"{reason}\"}}");
+        assert_eq!(metric(&text, &series), Some(0.0), "{series}");
+    }
+    for reason in consumer::metrics::WS_DROP_REASONS {
+        let series = format!("hostpulse_ws_clients_dropped_total{{reason=\"{reason}\"}}");
+        assert_eq!(metric(&text, &series), Some(0.0), "{series}");
+    }
+    for reason in ["future", "no_zone"] {
+        let series = format!("hostpulse_readings_retimed_total{{reason=\"{reason}\"}}");
+        assert_eq!(metric(&text, &series), Some(0.0), "{series}");
+    }
+}
+
+#[tokio::test]
+async fn two_scrapes_at_once_each_see_the_whole_fleet() {
+    let exchange = unique_exchange("concurrent-scrapes");
+    let consumer = spawn_consumer(&exchange, &[]).await;
+    let tap = Tap::bind(&exchange).await;
+    let fixture: serde_json::Value =
+        serde_json::from_str(include_str!("../fixtures/reading.json")).expect("fixture");
+    for i in 0..50 {
+        let mut v = fixture.clone();
+        v["host"] = format!("scraped-{i:02}").into();
+        v["collected_at"] = chrono::Utc::now()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            .into();
+        tap.publish_raw(&serde_json::to_vec(&v).expect("json"))
+            .await;
+    }
+    let live = consumer.live.clone();
+    wait_until("all 50 hosts are held", || live.hosts().len() == 50).await;
+    // Gauges that are reset and refilled per scrape can be seen half-filled by a second
+    // scrape; read at scrape time, every scrape sees every host.
+    for _ in 0..20 {
+        let (a, b) = tokio::join!(scrape(&consumer.address), scrape(&consumer.address));
+        for text in [a, b] {
+            let up = text
+                .lines()
+                .filter(|l| l.starts_with("hostpulse_host_up{"))
+                .count();
+            assert_eq!(up, 50);
+        }
+    }
+    tap.cleanup().await;
+}

@@ -1,7 +1,13 @@
 //! The dashboard in headless Chromium, against the real services and RabbitMQ: what a person
 //! sees, not only what the server sent. Browser tests take turns (one Chromium at a time).
 
+mod audit;
+mod display;
+#[allow(dead_code)]
+#[path = "../api/auth_helpers.rs"]
+mod auth_helpers;
 #[allow(dead_code)]
 #[path = "../api/helpers.rs"]
 mod helpers;
+mod login;
 mod page;

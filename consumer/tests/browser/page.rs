@@ -5,7 +5,7 @@ use shared::testing::{unique_exchange, Tap};
 use std::time::Duration;
 
 /// A valid v1 reading for `host`, collected now.
-fn reading_json(host: &str, seq: u64) -> Vec<u8> {
+pub(crate) fn reading_json(host: &str, seq: u64) -> Vec<u8> {
     let mut v: serde_json::Value =
         serde_json::from_str(include_str!("../fixtures/reading.json")).expect("fixture");
     v["host"] = host.into();
@@ -17,11 +17,11 @@ fn reading_json(host: &str, seq: u64) -> Vec<u8> {
 }
 
 /// Screenshots go under target/, for a person to look at.
-fn screenshots() -> std::path::PathBuf {
+pub(crate) fn screenshots() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots")
 }
 
-fn card(host: &str) -> String {
+pub(crate) fn card(host: &str) -> String {
     format!(".card[data-host=\"{host}\"]")
 }
 
@@ -319,8 +319,14 @@ async fn the_page_reconnects_by_itself_when_the_consumer_restarts() {
 
     first.stop.stop(false).await;
     let _ = first.stopped.await;
+    // The badge (a live region) says so once; the countdown is beside it.
     browser
-        .wait_text("#conn-badge", 10, |t| t.starts_with("reconnecting in"))
+        .wait_text("#conn-badge", 10, |t| t == "reconnecting")
+        .await;
+    browser
+        .wait_text("#conn-retry", 10, |t| {
+            t.starts_with("retry in") || t == "connecting…"
+        })
         .await;
 
     let second = spawn_consumer(&exchange, &[("APP_PORT", &port)]).await;

@@ -6,6 +6,22 @@ use shared::settings::EnvSource;
 use shared::testing::{amqp_url, unique_exchange};
 use std::time::Duration;
 
+/// Asserts that the test broker's password appears nowhere in `text` (an HTTP answer).
+/// The user name may be the same as the password (guest/guest), so the one place it belongs,
+/// the masked URL `//user:***@`, is taken out first.
+pub fn assert_no_password(text: &str) {
+    let url = url::Url::parse(&amqp_url()).expect("AMQP_URL is a URL");
+    let encoded = url
+        .password()
+        .expect("the test broker's URL has a password");
+    let uri: lapin::uri::AMQPUri = amqp_url().parse().expect("AMQP_URL for lapin");
+    let decoded = uri.authority.userinfo.password;
+    let rest = text.replace(&format!("//{}:***@", url.username()), "//");
+    for password in [encoded, decoded.as_str()] {
+        assert!(!rest.contains(password), "password leaked: {text}");
+    }
+}
+
 pub struct TestApp {
     pub address: String,
     pub exchange: String,
@@ -14,6 +30,7 @@ pub struct TestApp {
 
 /// Starts a publisher; `vars` are extra settings (they win over the defaults here).
 pub async fn spawn_app(test: &str, vars: &[(&str, &str)]) -> TestApp {
+    shared::testing::init_logs();
     let exchange = unique_exchange(test);
     let mut env = EnvSource::from_pairs([
         ("AMQP_URL", amqp_url()),
@@ -56,6 +73,7 @@ impl TestApp {
 /// A publisher whose broker does not exist (nothing listens on port 1); `vars` are extra
 /// settings. Returns its address.
 pub async fn spawn_app_without_broker(vars: &[(&str, &str)]) -> String {
+    shared::testing::init_logs();
     let mut env = EnvSource::from_pairs([
         ("AMQP_URL", "amqp://guest:guest@127.0.0.1:1/%2f"),
         ("APP_PORT", "0"),

@@ -1,9 +1,11 @@
 mod health;
 mod helpers;
+mod https;
 mod interval;
 mod metrics;
 mod publish;
 mod security;
 mod settings;
 mod shutdown;
+mod telemetry;
 mod tls;

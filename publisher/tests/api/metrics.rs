@@ -25,7 +25,7 @@ async fn a_publish_moves_the_published_counter_and_the_confirm_histogram() {
     assert!(metric(&after, "hostpulse_collect_seconds_count").is_some_and(|n| n >= 1.0));
     assert!(metric(&after, "hostpulse_process_resident_memory_bytes").is_some_and(|b| b > 0.0));
     assert!(metric(&after, "hostpulse_process_open_fds").is_some());
-    assert!(!after.contains("guest:guest"));
+    crate::helpers::assert_no_password(&after);
 }
 
 #[tokio::test]
@@ -51,4 +51,20 @@ async fn a_failed_publish_is_counted_with_its_reason() {
         Some(1.0)
     );
     assert_eq!(metric(&text, "hostpulse_broker_connected"), Some(0.0));
+}
+
+#[tokio::test]
+async fn every_failure_reason_is_exported_at_zero_from_start() {
+    let app = spawn_app("reasons", &[]).await;
+    let text = app.get("/metrics").await.text().await.expect("text");
+    for reason in publisher::metrics::FAILURE_REASONS {
+        assert_eq!(
+            metric(
+                &text,
+                &format!("hostpulse_publish_failures_total{{reason=\"{reason}\"}}")
+            ),
+            Some(0.0),
+            "{reason}"
+        );
+    }
 }

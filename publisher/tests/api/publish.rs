@@ -1,6 +1,7 @@
 use crate::helpers::spawn_app;
 use shared::reading::Reading;
-use shared::testing::Tap;
+use shared::testing::proxy::SilenceableProxy;
+use shared::testing::{metric, Tap};
 use std::time::Duration;
 
 #[tokio::test]
@@ -94,4 +95,50 @@ async fn the_current_reading_is_not_published() {
         "nothing published"
     );
     tap.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_refused_publish_never_pushes_a_waiting_reading_out_of_the_outbox() {
+    // The broker goes silent (a proxy stops passing bytes), so publishes already under way
+    // wait for confirmations that never come; they end up in a one-reading outbox.
+    let target = url::Url::parse(&shared::testing::amqp_url()).expect("AMQP_URL");
+    let proxy = SilenceableProxy::start(&format!(
+        "{}:{}",
+        target.host_str().unwrap_or("127.0.0.1"),
+        target.port().unwrap_or(5672)
+    ))
+    .await;
+    let mut via_proxy = target.clone();
+    via_proxy.set_port(Some(proxy.port)).expect("a port");
+    let app = spawn_app(
+        "refuse",
+        &[
+            ("AMQP_URL", via_proxy.as_str()),
+            ("OUTBOX_CAPACITY", "1"),
+            ("CONFIRM_TIMEOUT_SECS", "3"),
+            // The silence must outlast the test, not be noticed and reconnected.
+            ("AMQP_HEARTBEAT_SECS", "600"),
+        ],
+    )
+    .await;
+    proxy.silence_open_connections();
+    // Two requests, both publishing before either gives up on its confirmation: the first
+    // to give up takes the outbox's one place, the second must be refused, not take it.
+    let (a, b) = tokio::join!(app.get("/publish"), app.get("/publish"));
+    let mut statuses = [a.status().as_u16(), b.status().as_u16()];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [202, 503], "one queued, one refused");
+    let refused = if a.status() == 503 { a } else { b };
+    let body: serde_json::Value = refused.json().await.expect("JSON");
+    assert_eq!(body["reason"], "outbox_full");
+    let text = app.get("/metrics").await.text().await.expect("text");
+    assert_eq!(metric(&text, "hostpulse_outbox_dropped_total"), Some(0.0));
+    assert_eq!(metric(&text, "hostpulse_outbox_readings"), Some(1.0));
+    assert_eq!(
+        metric(
+            &text,
+            "hostpulse_publish_failures_total{reason=\"outbox_full\"}"
+        ),
+        Some(1.0)
+    );
 }

@@ -6,7 +6,16 @@ fn run_publisher(vars: &[(&str, &str)]) -> std::process::Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_publisher"));
     // An env file that does not exist in the temp dir: only the variables below count.
     command.current_dir(std::env::temp_dir());
-    command.env_remove("AMQP_URL").env_remove("RABBITMQ_HOST");
+    for name in [
+        "AMQP_URL",
+        "RABBITMQ_HOST",
+        "RABBITMQ_PORT",
+        "RABBITMQ_USER",
+        "RABBITMQ_PASSWORD",
+        "RABBITMQ_VHOST",
+    ] {
+        command.env_remove(name);
+    }
     for (name, value) in vars {
         command.env(name, value);
     }
@@ -29,6 +38,22 @@ fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
         assert!(!stderr.contains("panicked"), "{stderr}");
         assert!(!stderr.contains("s3cret-pw"), "password leaked: {stderr}");
     }
+}
+
+#[test]
+fn amqp_url_and_an_original_variable_together_stop_start_up_naming_both() {
+    let out = run_publisher(&[
+        ("AMQP_URL", "amqp://admin:s3cret-pw@127.0.0.1:1/%2f"),
+        ("RABBITMQ_PORT", "5673"),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    assert!(
+        stderr.contains("AMQP_URL") && stderr.contains("RABBITMQ_PORT"),
+        "names both: {stderr}"
+    );
+    assert!(!stderr.contains("s3cret-pw"), "password leaked: {stderr}");
 }
 
 #[test]

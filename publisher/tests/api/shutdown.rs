@@ -1,5 +1,6 @@
-//! SIGTERM to the real publisher binary while readings wait in its outbox: they are delivered
-//! before it exits, if the broker comes back within the flush deadline.
+//! SIGTERM or Ctrl-C (SIGINT) to the real publisher binary while readings wait in its outbox:
+//! they are delivered before it exits, if the broker comes back within the flush deadline,
+//! and the log says so.
 
 use shared::reading::Reading;
 use shared::testing::private_broker::{free_port, PrivateBroker};
@@ -7,12 +8,13 @@ use shared::testing::{unique_exchange, Tap};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-#[tokio::test]
-async fn on_sigterm_the_publisher_delivers_its_outbox_before_exiting() {
+/// Queues three readings in a publisher without a broker, sends it `signal`, then starts
+/// the broker; returns the publisher's log once it exited cleanly with its outbox delivered.
+async fn deliver_outbox_after(signal: &str) -> String {
     let broker_port = free_port();
     let http_port = free_port();
     let exchange = unique_exchange("drain");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_publisher"))
+    let child = Command::new(env!("CARGO_BIN_EXE_publisher"))
         .env("PUBLISHER_ENV_FILE", "/dev/null")
         .env(
             "AMQP_URL",
@@ -23,8 +25,9 @@ async fn on_sigterm_the_publisher_delivers_its_outbox_before_exiting() {
         .env("PUBLISH_INTERVAL_SECS", "0")
         .env("RECONNECT_MAX_SECS", "1")
         .env("SHUTDOWN_FLUSH_SECS", "60")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
+        // actix's own lines on: its "forced shutdown" would show if Ctrl-C still took that path.
+        .env("RUST_LOG", "info,actix_server=info")
+        .stdout(Stdio::piped())
         .spawn()
         .expect("the publisher runs");
     let http = reqwest::Client::new();
@@ -45,7 +48,7 @@ async fn on_sigterm_the_publisher_delivers_its_outbox_before_exiting() {
     assert_eq!(queued, [1, 2, 3]);
 
     let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args([&format!("-{signal}"), &child.id().to_string()])
         .status()
         .expect("kill runs");
     assert!(killed.success());
@@ -63,11 +66,31 @@ async fn on_sigterm_the_publisher_delivers_its_outbox_before_exiting() {
         delivered.push(Reading::from_json(&message.body).expect("reading").seq);
     }
     assert_eq!(delivered, queued);
-    let status = tokio::task::spawn_blocking(move || child.wait())
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
         .await
         .expect("joined")
         .expect("exit status");
-    assert!(status.success(), "clean exit: {status}");
+    assert!(output.status.success(), "clean exit: {}", output.status);
     tap.cleanup().await;
     drop(broker);
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn on_sigterm_the_publisher_delivers_its_outbox_before_exiting() {
+    let log = deliver_outbox_after("TERM").await;
+    assert!(log.contains("SIGTERM received; stopping"), "{log}");
+    assert!(log.contains("outbox delivered"), "{log}");
+}
+
+#[tokio::test]
+async fn ctrl_c_delivers_the_outbox_too_and_the_log_says_so() {
+    let log = deliver_outbox_after("INT").await;
+    assert!(log.contains("Ctrl-C received; stopping"), "{log}");
+    assert!(
+        log.contains("delivering the outbox before exiting"),
+        "{log}"
+    );
+    assert!(log.contains("outbox delivered"), "{log}");
+    assert!(!log.contains("forced shutdown"), "{log}");
 }

@@ -2,6 +2,7 @@
 //! Each test gets its own exchange, so tests run in parallel without seeing each other.
 
 pub mod browser;
+pub mod https;
 pub mod private_broker;
 pub mod proxy;
 
@@ -19,17 +20,14 @@ use std::time::Duration;
 pub fn init_logs() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        let filter = std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into());
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(tracing_subscriber::fmt::TestWriter::new())
-            .with_ansi(false)
-            .with_max_level(
-                filter
-                    .parse::<tracing::level_filters::LevelFilter>()
-                    .unwrap_or(tracing::level_filters::LevelFilter::WARN),
-            )
-            .finish();
-        let _ = tracing::subscriber::set_global_default(subscriber);
+        let filter = std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".to_owned());
+        let subscriber = crate::telemetry::get_subscriber(
+            &filter,
+            tracing_subscriber::fmt::TestWriter::new,
+            false,
+        )
+        .expect("TEST_LOG is a log filter, e.g. debug or warn,publisher=debug");
+        crate::telemetry::init_subscriber(subscriber);
     });
 }
 

@@ -1,0 +1,247 @@
+//! The consumer binary itself: `hash-password`, `token create|list|revoke`, and the refusal
+//! to serve an open dashboard beyond this machine.
+
+use crate::auth_helpers::{client, log_in, Login, NAME};
+use crate::helpers::spawn_consumer;
+use reqwest::StatusCode;
+use shared::testing::unique_exchange;
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+/// Runs the real binary with `vars` (and no settings file), feeding `stdin`.
+fn consumer(args: &[&str], vars: &[(&str, &str)], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_consumer"))
+        .args(args)
+        .env("CONSUMER_ENV_FILE", "/dev/null")
+        .env_remove("DASHBOARD_USERS_FILE")
+        .env_remove("DASHBOARD_PUBLIC")
+        .envs(vars.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the consumer binary runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("written");
+    child.wait_with_output().expect("it exits")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[tokio::test]
+async fn hash_password_prints_a_hash_that_logs_in() {
+    let out = consumer(&["hash-password"], &[], "s3cret from stdin\n");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let hash = text(&out.stdout).trim().to_owned();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    assert!(!text(&out.stderr).contains("s3cret"));
+
+    let login = Login::new("cli-hash");
+    std::fs::write(&login.users_file, format!("{NAME}:{hash}\n")).expect("users file");
+    let consumer_app = spawn_consumer(&unique_exchange("cli-hash"), &login.vars()).await;
+    let response = log_in(&consumer_app, NAME, "s3cret from stdin").await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+
+    let empty = consumer(&["hash-password"], &[], "\n");
+    assert_eq!(empty.status.code(), Some(2));
+    assert!(text(&empty.stderr).contains("empty"));
+}
+
+#[tokio::test]
+async fn tokens_made_listed_and_revoked_by_the_binary_work_on_a_running_consumer() {
+    let login = Login::new("cli-token");
+    let consumer_app = spawn_consumer(&unique_exchange("cli-token"), &login.vars()).await;
+    let data = [("DATA_DIR", login.data_dir.as_str())];
+    let created = consumer(&["token", "create", "--name", "nightly report"], &data, "");
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    let secret = text(&created.stdout).trim().to_owned();
+    assert!(secret.starts_with("hp_"), "{secret}");
+    let api = |token: String| {
+        let url = format!("{}/api/hosts", consumer_app.address);
+        async move {
+            client()
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("sent")
+                .status()
+        }
+    };
+    assert_eq!(api(secret.clone()).await, StatusCode::OK);
+
+    let listed = consumer(&["token", "list"], &data, "");
+    let listing = text(&listed.stdout);
+    assert!(listing.contains("nightly report"), "{listing}");
+    assert!(
+        !listing.contains(&secret[3..]),
+        "the secret is never listed"
+    );
+    let id = listing
+        .lines()
+        .find(|l| l.contains("nightly report"))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("an id")
+        .to_owned();
+
+    let revoked = consumer(&["token", "revoke", &id], &data, "");
+    assert!(revoked.status.success(), "{}", text(&revoked.stderr));
+    assert_eq!(api(secret).await, StatusCode::UNAUTHORIZED);
+    let again = consumer(&["token", "revoke", &id], &data, "");
+    assert_eq!(again.status.code(), Some(2));
+}
+
+#[test]
+fn an_open_dashboard_is_refused_beyond_loopback_unless_told() {
+    // The port is held on loopback, so a start that passes the check fails to bind instead of
+    // listening on every address.
+    let held = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let port = held.local_addr().expect("address").port().to_string();
+    let exchange = unique_exchange("cli-public");
+    let base = [
+        ("APP_HOST", "0.0.0.0"),
+        ("APP_PORT", port.as_str()),
+        ("EXCHANGE_NAME", exchange.as_str()),
+    ];
+
+    let refused = consumer(&[], &base, "");
+    assert_eq!(refused.status.code(), Some(2));
+    let line = text(&refused.stderr);
+    assert_eq!(line.trim().lines().count(), 1, "{line}");
+    assert!(
+        line.contains("APP_HOST") && line.contains("DASHBOARD_USERS_FILE"),
+        "{line}"
+    );
+    assert!(line.contains("DASHBOARD_PUBLIC=true"), "{line}");
+
+    let public = [base.as_slice(), &[("DASHBOARD_PUBLIC", "true")]].concat();
+    let allowed = consumer(&[], &public, "");
+    assert_eq!(allowed.status.code(), Some(1), "{}", text(&allowed.stderr));
+    assert!(text(&allowed.stderr).contains("cannot listen"));
+
+    let login = Login::new("cli-public");
+    let with_login = [
+        base.as_slice(),
+        &[("DASHBOARD_USERS_FILE", login.users_file.as_str())],
+    ]
+    .concat();
+    let allowed = consumer(&[], &with_login, "");
+    assert_eq!(allowed.status.code(), Some(1), "{}", text(&allowed.stderr));
+    assert!(text(&allowed.stderr).contains("cannot listen"));
+}
+
+#[tokio::test]
+async fn no_secret_reaches_the_log_even_at_debug() {
+    use std::io::BufRead;
+    let login = Login::new("cli-log");
+    let store = consumer::auth::FileTokenStore::open(std::path::Path::new(&login.data_dir));
+    let (_, token) = consumer::auth::tokens::issue(&store, "logged?", chrono::Utc::now())
+        .await
+        .expect("issued");
+    let hash = std::fs::read_to_string(&login.users_file).expect("users file");
+    let hash = hash.trim().split_once(':').expect("name:hash").1.to_owned();
+    let exchange = unique_exchange("cli-log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_consumer"))
+        .env("CONSUMER_ENV_FILE", "/dev/null")
+        .env("APP_PORT", "0")
+        .env("EXCHANGE_NAME", &exchange)
+        .env("AMQP_URL", shared::testing::amqp_url())
+        .env("RUST_LOG", "debug")
+        .env("METRICS_TOKEN", "metrics-secret-xyz")
+        .envs(login.vars())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the consumer binary runs");
+    let stdout = child.stdout.take().expect("stdout");
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut log = Vec::new();
+    let port = loop {
+        let line = lines
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("the consumer starts and says where");
+        let port = line
+            .split("dashboard: http://127.0.0.1:")
+            .nth(1)
+            .and_then(|rest| rest.trim_end_matches('/').parse::<u16>().ok());
+        log.push(line);
+        if let Some(port) = port {
+            break port;
+        }
+    };
+    let address = format!("http://127.0.0.1:{port}");
+    let form = |password: &'static str| {
+        client()
+            .post(format!("{address}/login"))
+            .header("origin", &address)
+            .form(&[("name", NAME), ("password", password)])
+            .send()
+    };
+    assert_eq!(form("wrong-pass-123").await.expect("sent").status(), 401);
+    let accepted = form(crate::auth_helpers::PASSWORD).await.expect("sent");
+    let cookie = crate::auth_helpers::session_cookie(&accepted).expect("cookie");
+    let session = cookie.split_once('=').expect("name=value").1.to_owned();
+    for (header, value) in [
+        ("cookie", cookie.clone()),
+        ("authorization", format!("Bearer {token}")),
+        ("authorization", "Bearer hp_not-a-token".to_owned()),
+    ] {
+        let _ = client()
+            .get(format!("{address}/api/hosts"))
+            .header(header, value)
+            .send()
+            .await
+            .expect("sent");
+    }
+    let metrics = client()
+        .get(format!("{address}/metrics"))
+        .bearer_auth("metrics-secret-xyz")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(metrics.status(), 200);
+    let _ = client()
+        .post(format!("{address}/logout"))
+        .header("origin", &address)
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("sent");
+    let _ = child.kill();
+    let stderr = child.wait_with_output().expect("stopped").stderr;
+    let _ = reader.join();
+    log.extend(lines.try_iter());
+    log.push(text(&stderr));
+    let log = log.join("\n");
+    assert!(
+        log.contains("failed login") && log.contains("logged in"),
+        "{log}"
+    );
+    for secret in [
+        crate::auth_helpers::PASSWORD,
+        "wrong-pass-123",
+        &session,
+        &token,
+        &token[3..],
+        &hash,
+        "metrics-secret-xyz",
+    ] {
+        assert!(!log.contains(secret), "a secret in the log: {secret}");
+    }
+}
