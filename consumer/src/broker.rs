@@ -140,7 +140,11 @@ impl<S: Sink> shared::reconnect::Session for QueueSession<S> {
 
 /// Asks the broker how many readings wait in `queue`, every [`DEPTH_EVERY`]; returns only
 /// when the channel fails.
-async fn report_depth(channel: &lapin::Channel, queue: &str, depth: &prometheus::IntGauge) -> String {
+async fn report_depth(
+    channel: &lapin::Channel,
+    queue: &str,
+    depth: &prometheus::IntGauge,
+) -> String {
     use lapin::options::QueueDeclareOptions;
     let mut ticks = tokio::time::interval(DEPTH_EVERY);
     loop {

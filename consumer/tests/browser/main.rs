@@ -2,10 +2,10 @@
 //! sees, not only what the server sent. Browser tests take turns (one Chromium at a time).
 
 mod audit;
-mod display;
 #[allow(dead_code)]
 #[path = "../api/auth_helpers.rs"]
 mod auth_helpers;
+mod display;
 #[allow(dead_code)]
 #[path = "../api/helpers.rs"]
 mod helpers;
