@@ -75,7 +75,7 @@ postgres_trusts_loopback() {
 ensure_postgres() {
   need_packages "pg_ctlcluster psql" postgresql || return 1
   local version
-  version=$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)
+  version=$(find /etc/postgresql -mindepth 1 -maxdepth 1 -type d -printf '%f\n' 2>/dev/null | sort -V | tail -n 1)
   if ! port_open 5432; then
     if [ -z "$version" ]; then
       say "PostgreSQL is installed but has no cluster in /etc/postgresql; create one with: pg_createcluster --start 15 main"

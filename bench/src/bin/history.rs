@@ -143,7 +143,10 @@ async fn query_latency(store: &Store) {
 }
 
 async fn report_size(store: &Store, hosts: usize, written: u64) {
+    let t0 = Instant::now();
     let stats = store.stats().await.expect("stats");
+    // stats() counts every row: its cost says how often the consumer can afford it.
+    println!("  stats(): {:.0} ms", t0.elapsed().as_secs_f64() * 1000.0);
     let rows: Vec<String> = stats.rows.iter().map(|(t, n)| format!("{t} {n}")).collect();
     let samples: u64 = stats.rows.iter().map(|(_, n)| *n).sum::<u64>();
     // Free pages (raw rows of the synthetic back-fill, deleted by retention) are reused by

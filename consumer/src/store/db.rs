@@ -275,13 +275,21 @@ macro_rules! backend {
                     .collect();
                 let (lo, hi) = (from, to.saturating_add(1));
                 let mut answer = Assembler::default();
-                let host_rows = sqlx::query(sql::host_history(plan.tier))
-                    .bind(host_id)
-                    .bind(plan.step_secs)
-                    .bind(lo)
-                    .bind(hi)
-                    .fetch_all(pool)
-                    .await?;
+                // Host-wide and per-item rows on two connections at once.
+                let (host_rows, item_rows) = tokio::try_join!(
+                    sqlx::query(sql::host_history(plan.tier))
+                        .bind(host_id)
+                        .bind(plan.step_secs)
+                        .bind(lo)
+                        .bind(hi)
+                        .fetch_all(pool),
+                    sqlx::query(sql::item_history(plan.tier))
+                        .bind(host_id)
+                        .bind(plan.step_secs)
+                        .bind(lo)
+                        .bind(hi)
+                        .fetch_all(pool),
+                )?;
                 for row in host_rows {
                     let b: i64 = row.try_get(0)?;
                     let n: i64 = row.try_get(1)?;
@@ -298,13 +306,6 @@ macro_rules! backend {
                         );
                     }
                 }
-                let item_rows = sqlx::query(sql::item_history(plan.tier))
-                    .bind(host_id)
-                    .bind(plan.step_secs)
-                    .bind(lo)
-                    .bind(hi)
-                    .fetch_all(pool)
-                    .await?;
                 for row in item_rows {
                     let id: i64 = row.try_get(0)?;
                     let Some((kind, name)) = items.get(&id) else { continue };
