@@ -37,6 +37,13 @@ pub struct Settings {
     /// The queue that feeds the store (`HISTORY_QUEUE`, `HISTORY_QUEUE_MAX_LENGTH`,
     /// `HISTORY_QUEUE_EXPIRES`).
     pub history_queue: crate::recording::HistoryQueue,
+    /// The alert rules: the defaults, with `ALERT_RULES_FILE` laid over them.
+    pub alert_rules: std::sync::Arc<crate::alerts::RuleSet>,
+    /// Where notifications go (`ALERT_WEBHOOK_URL`, `ALERT_NTFY_URL`, `ALERT_SLACK_URL`,
+    /// `ALERT_SMTP_URL`, …).
+    pub notify: crate::notify::NotifySettings,
+    /// The evaluator's queue (`ALERT_QUEUE`; default `<exchange>.alerts`).
+    pub alert_queue: String,
     /// `RUST_LOG` filter.
     pub log_filter: String,
 }
@@ -89,9 +96,17 @@ impl Settings {
             prefetch: u16::try_from(prefetch).unwrap_or(u16::MAX),
         };
         auth.check_exposure(http.host)?;
+        let broker = BrokerSettings::from_env(env)?;
+        let alert_queue = match env.get("ALERT_QUEUE") {
+            Some(name) => {
+                check_amqp_name("ALERT_QUEUE", name)?;
+                name.to_owned()
+            }
+            None => format!("{}.alerts", broker.exchange),
+        };
         Ok(Self {
             http,
-            broker: BrokerSettings::from_env(env)?,
+            broker,
             queue,
             history_len: env.count_or("HISTORY_LEN", 180, 1, 10_000)?,
             max_hosts: env.count_or("MAX_HOSTS", 1_000, 1, 100_000)?,
@@ -103,6 +118,12 @@ impl Settings {
             auth,
             tls: shared::tls::TlsFiles::from_env(env)?,
             history: crate::store::HistorySettings::from_env(env)?,
+            alert_rules: std::sync::Arc::new(
+                crate::alerts::RuleSet::load(env.get("ALERT_RULES_FILE").map(std::path::Path::new))
+                    .map_err(|e| SettingsError::invalid("ALERT_RULES_FILE", e))?,
+            ),
+            notify: crate::notify::NotifySettings::from_env(env)?,
+            alert_queue,
             history_queue,
             log_filter: env.get("RUST_LOG").unwrap_or("info").to_owned(),
         })

@@ -4,6 +4,7 @@
 //! view (latest per host, broadcast to browsers over `ws`), and later the store and the alerts,
 //! each from a queue of its own. `startup` wires the path and the HTTP `routes`.
 
+pub mod alerting;
 pub mod alerts;
 pub mod auth;
 pub mod broker;

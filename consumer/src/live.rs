@@ -90,7 +90,12 @@ pub struct LiveView {
     broker: watch::Receiver<BrokerState>,
     /// True once the consumer shuts down: sessions that start now close at once.
     closing: AtomicBool,
+    /// Another part of the page's first frame (the alerts), as its name and JSON.
+    snapshot_part: std::sync::OnceLock<SnapshotPart>,
 }
+
+/// A part of the snapshot that another component provides: its field name and its JSON now.
+pub type SnapshotPart = (&'static str, Box<dyn Fn() -> String + Send + Sync>);
 
 impl LiveView {
     /// An empty view; `broker` is the live queue's connection state, shown in snapshots.
@@ -111,7 +116,22 @@ impl LiveView {
             pushes,
             broker,
             closing: AtomicBool::new(false),
+            snapshot_part: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Adds a field to every snapshot (once; later calls are ignored).
+    pub fn add_snapshot_part(&self, part: SnapshotPart) {
+        let _ = self.snapshot_part.set(part);
+        self.lock().version += 1;
+    }
+
+    /// Sends a frame of another component's (an alert) to every client; the next snapshot is
+    /// built anew, so a client connecting later sees the change in it.
+    pub fn broadcast(&self, frame: Frame) {
+        let mut state = self.lock();
+        state.version += 1;
+        let _ = self.pushes.send(Push::Frame(frame));
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -214,7 +234,8 @@ impl LiveView {
                 self.broker.borrow().clone(),
             )
         };
-        let snapshot = build_snapshot(&window, &broker, self.limits.stale_after);
+        let part = self.snapshot_part.get().map(|(name, json)| (*name, json()));
+        let snapshot = build_snapshot(&window, &broker, self.limits.stale_after, part);
         let mut state = self.lock();
         if state.version == version {
             state.snapshot = Some((version, snapshot.clone()));
@@ -305,13 +326,24 @@ fn json_array<'a>(items: impl Iterator<Item = &'a str>) -> String {
     out
 }
 
-fn build_snapshot(window: &[Arc<Accepted>], broker: &BrokerState, stale_after: Duration) -> Frame {
+fn build_snapshot(
+    window: &[Arc<Accepted>],
+    broker: &BrokerState,
+    stale_after: Duration,
+    part: Option<(&str, String)>,
+) -> Frame {
     let size: usize = window.iter().map(|a| a.json.len() + 1).sum();
     let mut out = String::with_capacity(size + 512);
     out.push_str("{\"type\":\"snapshot\",\"stale_after_secs\":");
     out.push_str(&stale_after.as_secs().to_string());
     out.push_str(",\"broker\":");
     out.push_str(&serde_json::to_string(broker).unwrap_or_else(|_| "null".into()));
+    if let Some((name, json)) = part {
+        out.push_str(",\"");
+        out.push_str(name);
+        out.push_str("\":");
+        out.push_str(&json);
+    }
     out.push_str(",\"readings\":");
     out.push_str(&json_array(window.iter().map(|a| &*a.json)));
     out.push('}');

@@ -3,10 +3,13 @@
 //! ```text
 //! live queue    ─▶ broker ─▶ ingest ─▶ LiveSink  ─▶ live view ─▶ /ws, /api/hosts, fleet gauges
 //! history queue ─▶ broker ─▶ ingest ─▶ StoreSink ─▶ store     ─▶ /api/hosts/{host}/history
+//! alerts queue  ─▶ broker ─▶ ingest ─▶ AlertSink ─▶ engine    ─▶ notifications, hostpulse.alerts
+//! hostpulse.alerts ─▶ AlertView ─▶ /api/alerts, the page, hostpulse_alert_active
 //! ```
 //! Sinks that must see every reading (the store, the alerts) get queues of their own, fed the
 //! same way by [`broker::consume_forever`].
 
+use crate::alerting::{self, AlertCollector, AlertView, Evaluator};
 use crate::broker::{self, Intake, Source};
 use crate::clock::{SharedClock, SystemClock};
 use crate::configuration::Settings;
@@ -15,6 +18,7 @@ use crate::live::{LiveLimits, LiveView};
 use crate::metrics::fleet::FleetCollector;
 use crate::metrics::history::HistoryMetrics;
 use crate::metrics::ConsumerMetrics;
+use crate::notify::Notifier;
 use crate::recording::{History, Recorder};
 use crate::sink::LiveSink;
 use crate::store::HistoryTarget;
@@ -22,6 +26,7 @@ use crate::{routes, ws};
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 use shared::broker::BrokerState;
+use shared::broker::{QueueKind, QueueSpec};
 use shared::http::{get, not_found};
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -130,6 +135,63 @@ impl Application {
         if history.state().enabled {
             tasks.push(tokio::spawn(recorder.record_forever()));
         }
+        let alerts = Arc::new(AlertView::new(Arc::clone(&live)));
+        {
+            let view = Arc::clone(&alerts);
+            live.add_snapshot_part(("alerts", Box::new(move || view.json().to_string())));
+        }
+        metrics
+            .registry
+            .register(Box::new(AlertCollector::new(Arc::clone(&alerts))?))?;
+        tasks.push(tokio::spawn(alerting::watch_alerts(
+            settings.broker.clone(),
+            settings.reconnect_cap,
+            Arc::clone(&alerts),
+        )));
+        let notifier = if settings.notify.any_channel() {
+            Some(Notifier::start(settings.notify.clone(), &metrics.registry)?)
+        } else {
+            None
+        };
+        let (alert_status_tx, alert_status) = watch::channel(BrokerState::connecting());
+        let (alert_sink, ticking) = Evaluator {
+            rules: Arc::clone(&settings.alert_rules),
+            notifier,
+            broker: settings.broker.clone(),
+            reconnect_cap: settings.reconnect_cap,
+            clock: Arc::clone(&clock),
+            registry: metrics.registry.clone(),
+        }
+        .start(alert_status)?;
+        tasks.push(ticking);
+        let alert_queue = Source {
+            settings: settings.broker.clone(),
+            queue: QueueSpec {
+                name: Some(settings.alert_queue.clone()),
+                // The evaluator judges the state now: a long backlog is history, not news.
+                max_length: 100_000,
+                prefetch: settings.queue.prefetch,
+                kind: QueueKind::Shared {
+                    expires: settings.history_queue.expires,
+                    single_active: true,
+                },
+            },
+            reconnect_cap: settings.reconnect_cap,
+            depth: None,
+        };
+        tasks.push(tokio::spawn(broker::consume_forever(
+            alert_queue,
+            alert_status_tx,
+            Intake {
+                limits: IngestLimits {
+                    max_message_bytes: settings.max_message_bytes,
+                },
+                clock: Arc::clone(&clock),
+                // Counted once, by the live queue's path: these are the same readings.
+                metrics: ConsumerMetrics::unregistered()?,
+            },
+            alert_sink,
+        )));
         let server = run(
             (listener, tls),
             settings.http.workers,
@@ -141,6 +203,7 @@ impl Application {
                 guard,
                 history: Arc::clone(&history),
                 clock,
+                alerts,
             },
         )?;
         Ok(Self {
@@ -243,6 +306,7 @@ struct Parts {
     guard: web::Data<crate::auth::Guard>,
     history: Arc<History>,
     clock: SharedClock,
+    alerts: Arc<AlertView>,
 }
 
 /// `bound`: the listening socket, and its TLS configuration when serving HTTPS.
@@ -259,6 +323,7 @@ fn run(
     let guard = parts.guard;
     let history = web::Data::new(parts.history);
     let clock = web::Data::new(parts.clock);
+    let alerts = web::Data::new(parts.alerts);
     let server = HttpServer::new(move || {
         App::new()
             .wrap(actix_web::middleware::from_fn(crate::auth::require))
@@ -276,6 +341,7 @@ fn run(
             .app_data(guard.clone())
             .app_data(history.clone())
             .app_data(clock.clone())
+            .app_data(alerts.clone())
             .configure(crate::auth::routes)
             .service(get("/", routes::index))
             .service(get("/assets/{file:.*}", routes::asset))
@@ -283,6 +349,7 @@ fn run(
             .service(get("/api/hosts", routes::hosts))
             .service(get("/api/hosts/{host}/readings", routes::host_readings))
             .service(get("/api/hosts/{host}/history", routes::history))
+            .service(get("/api/alerts", routes::alerts))
             .service(get("/health", routes::health))
             .service(get("/ready", routes::ready))
             .service(get("/metrics", routes::metrics))

@@ -61,7 +61,16 @@ fn opts(name: &str, help: &str) -> Opts {
 impl ConsumerMetrics {
     /// Builds and registers the metrics.
     pub fn new() -> prometheus::Result<Self> {
-        let registry = new_registry();
+        Self::in_registry(new_registry())
+    }
+
+    /// The same metrics in a registry nobody scrapes: for a second path over the same
+    /// readings (the alerts queue), which must not count them twice.
+    pub fn unregistered() -> prometheus::Result<Self> {
+        Self::in_registry(Registry::new())
+    }
+
+    fn in_registry(registry: Registry) -> prometheus::Result<Self> {
         let r = &registry;
         let metrics = Self {
             received: register(

@@ -1,11 +1,13 @@
 //! The consumer's HTTP routes (the WebSocket is in [`crate::ws`]).
 
+mod alerts;
 mod dashboard;
 mod health;
 mod history;
 mod hosts;
 mod metrics;
 
+pub use alerts::alerts;
 pub(crate) use dashboard::Assets;
 pub use dashboard::{asset, index, CONTENT_SECURITY_POLICY};
 pub use health::{health, ready};

@@ -1,3 +1,4 @@
+mod alerts;
 mod auth;
 mod auth_helpers;
 mod bad_input;
