@@ -877,12 +877,16 @@ fn a_file_changes_a_default_field_by_field_and_can_disable_a_rule() {
 
 #[test]
 fn the_readme_example_file_is_accepted_and_means_what_it_says() {
-    let readme = include_str!("README-section.md");
-    let example = readme
+    let readme = include_str!("../../../README.md");
+    let section = readme
+        .split("## Alerts")
+        .nth(1)
+        .expect("the README has an Alerts section");
+    let example = section
         .split("```toml\n")
         .nth(1)
         .and_then(|rest| rest.split("```").next())
-        .expect("a toml block in README-section.md");
+        .expect("a toml block in the README's Alerts section");
     let set = rules(example);
     assert!(!set.rule("swap").expect("swap").enabled);
     let ingress = set.rule("ingress").expect("the new rule");

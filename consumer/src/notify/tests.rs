@@ -615,8 +615,12 @@ async fn an_unreachable_endpoint_with_secrets_is_logged_without_them() {
 
 #[test]
 fn the_readme_example_is_a_valid_notice() {
-    let readme = include_str!("README-section.md");
-    let json = readme
+    let readme = include_str!("../../../README.md");
+    let section = readme
+        .split("### Notifications")
+        .nth(1)
+        .expect("the README has a Notifications section");
+    let json = section
         .split("```json")
         .nth(1)
         .and_then(|rest| rest.split("```").next())
