@@ -61,7 +61,10 @@ impl Sink for AlertSink {
     }
 
     async fn take(&self, batch: &[Arc<Accepted>]) -> Result<Vec<Refused>, SinkError> {
-        self.active.store(true, Ordering::SeqCst);
+        if !self.active.swap(true, Ordering::SeqCst) {
+            // This consumer's turn starts: go on from where the last evaluator left off.
+            self.out.restore(&self.state).await;
+        }
         let now = self.clock.now();
         let events = {
             let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -85,14 +88,16 @@ impl Sink for AlertSink {
             }
             events
         };
-        self.out.dispatch(events, now).await;
+        self.out.dispatch(events, now, &self.state).await;
         Ok(Vec::new())
     }
 }
 
-/// Where events go: notifications (one per host per step), the alerts exchange.
+/// Where events go: the store (the state, first), notifications (one per host per step), the
+/// alerts exchange.
 pub struct Dispatch {
     rules: Arc<RuleSet>,
+    history: Arc<crate::recording::History>,
     notifier: Option<Notifier>,
     channel: watch::Receiver<Option<lapin::Channel>>,
     events: IntCounterVec,
@@ -101,10 +106,54 @@ pub struct Dispatch {
 }
 
 impl Dispatch {
-    async fn dispatch(&self, events: Vec<AlertEvent>, at: chrono::DateTime<chrono::Utc>) {
+    /// Replaces `state` with the one kept in the store, if there is one.
+    async fn restore(&self, state: &Mutex<AlertState>) {
+        let Some(store) = self.history.store() else {
+            return;
+        };
+        match store.alert_state().await {
+            Ok(Some(json)) => match serde_json::from_str::<AlertState>(&json) {
+                Ok(kept) => {
+                    *state.lock().unwrap_or_else(|p| p.into_inner()) = kept;
+                    tracing::info!("alerts: evaluating from the state kept in the store");
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "alerts: the kept state is unreadable; starting afresh")
+                }
+            },
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "alerts: cannot read the kept state; starting afresh")
+            }
+        }
+    }
+
+    /// Keeps `state` in the store before anyone is told, so a restart never tells twice.
+    async fn keep(&self, state: &Mutex<AlertState>) {
+        let Some(store) = self.history.store() else {
+            return;
+        };
+        let json = serde_json::to_string(&*state.lock().unwrap_or_else(|p| p.into_inner()));
+        match json {
+            Ok(json) => {
+                if let Err(e) = store.keep_alert_state(&json).await {
+                    tracing::warn!(error = %e, "alerts: state not kept; a restart may tell again");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "alerts: state not encodable"),
+        }
+    }
+
+    async fn dispatch(
+        &self,
+        events: Vec<AlertEvent>,
+        at: chrono::DateTime<chrono::Utc>,
+        state: &Mutex<AlertState>,
+    ) {
         if events.is_empty() {
             return;
         }
+        self.keep(state).await;
         for event in &events {
             self.events
                 .with_label_values(&[kind_label(event.kind)])
@@ -237,6 +286,8 @@ fn notice_event(rules: &RuleSet, e: &AlertEvent) -> NoticeEvent {
 /// Everything the evaluator needs.
 pub struct Evaluator {
     pub rules: Arc<RuleSet>,
+    /// Where the state is kept, once the store is open.
+    pub history: Arc<crate::recording::History>,
     pub notifier: Option<Notifier>,
     pub broker: shared::settings::BrokerSettings,
     pub reconnect_cap: Duration,
@@ -296,6 +347,7 @@ impl Evaluator {
         )?;
         let out = Arc::new(Dispatch {
             rules: Arc::clone(&self.rules),
+            history: self.history,
             notifier: self.notifier,
             channel: confirm.channel,
             events,
@@ -342,7 +394,7 @@ async fn tick_while_active(
                 }
                 let now = clock.now();
                 let events = state.lock().unwrap_or_else(|p| p.into_inner()).on_tick(&rules, now);
-                out.dispatch(events, now).await;
+                out.dispatch(events, now, &state).await;
             }
             changed = queue_status.changed() => {
                 if changed.is_err() {

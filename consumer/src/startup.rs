@@ -156,6 +156,7 @@ impl Application {
         let (alert_status_tx, alert_status) = watch::channel(BrokerState::connecting());
         let (alert_sink, ticking) = Evaluator {
             rules: Arc::clone(&settings.alert_rules),
+            history: Arc::clone(&history),
             notifier,
             broker: settings.broker.clone(),
             reconnect_cap: settings.reconnect_cap,

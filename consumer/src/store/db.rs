@@ -52,6 +52,26 @@ macro_rules! backend {
                 Ok(id)
             }
 
+            /// A value kept under `key` in the store's own table, if any.
+            pub(crate) async fn meta_get(pool: &Pool, key: &str) -> Result<Option<String>, sqlx::Error> {
+                let found: Option<(String,)> =
+                    sqlx::query_as("SELECT value FROM store_meta WHERE key = $1")
+                        .bind(key)
+                        .fetch_optional(pool)
+                        .await?;
+                Ok(found.map(|(value,)| value))
+            }
+
+            /// Keeps `value` under `key`, replacing what was there.
+            pub(crate) async fn meta_set(pool: &Pool, key: &str, value: &str) -> Result<(), sqlx::Error> {
+                sqlx::query("INSERT INTO store_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+                    .bind(key)
+                    .bind(value)
+                    .execute(pool)
+                    .await?;
+                Ok(())
+            }
+
             /// Writes `rows` in one transaction: raw rows that were not there yet, and only
             /// those rolled up.
             pub(crate) async fn write(

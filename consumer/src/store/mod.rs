@@ -43,6 +43,9 @@ use std::time::Duration;
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
+/// Where the alert evaluator's state is kept in `store_meta`.
+const ALERT_STATE_KEY: &str = "alert_state";
+
 /// Rows deleted per statement when enforcing retention: short transactions, so writers and
 /// readers are never held up for long.
 pub const RETENTION_BATCH: i64 = 5_000;
@@ -451,6 +454,30 @@ impl Store {
             }
         };
         Ok(stats)
+    }
+
+    /// The alert evaluator's state as last kept (JSON), so a restart or a hand-over to
+    /// another consumer neither forgets an active alert nor tells it again.
+    pub async fn alert_state(&self) -> Result<Option<String>, StoreError> {
+        match &self.pool {
+            Pool::Sqlite { pool, .. } => db::sqlite::meta_get(pool, ALERT_STATE_KEY).await,
+            Pool::Postgres(pool) => db::postgres::meta_get(pool, ALERT_STATE_KEY).await,
+        }
+        .map_err(|e| self.error(&e))
+    }
+
+    /// Keeps the alert evaluator's state (JSON), replacing the last.
+    pub async fn keep_alert_state(&self, json: &str) -> Result<(), StoreError> {
+        match &self.pool {
+            Pool::Sqlite {
+                pool, write_lock, ..
+            } => {
+                let _one_writer = write_lock.lock().await;
+                db::sqlite::meta_set(pool, ALERT_STATE_KEY, json).await
+            }
+            Pool::Postgres(pool) => db::postgres::meta_set(pool, ALERT_STATE_KEY, json).await,
+        }
+        .map_err(|e| self.error(&e))
     }
 
     /// Asks the database for a round trip: `Ok` while it answers (for `/health`).

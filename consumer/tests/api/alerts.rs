@@ -263,3 +263,37 @@ async fn a_host_that_stops_publishing_is_down_within_seconds_once_and_back_when_
     assert_eq!(back["events"][0]["kind"], "resolved", "{back}");
     tap.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_restarted_evaluator_neither_forgets_an_active_alert_nor_tells_it_again() {
+    let exchange = unique_exchange("alerts-restart");
+    let host = format!("kept-{}", &exchange[exchange.len() - 8..]);
+    let (hook, mut notices) = webhook_receiver().await;
+    let rules = rules_file("[rules.cpu]\nwarning = { level = 50, clear = 40 }\naverage = \"0s\"\n");
+    let data_dir = crate::helpers::fresh_data_dir();
+    let vars = [
+        ("ALERT_RULES_FILE", rules.as_str()),
+        ("ALERT_WEBHOOK_URL", hook.as_str()),
+        ("DATA_DIR", data_dir.as_str()),
+    ];
+    let first = spawn_consumer(&exchange, &vars).await;
+    let tap = Tap::bind(&exchange).await;
+    tap.publish_raw(&reading(&host, 1, 90.0)).await;
+    let fired = next_notice(&mut notices, &host, 20).await;
+    assert_eq!(fired["events"][0]["kind"], "firing", "{fired}");
+    first.stop.stop(true).await;
+    let _ = first.stopped.await;
+
+    let _second = spawn_consumer(&exchange, &vars).await;
+    // Still above the level: nothing new to tell. Then below: the alert it kept resolves.
+    tap.publish_raw(&reading(&host, 2, 85.0)).await;
+    tap.publish_raw(&reading(&host, 3, 20.0)).await;
+    let next = next_notice(&mut notices, &host, 20).await;
+    assert_eq!(
+        next["events"][0]["kind"], "resolved",
+        "not told again: {next}"
+    );
+    assert_eq!(next["events"][0]["peak"], 90.0, "{next}");
+    tap.cleanup().await;
+    let _ = std::fs::remove_file(rules);
+}
