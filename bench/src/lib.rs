@@ -43,6 +43,12 @@ impl Service {
             .env("EXCHANGE_NAME", exchange)
             .env("APP_PORT", port.to_string())
             .env("RUST_LOG", "warn")
+            // The consumer's history in a scratch folder, its queue gone a minute after.
+            .env(
+                "DATA_DIR",
+                std::env::temp_dir().join(format!("hostpulse-bench-{port}")),
+            )
+            .env("HISTORY_QUEUE_EXPIRES_SECS", "60")
             .stdout(Stdio::null());
         for (name, value) in vars {
             command.env(name, value);

@@ -257,6 +257,7 @@ impl Recorder {
                 kind: QueueKind::Shared {
                     expires: self.queue.expires,
                     single_active: false,
+                    replicated: true,
                 },
             },
             reconnect_cap: self.reconnect_cap,

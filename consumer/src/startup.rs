@@ -111,7 +111,11 @@ impl Application {
             queue: settings.history_queue.clone(),
             broker: settings.broker.clone(),
             reconnect_cap: settings.reconnect_cap,
-            intake: intake.clone(),
+            intake: Intake {
+                // Counted once, by the live queue's path: these are the same readings.
+                metrics: ConsumerMetrics::unregistered()?,
+                ..intake.clone()
+            },
             live: Arc::clone(&live),
             history: Arc::clone(&history),
             metrics: history_metrics,
@@ -175,6 +179,7 @@ impl Application {
                 kind: QueueKind::Shared {
                     expires: settings.history_queue.expires,
                     single_active: true,
+                    replicated: false,
                 },
             },
             reconnect_cap: settings.reconnect_cap,

@@ -149,13 +149,16 @@ pub enum QueueKind {
     /// One consumer's live view: exclusive, gone with its connection. Each consumer sees
     /// readings from the moment it binds; nothing piles up for a consumer that is gone.
     Live,
-    /// A store's or the alert evaluator's: a durable quorum queue (replicated in a cluster)
-    /// shared by every consumer that does that job, surviving consumer and broker restarts,
-    /// so readings wait while nobody takes them; it expires once unused for `expires`.
+    /// A store's or the alert evaluator's: shared by every consumer that does that job, so
+    /// readings wait while nobody takes them; it expires once unused for `expires`.
     Shared {
         expires: std::time::Duration,
         /// Only one consumer at a time receives (the others wait to take over).
         single_active: bool,
+        /// A durable quorum queue, replicated in a cluster and kept across broker restarts
+        /// (the store's: nothing may be lost). Otherwise a classic queue in memory (the
+        /// evaluator's: it judges the state now, and a backlog lost with the broker is history).
+        replicated: bool,
     },
 }
 
@@ -185,11 +188,10 @@ pub async fn declare_consumer_queue(
         QueueKind::Shared {
             expires,
             single_active,
+            replicated,
         } => {
-            arguments.insert(
-                "x-queue-type".into(),
-                AMQPValue::LongString("quorum".into()),
-            );
+            let kind = if replicated { "quorum" } else { "classic" };
+            arguments.insert("x-queue-type".into(), AMQPValue::LongString(kind.into()));
             let expires_ms = u32::try_from(expires.as_millis()).unwrap_or(u32::MAX);
             arguments.insert("x-expires".into(), AMQPValue::LongUInt(expires_ms));
             if single_active {
@@ -198,7 +200,7 @@ pub async fn declare_consumer_queue(
             QueueDeclareOptions {
                 exclusive: false,
                 auto_delete: false,
-                durable: true,
+                durable: replicated,
                 passive: false,
                 nowait: false,
             }

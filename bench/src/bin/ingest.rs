@@ -43,7 +43,9 @@ fn bodies(count: usize) -> Vec<Vec<u8>> {
         .map(|i| {
             reading["host"] = format!("ingest-{:03}", i % HOSTS).into();
             reading["seq"] = (i as u64 + 1).into();
-            reading["collected_at"] = (now + chrono::Duration::milliseconds(i as i64))
+            // Distinct and in the past: the consumer shows a reading that comes twice once, and
+            // places one from the future at its arrival.
+            reading["collected_at"] = (now - chrono::Duration::milliseconds((count - i) as i64))
                 .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
                 .into();
             serde_json::to_vec(&reading).expect("JSON")
@@ -147,7 +149,8 @@ async fn main() {
     let (_connection, channel, exchange) = bench::floor_channel("bench-ingest").await;
     let consumer = Service::start("consumer", &exchange, &[]).await;
     let reader = spawn_readers(consumer.port, 1).await;
-    let bodies = bodies(10_000);
+    // Enough distinct readings for the whole run: a repeat would be shown once, as it should.
+    let bodies = bodies(400_000);
 
     let received_before = received(&consumer).await;
     let frames_before = reader.frames();
