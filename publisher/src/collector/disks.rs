@@ -34,6 +34,7 @@ pub(super) fn read(disks: &Disks) -> Vec<Disk> {
                 available_bytes: available,
                 used_bytes: used,
                 usage_percent: percent_of(used, total),
+                reserved_bytes: None,
             }
         })
         .collect()

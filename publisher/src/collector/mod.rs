@@ -181,6 +181,8 @@ impl Sampler {
             disks: disks::read(&self.disks),
             networks: Some(self.networks.read(elapsed)),
             temperatures: temperatures::read(&self.components),
+            block_devices: None,
+            processes: None,
             legacy: None,
         }
     }

@@ -93,6 +93,10 @@ fn networks(
                 transmitted_bytes_per_sec: rate(transmitted, transmitted_before),
                 total_received_bytes: received,
                 total_transmitted_bytes: transmitted,
+                receive_errors_per_sec: None,
+                transmit_errors_per_sec: None,
+                receive_drops_per_sec: None,
+                transmit_drops_per_sec: None,
             }
         })
         .collect();
