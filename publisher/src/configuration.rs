@@ -29,6 +29,10 @@ pub struct Settings {
     pub shutdown_flush: Duration,
     /// When set, `/publish` requires `Authorization: Bearer <token>` (`PUBLISH_TOKEN`).
     pub publish_token: crate::auth::PublishToken,
+    /// How often the process table is scanned; zero turns it off (`PROCESS_INTERVAL_SECS`).
+    pub process_interval: Duration,
+    /// How many processes each top list holds (`PROCESS_TOP_N`).
+    pub process_top_n: usize,
     /// `RUST_LOG` filter.
     pub log_filter: String,
 }
@@ -62,6 +66,8 @@ impl Settings {
             publish_token: crate::auth::PublishToken::new(
                 env.get("PUBLISH_TOKEN").map(str::to_owned),
             ),
+            process_interval: env.seconds_or("PROCESS_INTERVAL_SECS", 5, 3600)?,
+            process_top_n: env.count_or("PROCESS_TOP_N", 10, 1, 1000)?,
             log_filter: env.get("RUST_LOG").unwrap_or("info").to_owned(),
         })
     }

@@ -11,6 +11,9 @@ pub struct PublisherMetrics {
     pub failures: IntCounterVec,
     pub confirm_seconds: Histogram,
     pub collect_seconds: Histogram,
+    /// Items left out of a sample (a counter that went back, a device gone, a file
+    /// unreadable), by kind; every kind exported from the start.
+    pub collect_skipped: IntCounterVec,
     pub broker_connected: IntGauge,
     pub outbox_len: IntGauge,
     pub outbox_dropped: IntCounter,
@@ -54,6 +57,16 @@ impl PublisherMetrics {
             collect_seconds: register(
                 &registry,
                 Histogram::with_opts(histogram("collect_seconds", "Time to sample the system.")),
+            )?,
+            collect_skipped: register(
+                &registry,
+                IntCounterVec::new(
+                    opts(
+                        "collect_skipped_total",
+                        "Items left out of a sample (counter reset, device gone, file unreadable), by kind.",
+                    ),
+                    &["what"],
+                ),
             )?,
             broker_connected: register(
                 &registry,

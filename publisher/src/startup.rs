@@ -1,7 +1,7 @@
 //! Building and running the publisher: bind, start the collector and the broker link, serve.
 
 use crate::broker::ReadingPublisher;
-use crate::collector::Collector;
+use crate::collector::{Collector, CollectorMetrics, CollectorOptions};
 use crate::configuration::Settings;
 use crate::metrics::PublisherMetrics;
 use crate::{interval, routes};
@@ -28,8 +28,18 @@ impl Application {
             .with_context(|| format!("cannot listen on {}:{}", address.0, address.1))?;
         let port = listener.local_addr()?.port();
         let metrics = PublisherMetrics::new()?;
-        let collector =
-            Collector::spawn(settings.host_name.clone(), metrics.collect_seconds.clone())?;
+        let collector = Collector::spawn(
+            CollectorOptions {
+                host: settings.host_name.clone(),
+                process_interval: settings.process_interval,
+                process_top_n: settings.process_top_n,
+                ..CollectorOptions::default()
+            },
+            CollectorMetrics {
+                timing: metrics.collect_seconds.clone(),
+                skipped: metrics.collect_skipped.clone(),
+            },
+        )?;
         let publisher = ReadingPublisher::start(
             settings.broker.clone(),
             settings.reconnect_cap,

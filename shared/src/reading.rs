@@ -161,7 +161,7 @@ pub struct BlockDevice {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Processes {
     pub total_count: u32,
-    /// Processes running or ready to run (state `R`).
+    /// Processes whose main thread is running or ready to run (state `R`), as `ps` shows.
     pub running_count: u32,
     /// The top N by CPU since the previous scan, busiest first.
     pub top_by_cpu: Vec<ProcessInfo>,
