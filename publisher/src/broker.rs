@@ -8,7 +8,6 @@ use lapin::{Channel, Confirmation, Connection};
 use shared::broker::{self, BrokerState};
 use shared::reading::Reading;
 use shared::settings::BrokerSettings;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
@@ -82,7 +81,6 @@ const OUTBOX_RETRY: Duration = Duration::from_millis(250);
 pub struct ReadingPublisher {
     exchange: String,
     confirm_timeout: Duration,
-    next_seq: AtomicU64,
     channel: watch::Receiver<Option<Channel>>,
     state: watch::Receiver<BrokerState>,
     /// Tells the supervisor the channel broke while the connection looked fine.
@@ -102,25 +100,25 @@ pub struct ReadingPublisher {
 impl ReadingPublisher {
     /// Starts the supervisor that connects (and reconnects, at most `reconnect_cap` apart)
     /// and the outbox flusher, and returns the handle at once: the service runs whether or
-    /// not the broker is there.
+    /// not the broker is there. What already waits in `outbox` goes out first.
     pub fn start(
         settings: BrokerSettings,
         reconnect_cap: Duration,
         confirm_timeout: Duration,
-        outbox_capacity: usize,
+        outbox: Outbox,
         metrics: PublisherMetrics,
     ) -> Arc<Self> {
+        metrics.outbox_len.set(outbox.len() as i64);
         let (channel_tx, channel) = watch::channel(None);
         let (state_tx, state) = watch::channel(BrokerState::connecting());
         let reopen = Arc::new(Notify::new());
         let publisher = Arc::new(Self {
             exchange: settings.exchange.clone(),
             confirm_timeout,
-            next_seq: AtomicU64::new(1),
             channel,
             state,
             reopen: Arc::clone(&reopen),
-            outbox: Outbox::new(outbox_capacity),
+            outbox,
             queued: Notify::new(),
             flushing: tokio::sync::Mutex::new(()),
             route_wait: reconnect_cap + settings.connect_timeout,
@@ -166,10 +164,10 @@ impl ReadingPublisher {
         let channel = self.channel.borrow().clone();
         // Older readings still waiting go first: order is kept by queueing behind them.
         let Some(channel) = channel.filter(|_| self.outbox.is_empty()) else {
-            reading.seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+            reading.seq = self.outbox.take_seq();
             return self.enqueue(reading, PublishError::NotConnected, when_full);
         };
-        reading.seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        reading.seq = self.outbox.take_seq();
         match self.publish_confirmed(&channel, &reading, false).await {
             Ok(published) => Ok(Submitted::Published(Box::new(published))),
             Err(PublishError::Encode(e)) => Err(SubmitError::Encode(e)),

@@ -1,6 +1,7 @@
 //! The publisher's settings, from `publisher.env` and the process environment.
 
 use shared::settings::{BrokerSettings, EnvSource, HttpSettings, SettingsError};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// The publisher's own port, as in the original.
@@ -9,6 +10,10 @@ pub const DEFAULT_PORT: u16 = 8000;
 /// One HTTP thread: a publisher answers a scrape and the odd `/publish`, and it must cost its
 /// host as little as possible.
 pub const DEFAULT_HTTP_WORKERS: usize = 1;
+
+/// Where the service keeps its outbox when `OUTBOX_DIR` is not set: under the working
+/// directory (the systemd unit gives it `/var/lib/hostpulse/outbox`).
+pub const DEFAULT_OUTBOX_DIR: &str = "outbox";
 
 /// Everything the publisher can be told.
 #[derive(Debug, Clone)]
@@ -25,6 +30,8 @@ pub struct Settings {
     pub confirm_timeout: Duration,
     /// Readings kept while the broker is unreachable; 0 disables the outbox (`OUTBOX_CAPACITY`).
     pub outbox_capacity: usize,
+    /// Where the outbox is kept on disk; `None` keeps it in memory only (`OUTBOX_DIR`, `off`).
+    pub outbox_dir: Option<PathBuf>,
     /// At shutdown, how long to keep trying to deliver the outbox (`SHUTDOWN_FLUSH_SECS`).
     pub shutdown_flush: Duration,
     /// When set, `/publish` requires `Authorization: Bearer <token>` (`PUBLISH_TOKEN`).
@@ -40,8 +47,17 @@ pub struct Settings {
 impl Settings {
     /// Reads the file named by `PUBLISHER_ENV_FILE` (required then), else `publisher.env`
     /// in the working directory if there is one.
+    ///
+    /// The service keeps its outbox on disk unless told `OUTBOX_DIR=off`; [`Self::from_env`]
+    /// alone (tests, embedding) keeps it in memory unless a folder is named, so that two
+    /// publishers in one process never share a folder by accident.
     pub fn load() -> Result<Self, SettingsError> {
-        Self::from_env(&EnvSource::load_app("PUBLISHER_ENV_FILE", "publisher.env")?)
+        let env = EnvSource::load_app("PUBLISHER_ENV_FILE", "publisher.env")?;
+        let mut settings = Self::from_env(&env)?;
+        if env.get("OUTBOX_DIR").is_none() {
+            settings.outbox_dir = Some(PathBuf::from(DEFAULT_OUTBOX_DIR));
+        }
+        Ok(settings)
     }
 
     /// Parses and checks every setting.
@@ -62,6 +78,10 @@ impl Settings {
             reconnect_cap,
             confirm_timeout,
             outbox_capacity: env.count_or("OUTBOX_CAPACITY", 600, 0, 1_000_000)?,
+            outbox_dir: match env.get("OUTBOX_DIR") {
+                None | Some("off") => None,
+                Some(dir) => Some(PathBuf::from(dir)),
+            },
             shutdown_flush: env.seconds_or("SHUTDOWN_FLUSH_SECS", 5, 600)?,
             publish_token: crate::auth::PublishToken::new(
                 env.get("PUBLISH_TOKEN").map(str::to_owned),
@@ -83,6 +103,33 @@ mod tests {
         assert_eq!(settings.http.port, 8000);
         assert_eq!(settings.publish_interval, Duration::from_secs(1));
         assert_eq!(settings.broker.exchange, "system_info");
+    }
+
+    #[test]
+    fn outbox_dir_is_a_folder_or_off() {
+        let env = EnvSource::from_pairs([("OUTBOX_DIR", "/var/lib/hostpulse/outbox")]);
+        let settings = Settings::from_env(&env).expect("valid");
+        assert_eq!(
+            settings.outbox_dir,
+            Some(PathBuf::from("/var/lib/hostpulse/outbox"))
+        );
+        let off = EnvSource::from_pairs([("OUTBOX_DIR", "off")]);
+        assert_eq!(Settings::from_env(&off).expect("valid").outbox_dir, None);
+    }
+
+    #[test]
+    fn the_process_list_is_on_every_5_s_by_default_and_can_be_off() {
+        let settings = Settings::from_env(&EnvSource::default()).expect("defaults");
+        assert_eq!(settings.process_interval, Duration::from_secs(5));
+        assert_eq!(settings.process_top_n, 10);
+        let off = EnvSource::from_pairs([("PROCESS_INTERVAL_SECS", "0")]);
+        assert!(Settings::from_env(&off)
+            .expect("valid")
+            .process_interval
+            .is_zero());
+        let none = EnvSource::from_pairs([("PROCESS_TOP_N", "0")]);
+        let err = Settings::from_env(&none).expect_err("at least one");
+        assert!(err.to_string().starts_with("PROCESS_TOP_N:"), "{err}");
     }
 
     #[test]

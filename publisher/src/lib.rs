@@ -8,4 +8,5 @@ pub mod interval;
 pub mod metrics;
 pub mod outbox;
 pub mod routes;
+pub mod spool;
 pub mod startup;

@@ -17,6 +17,8 @@ pub struct PublisherMetrics {
     pub broker_connected: IntGauge,
     pub outbox_len: IntGauge,
     pub outbox_dropped: IntCounter,
+    /// Outbox disk writes that failed (the reading then waits in memory only).
+    pub outbox_spool_failures: IntCounter,
 }
 
 impl PublisherMetrics {
@@ -81,6 +83,13 @@ impl PublisherMetrics {
                 IntCounter::with_opts(opts(
                     "outbox_dropped_total",
                     "Readings dropped because the outbox was full.",
+                )),
+            )?,
+            outbox_spool_failures: register(
+                &registry,
+                IntCounter::with_opts(opts(
+                    "outbox_spool_failures_total",
+                    "Outbox disk writes that failed (disk full?); those readings wait in memory only.",
                 )),
             )?,
             registry,

@@ -2,6 +2,7 @@ mod health;
 mod helpers;
 mod interval;
 mod metrics;
+mod outbox_disk;
 mod publish;
 mod security;
 mod settings;

@@ -7,6 +7,8 @@ fn run_publisher(vars: &[(&str, &str)]) -> std::process::Output {
     // An env file that does not exist in the temp dir: only the variables below count.
     command.current_dir(std::env::temp_dir());
     command.env_remove("AMQP_URL").env_remove("RABBITMQ_HOST");
+    // Should one start, it keeps no outbox folder in the shared temp dir.
+    command.env("OUTBOX_DIR", "off");
     for (name, value) in vars {
         command.env(name, value);
     }
@@ -29,6 +31,19 @@ fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
         assert!(!stderr.contains("panicked"), "{stderr}");
         assert!(!stderr.contains("s3cret-pw"), "password leaked: {stderr}");
     }
+}
+
+#[test]
+fn an_outbox_dir_that_cannot_be_written_stops_start_up_with_one_line() {
+    // Not even root can make a folder in /proc.
+    let out = run_publisher(&[("OUTBOX_DIR", "/proc/hostpulse-outbox")]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    assert!(
+        stderr.contains("OUTBOX_DIR /proc/hostpulse-outbox"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -14,6 +14,8 @@ async fn on_sigterm_the_publisher_delivers_its_outbox_before_exiting() {
     let exchange = unique_exchange("drain");
     let mut child = Command::new(env!("CARGO_BIN_EXE_publisher"))
         .env("PUBLISHER_ENV_FILE", "/dev/null")
+        // In memory, as this test is about the shutdown drain (outbox_disk.rs: the disk).
+        .env("OUTBOX_DIR", "off")
         .env(
             "AMQP_URL",
             format!("amqp://guest:guest@127.0.0.1:{broker_port}/%2f"),
