@@ -139,3 +139,64 @@ async fn readings_taken_before_a_sigkill_during_an_outage_arrive_in_order_once()
     drop(broker);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A tmpfs of 16 KiB mounted for one test (a real full disk), unmounted when dropped.
+struct TinyDisk(std::path::PathBuf);
+
+impl TinyDisk {
+    fn mount(test: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("hostpulse-{test}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mount point");
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=16k", "tmpfs"])
+            .arg(&dir)
+            .status()
+            .expect("mount runs (util-linux)");
+        assert!(mounted.success(), "mounting a tmpfs needs root");
+        Self(dir)
+    }
+}
+
+impl Drop for TinyDisk {
+    fn drop(&mut self) {
+        // Lazy: the publisher still running in this process holds the outbox file open.
+        let _ = Command::new("umount").arg("--lazy").arg(&self.0).status();
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_keeps_readings_in_memory_and_counts_it() {
+    let disk = TinyDisk::mount("full");
+    let outbox = disk.0.join("outbox");
+    let outbox = outbox.to_string_lossy();
+    let address = crate::helpers::spawn_app_without_broker(&[("OUTBOX_DIR", &outbox)]).await;
+    let http = reqwest::Client::new();
+    for _ in 0..20 {
+        let response = http
+            .post(format!("{address}/publish"))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status(), 202, "queued even when the disk is full");
+    }
+    let text = http
+        .get(format!("{address}/metrics"))
+        .send()
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("text");
+    let metric = |name| shared::testing::metric(&text, name);
+    assert_eq!(
+        metric("hostpulse_outbox_readings"),
+        Some(20.0),
+        "all 20 wait"
+    );
+    assert!(
+        metric("hostpulse_outbox_spool_failures_total").is_some_and(|n| n >= 1.0),
+        "{text}"
+    );
+    assert_eq!(metric("hostpulse_outbox_dropped_total"), Some(0.0));
+}
