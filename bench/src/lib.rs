@@ -49,6 +49,8 @@ impl Service {
                 std::env::temp_dir().join(format!("hostpulse-bench-{port}")),
             )
             .env("HISTORY_QUEUE_EXPIRES_SECS", "60")
+            // The publisher's outbox in memory: no folder left in the working directory.
+            .env("OUTBOX_DIR", "off")
             .stdout(Stdio::null());
         for (name, value) in vars {
             command.env(name, value);

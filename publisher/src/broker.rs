@@ -8,7 +8,6 @@ use lapin::{Channel, Confirmation, ExchangeKind};
 use shared::broker::{self, BrokerState};
 use shared::reading::Reading;
 use shared::settings::BrokerSettings;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
@@ -82,12 +81,13 @@ const OUTBOX_RETRY: Duration = Duration::from_millis(250);
 pub struct ReadingPublisher {
     exchange: String,
     confirm_timeout: Duration,
-    next_seq: AtomicU64,
     channel: watch::Receiver<Option<Channel>>,
     state: watch::Receiver<BrokerState>,
     /// Tells the supervisor the channel broke while the connection looked fine.
     reopen: Arc<Notify>,
     outbox: Outbox,
+    /// The last sample's JSON, so that publishes of one sample serialise it once.
+    bodies: crate::body::BodyCache,
     /// Wakes the outbox flusher when something was queued.
     queued: Notify,
     /// Held while the outbox is being published, so the flusher and a shutdown drain never
@@ -102,14 +102,15 @@ pub struct ReadingPublisher {
 impl ReadingPublisher {
     /// Starts the supervisor that connects (and reconnects, at most `reconnect_cap` apart)
     /// and the outbox flusher, and returns the handle at once: the service runs whether or
-    /// not the broker is there.
+    /// not the broker is there. What already waits in `outbox` goes out first.
     pub fn start(
         settings: BrokerSettings,
         reconnect_cap: Duration,
         confirm_timeout: Duration,
-        outbox_capacity: usize,
+        outbox: Outbox,
         metrics: PublisherMetrics,
     ) -> Arc<Self> {
+        metrics.outbox_len.set(outbox.len() as i64);
         let confirm = shared::reconnect::ConfirmChannel::start(
             settings.clone(),
             ExchangeKind::Fanout,
@@ -119,11 +120,11 @@ impl ReadingPublisher {
         let publisher = Arc::new(Self {
             exchange: settings.exchange.clone(),
             confirm_timeout,
-            next_seq: AtomicU64::new(1),
             channel: confirm.channel,
             state: confirm.state,
             reopen: confirm.reopen,
-            outbox: Outbox::new(outbox_capacity),
+            outbox,
+            bodies: crate::body::BodyCache::default(),
             queued: Notify::new(),
             flushing: tokio::sync::Mutex::new(()),
             route_wait: reconnect_cap + settings.connect_timeout,
@@ -153,24 +154,33 @@ impl ReadingPublisher {
     /// it instead.
     pub async fn submit(
         &self,
-        reading: &Reading,
+        reading: &Arc<Reading>,
         when_full: WhenFull,
     ) -> Result<Submitted, SubmitError> {
-        let mut reading = reading.clone();
+        let numbered = |seq| {
+            let mut reading = Reading::clone(reading);
+            reading.seq = seq;
+            reading
+        };
         let channel = self.channel.borrow().clone();
         // Older readings still waiting go first: order is kept by queueing behind them.
         let Some(channel) = channel.filter(|_| self.outbox.is_empty()) else {
-            reading.seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-            return self.enqueue(reading, PublishError::NotConnected, when_full);
+            let seq = self.outbox.take_seq();
+            return self.enqueue(numbered(seq), PublishError::NotConnected, when_full);
         };
-        reading.seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-        match self.publish_confirmed(&channel, &reading, false).await {
+        let seq = self.outbox.take_seq();
+        // Requests close together share a sample: its JSON is made once, numbered per publish.
+        let body = self.bodies.template(reading)?.body(seq);
+        match self
+            .publish_confirmed(&channel, reading, seq, body, false)
+            .await
+        {
             Ok(published) => Ok(Submitted::Published(Box::new(published))),
             Err(PublishError::Encode(e)) => Err(SubmitError::Encode(e)),
             // Nacked, unconfirmed or cut off: retried from the outbox, queued on the caller's
             // terms (a `/publish` must not push out a reading that waits; other requests may
             // have filled the outbox while this one waited for its confirmation).
-            Err(e) => self.enqueue(reading, e, when_full),
+            Err(e) => self.enqueue(numbered(seq), e, when_full),
         }
     }
 
@@ -230,7 +240,19 @@ impl ReadingPublisher {
             let Some(channel) = self.channel.borrow().clone() else {
                 break;
             };
-            match self.publish_confirmed(&channel, &reading, true).await {
+            let body = match serde_json::to_vec(&reading) {
+                Ok(body) => body,
+                Err(e) => {
+                    // Cannot happen for a reading that was serialised once already; not retried.
+                    tracing::error!(seq = reading.seq, error = %e, "cannot encode a queued reading; dropped");
+                    self.outbox.confirmed(reading.seq);
+                    continue;
+                }
+            };
+            match self
+                .publish_confirmed(&channel, &reading, reading.seq, body, true)
+                .await
+            {
                 Ok(_) => {}
                 // Consumers lost their queues with the broker and may not have re-bound yet:
                 // give them time, or the back-fill would go to no one.
@@ -292,9 +314,13 @@ impl ReadingPublisher {
         &self,
         channel: &Channel,
         reading: &Reading,
+        seq: u64,
+        body: Vec<u8>,
         mandatory: bool,
     ) -> Result<Published, PublishError> {
-        let outcome = self.publish_once(channel, reading, mandatory).await;
+        let outcome = self
+            .publish_once(channel, reading, seq, body, mandatory)
+            .await;
         match &outcome {
             Ok(_) => self.metrics.published.inc(),
             // Retried until consumers re-bind; counted only if it is given up on.
@@ -304,14 +330,17 @@ impl ReadingPublisher {
         outcome
     }
 
+    /// Publishes `body`, the JSON of `reading` numbered `seq`.
     async fn publish_once(
         &self,
         channel: &Channel,
         reading: &Reading,
+        seq: u64,
+        body: Vec<u8>,
         mandatory: bool,
     ) -> Result<Published, PublishError> {
-        let body = serde_json::to_vec(reading)?;
-        let properties = broker::reading_properties(reading, APP_ID);
+        let properties = broker::reading_properties(reading, APP_ID)
+            .with_message_id(format!("{}:{seq}", reading.host).into());
         let timer = self.metrics.confirm_seconds.start_timer();
         let confirmed = tokio::time::timeout(self.confirm_timeout, async {
             channel
@@ -332,10 +361,7 @@ impl ReadingPublisher {
         timer.observe_duration();
         match confirmed {
             Ok(Ok(Confirmation::Ack(Some(_)))) => Err(PublishError::Unroutable),
-            Ok(Ok(Confirmation::Ack(None))) => Ok(Published {
-                seq: reading.seq,
-                body,
-            }),
+            Ok(Ok(Confirmation::Ack(None))) => Ok(Published { seq, body }),
             Ok(Ok(Confirmation::Nack(_) | Confirmation::NotRequested)) => Err(PublishError::Nacked),
             Ok(Err(e)) => {
                 if !channel.status().connected() {

@@ -1,6 +1,7 @@
 //! The publisher's settings, from `publisher.env` and the process environment.
 
 use shared::settings::{BrokerSettings, EnvSource, HttpSettings, SettingsError};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// The publisher's own port, as in the original.
@@ -9,6 +10,10 @@ pub const DEFAULT_PORT: u16 = 8000;
 /// One HTTP thread: a publisher answers a scrape and the odd `/publish`, and it must cost its
 /// host as little as possible.
 pub const DEFAULT_HTTP_WORKERS: usize = 1;
+
+/// Where the service keeps its outbox when `OUTBOX_DIR` is not set: under the working
+/// directory (the systemd unit gives it `/var/lib/hostpulse/outbox`).
+pub const DEFAULT_OUTBOX_DIR: &str = "outbox";
 
 /// Everything the publisher can be told.
 #[derive(Debug, Clone)]
@@ -25,12 +30,18 @@ pub struct Settings {
     pub confirm_timeout: Duration,
     /// Readings kept while the broker is unreachable; 0 disables the outbox (`OUTBOX_CAPACITY`).
     pub outbox_capacity: usize,
+    /// Where the outbox is kept on disk; `None` keeps it in memory only (`OUTBOX_DIR`, `off`).
+    pub outbox_dir: Option<PathBuf>,
     /// At shutdown, how long to keep trying to deliver the outbox (`SHUTDOWN_FLUSH_SECS`).
     pub shutdown_flush: Duration,
     /// When set, `/publish` requires `Authorization: Bearer <token>` (`PUBLISH_TOKEN`).
     pub publish_token: crate::auth::PublishToken,
     /// HTTPS: `TLS_CERT_FILE` and `TLS_KEY_FILE`, reloaded when renewed.
     pub tls: Option<shared::tls::TlsFiles>,
+    /// How often the process table is scanned; zero turns it off (`PROCESS_INTERVAL_SECS`).
+    pub process_interval: Duration,
+    /// How many processes each top list holds (`PROCESS_TOP_N`).
+    pub process_top_n: usize,
     /// `RUST_LOG` filter.
     pub log_filter: String,
 }
@@ -38,8 +49,17 @@ pub struct Settings {
 impl Settings {
     /// Reads the file named by `PUBLISHER_ENV_FILE` (required then), else `publisher.env`
     /// in the working directory if there is one.
+    ///
+    /// The service keeps its outbox on disk unless told `OUTBOX_DIR=off`; [`Self::from_env`]
+    /// alone (tests, embedding) keeps it in memory unless a folder is named, so that two
+    /// publishers in one process never share a folder by accident.
     pub fn load() -> Result<Self, SettingsError> {
-        Self::from_env(&EnvSource::load_app("PUBLISHER_ENV_FILE", "publisher.env")?)
+        let env = EnvSource::load_app("PUBLISHER_ENV_FILE", "publisher.env")?;
+        let mut settings = Self::from_env(&env)?;
+        if env.get("OUTBOX_DIR").is_none() {
+            settings.outbox_dir = Some(PathBuf::from(DEFAULT_OUTBOX_DIR));
+        }
+        Ok(settings)
     }
 
     /// Parses and checks every setting.
@@ -68,9 +88,15 @@ impl Settings {
             reconnect_cap,
             confirm_timeout,
             outbox_capacity: env.count_or("OUTBOX_CAPACITY", 600, 0, 1_000_000)?,
+            outbox_dir: match env.get("OUTBOX_DIR") {
+                None | Some("off") => None,
+                Some(dir) => Some(PathBuf::from(dir)),
+            },
             shutdown_flush: env.seconds_or("SHUTDOWN_FLUSH_SECS", 5, 600)?,
             publish_token,
             tls: shared::tls::TlsFiles::from_env(env)?,
+            process_interval: env.seconds_or("PROCESS_INTERVAL_SECS", 5, 3600)?,
+            process_top_n: env.count_or("PROCESS_TOP_N", 10, 1, 1000)?,
             log_filter: env.get("RUST_LOG").unwrap_or("info").to_owned(),
         })
     }
@@ -118,6 +144,33 @@ mod tests {
             let env = EnvSource::from_pairs([("APP_HOST", "0.0.0.0"), extra]);
             assert!(Settings::from_env(&env).is_ok(), "{extra:?}");
         }
+    }
+
+    #[test]
+    fn outbox_dir_is_a_folder_or_off() {
+        let env = EnvSource::from_pairs([("OUTBOX_DIR", "/var/lib/hostpulse/outbox")]);
+        let settings = Settings::from_env(&env).expect("valid");
+        assert_eq!(
+            settings.outbox_dir,
+            Some(PathBuf::from("/var/lib/hostpulse/outbox"))
+        );
+        let off = EnvSource::from_pairs([("OUTBOX_DIR", "off")]);
+        assert_eq!(Settings::from_env(&off).expect("valid").outbox_dir, None);
+    }
+
+    #[test]
+    fn the_process_list_is_on_every_5_s_by_default_and_can_be_off() {
+        let settings = Settings::from_env(&EnvSource::default()).expect("defaults");
+        assert_eq!(settings.process_interval, Duration::from_secs(5));
+        assert_eq!(settings.process_top_n, 10);
+        let off = EnvSource::from_pairs([("PROCESS_INTERVAL_SECS", "0")]);
+        assert!(Settings::from_env(&off)
+            .expect("valid")
+            .process_interval
+            .is_zero());
+        let none = EnvSource::from_pairs([("PROCESS_TOP_N", "0")]);
+        let err = Settings::from_env(&none).expect_err("at least one");
+        assert!(err.to_string().starts_with("PROCESS_TOP_N:"), "{err}");
     }
 
     #[test]

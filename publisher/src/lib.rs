@@ -1,6 +1,7 @@
 //! The hostpulse publisher: samples this host and publishes readings to RabbitMQ.
 
 pub mod auth;
+pub mod body;
 pub mod broker;
 pub mod collector;
 pub mod configuration;
@@ -8,4 +9,5 @@ pub mod interval;
 pub mod metrics;
 pub mod outbox;
 pub mod routes;
+pub mod spool;
 pub mod startup;

@@ -30,6 +30,11 @@ async fn main() -> ExitCode {
     };
     let application = match Application::build(settings).await {
         Ok(application) => application,
+        // An outbox folder that cannot be written is a setting to fix, like a bad value.
+        Err(e) if e.is::<publisher::spool::SpoolError>() => {
+            eprintln!("publisher: {e}");
+            return ExitCode::from(EXIT_BAD_SETTINGS);
+        }
         Err(e) => {
             eprintln!("publisher: {e:#}");
             return ExitCode::FAILURE;

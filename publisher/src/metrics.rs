@@ -27,9 +27,14 @@ pub struct PublisherMetrics {
     pub failures: IntCounterVec,
     pub confirm_seconds: Histogram,
     pub collect_seconds: Histogram,
+    /// Items left out of a sample (a counter that went back, a device gone, a file
+    /// unreadable), by kind; every kind exported from the start.
+    pub collect_skipped: IntCounterVec,
     pub broker_connected: IntGauge,
     pub outbox_len: IntGauge,
     pub outbox_dropped: IntCounter,
+    /// Outbox disk writes that failed (the reading then waits in memory only).
+    pub outbox_spool_failures: IntCounter,
 }
 
 impl PublisherMetrics {
@@ -76,6 +81,16 @@ impl PublisherMetrics {
                 &registry,
                 Histogram::with_opts(histogram("collect_seconds", "Time to sample the system.")),
             )?,
+            collect_skipped: register(
+                &registry,
+                IntCounterVec::new(
+                    opts(
+                        "collect_skipped_total",
+                        "Items left out of a sample (counter reset, device gone, file unreadable), by kind.",
+                    ),
+                    &["what"],
+                ),
+            )?,
             broker_connected: register(
                 &registry,
                 IntGauge::with_opts(opts("broker_connected", "1 while connected to RabbitMQ.")),
@@ -89,6 +104,13 @@ impl PublisherMetrics {
                 IntCounter::with_opts(opts(
                     "outbox_dropped_total",
                     "Readings dropped because the outbox was full.",
+                )),
+            )?,
+            outbox_spool_failures: register(
+                &registry,
+                IntCounter::with_opts(opts(
+                    "outbox_spool_failures_total",
+                    "Outbox disk writes that failed (disk full?); those readings wait in memory only.",
                 )),
             )?,
             registry,

@@ -1,6 +1,9 @@
 //! The outbox: readings taken while the broker cannot take them, kept in order (by `seq`) in
-//! a bounded queue until they are confirmed. Full, it drops the oldest and counts it.
+//! a bounded queue until they are confirmed. Full, it drops the oldest and counts it. With a
+//! [`Spool`], every waiting reading is also on disk, and sequence numbers are handed out here
+//! so that they go on increasing across runs.
 
+use crate::spool::Spool;
 use shared::reading::Reading;
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -26,30 +29,97 @@ pub enum QueueError {
 /// A bounded, seq-ordered queue of unconfirmed readings.
 pub struct Outbox {
     capacity: usize,
-    queue: Mutex<VecDeque<Reading>>,
+    inner: Mutex<Inner>,
+    /// Disk writes that failed (disk full, say): those readings wait in memory only.
+    spool_failures: Option<prometheus::IntCounter>,
+}
+
+struct Inner {
+    queue: VecDeque<Reading>,
+    spool: Option<Spool>,
+    next_seq: u64,
 }
 
 impl Outbox {
-    /// An outbox holding at most `capacity` readings; 0 disables it.
+    /// An outbox in memory holding at most `capacity` readings; 0 disables it.
     pub fn new(capacity: usize) -> Self {
+        Self::build(capacity, None, 1, None)
+    }
+
+    /// An outbox kept on disk too, starting with what a previous run left there (the oldest
+    /// dropped if more than `capacity`: returned, to be counted). Disk failures are counted
+    /// in `spool_failures`.
+    pub fn on_disk(
+        capacity: usize,
+        spool: Spool,
+        loaded: crate::spool::Loaded,
+        spool_failures: prometheus::IntCounter,
+    ) -> (Self, usize) {
+        let outbox = Self::build(capacity, Some(spool), loaded.next_seq, Some(spool_failures));
+        let mut dropped = 0;
+        for reading in loaded.readings {
+            // Already on disk: queued without writing it again.
+            let mut inner = outbox.lock();
+            while inner.queue.len() >= capacity.max(1) {
+                if let Some(oldest) = inner.queue.pop_front() {
+                    dropped += 1;
+                    inner.forget(oldest.seq, &outbox.spool_failures);
+                }
+            }
+            if capacity > 0 {
+                inner.queue.push_back(reading);
+            } else {
+                dropped += 1;
+                inner.forget(reading.seq, &outbox.spool_failures);
+            }
+        }
+        (outbox, dropped)
+    }
+
+    fn build(
+        capacity: usize,
+        spool: Option<Spool>,
+        next_seq: u64,
+        spool_failures: Option<prometheus::IntCounter>,
+    ) -> Self {
         Self {
             capacity,
-            queue: Mutex::new(VecDeque::new()),
+            inner: Mutex::new(Inner {
+                queue: VecDeque::new(),
+                spool,
+                next_seq,
+            }),
+            spool_failures,
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Reading>> {
-        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The next sequence number (reserved on disk first, when there is a spool).
+    pub fn take_seq(&self) -> u64 {
+        let mut inner = self.lock();
+        let seq = inner.next_seq;
+        inner.next_seq += 1;
+        if let Some(spool) = inner.spool.as_mut() {
+            if let Err(e) = spool.reserve(seq) {
+                // Numbers still go up in this run; only a later run could reuse some.
+                count(&self.spool_failures);
+                spool.log_failure("reserve sequence numbers in", &e);
+            }
+        }
+        seq
     }
 
     /// Readings waiting.
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().queue.len()
     }
 
     /// True when nothing waits.
     pub fn is_empty(&self) -> bool {
-        self.lock().is_empty()
+        self.lock().queue.is_empty()
     }
 
     /// Queues `reading` in `seq` order. Returns how many older readings were dropped for it.
@@ -57,35 +127,65 @@ impl Outbox {
         if self.capacity == 0 {
             return Err(QueueError::Disabled);
         }
-        let mut queue = self.lock();
+        let mut inner = self.lock();
         let mut dropped = 0;
-        while queue.len() >= self.capacity {
+        while inner.queue.len() >= self.capacity {
             match when_full {
-                WhenFull::Refuse => return Err(QueueError::Full(queue.len())),
+                WhenFull::Refuse => return Err(QueueError::Full(inner.queue.len())),
                 WhenFull::DropOldest => {
-                    queue.pop_front();
+                    if let Some(oldest) = inner.queue.pop_front() {
+                        inner.forget(oldest.seq, &self.spool_failures);
+                    }
                     dropped += 1;
                 }
             }
         }
+        if let Some(spool) = inner.spool.as_mut() {
+            if let Err(e) = spool.append(&reading) {
+                // Disk full or failing: the reading still waits, in memory.
+                count(&self.spool_failures);
+                spool.log_failure("write", &e);
+            }
+        }
         // Usually the newest; a reading whose publish just failed may be older than some
         // already waiting.
-        let at = queue.partition_point(|r| r.seq < reading.seq);
-        queue.insert(at, reading);
+        let at = inner.queue.partition_point(|r| r.seq < reading.seq);
+        inner.queue.insert(at, reading);
         Ok(dropped)
     }
 
     /// The oldest waiting reading, left in place until [`Self::confirmed`].
     pub fn front(&self) -> Option<Reading> {
-        self.lock().front().cloned()
+        self.lock().queue.front().cloned()
     }
 
     /// Removes the reading with `seq` once the broker confirmed it.
     pub fn confirmed(&self, seq: u64) {
-        let mut queue = self.lock();
-        if let Some(at) = queue.iter().position(|r| r.seq == seq) {
-            queue.remove(at);
+        let mut inner = self.lock();
+        if let Some(at) = inner.queue.iter().position(|r| r.seq == seq) {
+            inner.queue.remove(at);
+            inner.forget(seq, &self.spool_failures);
         }
+    }
+}
+
+impl Inner {
+    /// Tells the spool that `seq` no longer waits.
+    fn forget(&mut self, seq: u64, failures: &Option<prometheus::IntCounter>) {
+        let Some(spool) = self.spool.as_mut() else {
+            return;
+        };
+        if let Err(e) = spool.remove(seq, self.queue.iter()) {
+            // At worst the reading is sent once more after a restart (readers drop it by id).
+            count(failures);
+            spool.log_failure("update", &e);
+        }
+    }
+}
+
+fn count(failures: &Option<prometheus::IntCounter>) {
+    if let Some(counter) = failures {
+        counter.inc();
     }
 }
 
@@ -102,7 +202,7 @@ mod tests {
     }
 
     fn seqs(outbox: &Outbox) -> Vec<u64> {
-        outbox.lock().iter().map(|r| r.seq).collect()
+        outbox.lock().queue.iter().map(|r| r.seq).collect()
     }
 
     #[test]
@@ -119,6 +219,42 @@ mod tests {
         );
         outbox.confirmed(2);
         assert_eq!(outbox.front().map(|r| r.seq), Some(3));
+    }
+
+    #[test]
+    fn on_disk_what_waits_outlives_the_process_and_seq_goes_on() {
+        let dir = std::env::temp_dir().join(format!("hostpulse-outbox-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let failures = prometheus::IntCounter::new("f", "f").expect("valid");
+        let open = |capacity| {
+            let (spool, loaded) = Spool::open(&dir).expect("opens");
+            Outbox::on_disk(capacity, spool, loaded, failures.clone())
+        };
+        let (outbox, dropped) = open(10);
+        assert_eq!(dropped, 0);
+        for _ in 0..4 {
+            let seq = outbox.take_seq();
+            outbox
+                .push(reading(seq), WhenFull::DropOldest)
+                .expect("queued");
+        }
+        outbox.confirmed(1);
+        drop(outbox);
+        // As after a crash: a new outbox on the same folder.
+        let (outbox, _) = open(10);
+        assert_eq!(seqs(&outbox), [2, 3, 4]);
+        assert!(outbox.take_seq() > 4, "no seq is used twice");
+        drop(outbox);
+        // Fewer places than waiting readings: the oldest go, and are counted.
+        let (outbox, dropped) = open(2);
+        assert_eq!((seqs(&outbox), dropped), (vec![3, 4], 1));
+        outbox.confirmed(3);
+        outbox.confirmed(4);
+        drop(outbox);
+        let (outbox, _) = open(10);
+        assert!(outbox.is_empty(), "confirmed readings are not sent again");
+        assert_eq!(failures.get(), 0);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! Building and running the publisher: bind, start the collector and the broker link, serve.
 
 use crate::broker::ReadingPublisher;
-use crate::collector::Collector;
+use crate::collector::{Collector, CollectorMetrics, CollectorOptions};
 use crate::configuration::Settings;
 use crate::metrics::PublisherMetrics;
+use crate::outbox::Outbox;
+use crate::spool::Spool;
 use crate::{interval, routes};
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
@@ -33,13 +35,41 @@ impl Application {
             .map(shared::tls::server_config)
             .transpose()?;
         let metrics = PublisherMetrics::new()?;
-        let collector =
-            Collector::spawn(settings.host_name.clone(), metrics.collect_seconds.clone())?;
+        let collector = Collector::spawn(
+            CollectorOptions {
+                host: settings.host_name.clone(),
+                process_interval: settings.process_interval,
+                process_top_n: settings.process_top_n,
+                ..CollectorOptions::default()
+            },
+            CollectorMetrics {
+                timing: metrics.collect_seconds.clone(),
+                skipped: metrics.collect_skipped.clone(),
+            },
+        )?;
+        let outbox = match &settings.outbox_dir {
+            None => Outbox::new(settings.outbox_capacity),
+            Some(dir) => {
+                let (spool, loaded) = Spool::open(dir)?;
+                let found = loaded.readings.len();
+                let (outbox, dropped) = Outbox::on_disk(
+                    settings.outbox_capacity,
+                    spool,
+                    loaded,
+                    metrics.outbox_spool_failures.clone(),
+                );
+                if found > 0 {
+                    tracing::info!(found, dropped, dir = %dir.display(), "readings from a previous run wait in the outbox");
+                }
+                metrics.outbox_dropped.inc_by(dropped as u64);
+                outbox
+            }
+        };
         let publisher = ReadingPublisher::start(
             settings.broker.clone(),
             settings.reconnect_cap,
             settings.confirm_timeout,
-            settings.outbox_capacity,
+            outbox,
             metrics.clone(),
         );
         if !settings.publish_interval.is_zero() {

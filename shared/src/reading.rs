@@ -36,6 +36,13 @@ pub struct Reading {
     pub networks: Option<Vec<Network>>,
     #[serde(default)]
     pub temperatures: Vec<Temperature>,
+    /// Whole block devices' activity; absent when the sender does not measure it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block_devices: Option<Vec<BlockDevice>>,
+    /// Present on the readings where the process list was refreshed (every
+    /// `PROCESS_INTERVAL_SECS`); a reader keeps the last one it saw.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processes: Option<Processes>,
     /// Set by the consumer on readings converted from the original Python publisher.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub legacy: Option<LegacyOrigin>,
@@ -70,6 +77,23 @@ pub struct Cpu {
     pub frequency_mhz: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load_average: Option<LoadAverage>,
+    /// Where the CPU time went since the previous sample (`/proc/stat`); absent when unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_split: Option<CpuTimeSplit>,
+}
+
+/// Shares of all CPUs' time since the previous sample, in percent; they add up to about 100.
+///
+/// `user_percent` includes `nice`; guest time is already inside user and nice on Linux.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CpuTimeSplit {
+    pub user_percent: f32,
+    pub system_percent: f32,
+    pub iowait_percent: f32,
+    pub steal_percent: f32,
+    pub irq_percent: f32,
+    pub softirq_percent: f32,
+    pub idle_percent: f32,
 }
 
 /// The 1, 5 and 15 minute load averages.
@@ -89,18 +113,73 @@ pub struct Memory {
     pub usage_percent: f32,
     pub swap_total_bytes: u64,
     pub swap_used_bytes: u64,
+    /// Page cache and buffers (`Cached + Buffers` in `/proc/meminfo`): counted in neither
+    /// `used_bytes` (much of it can be freed) nor wholly in `available_bytes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached_buffers_bytes: Option<u64>,
+    /// Bytes read back from swap per second since the previous sample (`pswpin`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swap_in_bytes_per_sec: Option<u64>,
+    /// Bytes written out to swap per second since the previous sample (`pswpout`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swap_out_bytes_per_sec: Option<u64>,
 }
 
-/// One mounted file system.
+/// One mounted file system, with its use as `df` reports it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Disk {
     pub name: String,
     pub mount_point: String,
     pub file_system: String,
     pub total_bytes: u64,
+    /// Free to ordinary users (`df`'s "Avail").
     pub available_bytes: u64,
+    /// Taken by files (`df`'s "Used").
     pub used_bytes: u64,
+    /// `used ÷ (used + available)`, as `df` computes "Use%".
     pub usage_percent: f32,
+    /// Free but kept for root (ext4's reserved blocks): in `total_bytes`, in neither of the
+    /// other two.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reserved_bytes: Option<u64>,
+}
+
+/// One whole block device (`/proc/diskstats`): activity since the previous sample.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BlockDevice {
+    /// The kernel's name, such as `sda` or `nvme0n1`.
+    pub name: String,
+    pub read_bytes_per_sec: u64,
+    pub write_bytes_per_sec: u64,
+    pub reads_per_sec: f64,
+    pub writes_per_sec: f64,
+    /// Share of the time the device had requests in flight (`iostat`'s `%util`).
+    pub busy_percent: f32,
+}
+
+/// The processes running on the host, counted, and the busiest of them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Processes {
+    pub total_count: u32,
+    /// Processes whose main thread is running or ready to run (state `R`), as `ps` shows.
+    pub running_count: u32,
+    /// The top N by CPU since the previous scan, busiest first.
+    pub top_by_cpu: Vec<ProcessInfo>,
+    /// The top N by resident memory, largest first.
+    pub top_by_memory: Vec<ProcessInfo>,
+}
+
+/// One process in a top-N list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProcessInfo {
+    pub pid: u32,
+    /// The command (`comm`, or the program of `cmdline`), as text: may hold any character.
+    pub name: String,
+    /// The owner's user name, or the numeric uid when `/etc/passwd` has no name for it.
+    pub user: String,
+    /// Of one core, as `top` shows it: a process busy on two cores shows 200.
+    pub cpu_percent: f32,
+    pub resident_bytes: u64,
 }
 
 /// One network interface: rates since the previous sample and totals since boot.
@@ -111,6 +190,16 @@ pub struct Network {
     pub transmitted_bytes_per_sec: u64,
     pub total_received_bytes: u64,
     pub total_transmitted_bytes: u64,
+    /// Receive errors per second since the previous sample (`/proc/net/dev` `errs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receive_errors_per_sec: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transmit_errors_per_sec: Option<f64>,
+    /// Received packets dropped per second (`drop`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receive_drops_per_sec: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transmit_drops_per_sec: Option<f64>,
 }
 
 /// One temperature sensor.
@@ -171,7 +260,19 @@ impl Reading {
         let percents = [self.cpu.usage_percent, self.memory.usage_percent]
             .into_iter()
             .chain(self.cpu.per_core_percent.iter().copied())
-            .chain(self.disks.iter().map(|d| d.usage_percent));
+            .chain(self.disks.iter().map(|d| d.usage_percent))
+            .chain(self.cpu.time_split.iter().flat_map(|t| {
+                [
+                    t.user_percent,
+                    t.system_percent,
+                    t.iowait_percent,
+                    t.steal_percent,
+                    t.irq_percent,
+                    t.softirq_percent,
+                    t.idle_percent,
+                ]
+            }))
+            .chain(self.block_devices.iter().flatten().map(|b| b.busy_percent));
         for p in percents {
             if !p.is_finite() || !(0.0..=100.0).contains(&p) {
                 return invalid("usage_percent", "not between 0 and 100");
@@ -245,6 +346,7 @@ mod tests {
                     five: 0.25,
                     fifteen: 0.125,
                 }),
+                time_split: None,
             },
             memory: Memory {
                 total_bytes: 8 << 30,
@@ -253,6 +355,9 @@ mod tests {
                 usage_percent: 25.0,
                 swap_total_bytes: 0,
                 swap_used_bytes: 0,
+                cached_buffers_bytes: None,
+                swap_in_bytes_per_sec: None,
+                swap_out_bytes_per_sec: None,
             },
             disks: vec![Disk {
                 name: "/dev/vda".into(),
@@ -262,6 +367,7 @@ mod tests {
                 available_bytes: 60,
                 used_bytes: 40,
                 usage_percent: 40.0,
+                reserved_bytes: None,
             }],
             networks: Some(vec![Network {
                 interface: "eth0".into(),
@@ -269,8 +375,14 @@ mod tests {
                 transmitted_bytes_per_sec: 500,
                 total_received_bytes: 10_000,
                 total_transmitted_bytes: 5_000,
+                receive_errors_per_sec: None,
+                transmit_errors_per_sec: None,
+                receive_drops_per_sec: None,
+                transmit_drops_per_sec: None,
             }]),
             temperatures: vec![],
+            block_devices: None,
+            processes: None,
             legacy: None,
         }
     }
@@ -363,6 +475,106 @@ mod tests {
         let written = serde_json::to_value(&reading).expect("serializes");
         assert!(written.get("uptime_secs").is_none(), "{written}");
         assert!(written["cpu"].get("load_average").is_none(), "{written}");
+    }
+
+    /// A reading with every optional field of the whole-host view filled in.
+    fn whole_host() -> Reading {
+        let mut reading = sample();
+        reading.cpu.time_split = Some(CpuTimeSplit {
+            user_percent: 20.5,
+            system_percent: 5.25,
+            iowait_percent: 3.0,
+            steal_percent: 0.5,
+            irq_percent: 0.25,
+            softirq_percent: 0.5,
+            idle_percent: 70.0,
+        });
+        reading.memory.cached_buffers_bytes = Some(3 << 30);
+        reading.memory.swap_in_bytes_per_sec = Some(4096);
+        reading.memory.swap_out_bytes_per_sec = Some(0);
+        reading.disks[0].reserved_bytes = Some(5);
+        if let Some(networks) = reading.networks.as_mut() {
+            networks[0].receive_errors_per_sec = Some(0.5);
+            networks[0].transmit_errors_per_sec = Some(0.0);
+            networks[0].receive_drops_per_sec = Some(2.0);
+            networks[0].transmit_drops_per_sec = Some(0.0);
+        }
+        reading.block_devices = Some(vec![BlockDevice {
+            name: "vda".into(),
+            read_bytes_per_sec: 4096,
+            write_bytes_per_sec: 8192,
+            reads_per_sec: 1.0,
+            writes_per_sec: 2.5,
+            busy_percent: 12.5,
+        }]);
+        let process = |pid, name: &str| ProcessInfo {
+            pid,
+            name: name.into(),
+            user: "root".into(),
+            cpu_percent: 150.0,
+            resident_bytes: 1 << 20,
+        };
+        reading.processes = Some(Processes {
+            total_count: 120,
+            running_count: 2,
+            top_by_cpu: vec![process(1, "init"), process(42, "<b>\"x\"\u{7}</b>")],
+            top_by_memory: vec![process(42, "<b>\"x\"\u{7}</b>")],
+        });
+        reading
+    }
+
+    #[test]
+    fn the_whole_host_view_round_trips_with_units_in_its_names() {
+        let reading = whole_host();
+        let json = serde_json::to_value(&reading).expect("serializes");
+        assert_eq!(json["cpu"]["time_split"]["iowait_percent"], 3.0);
+        assert_eq!(json["memory"]["cached_buffers_bytes"], 3u64 << 30);
+        assert_eq!(json["memory"]["swap_in_bytes_per_sec"], 4096);
+        assert_eq!(json["disks"][0]["reserved_bytes"], 5);
+        assert_eq!(json["networks"][0]["receive_drops_per_sec"], 2.0);
+        assert_eq!(json["block_devices"][0]["write_bytes_per_sec"], 8192);
+        assert_eq!(json["block_devices"][0]["busy_percent"], 12.5);
+        assert_eq!(json["processes"]["running_count"], 2);
+        assert_eq!(json["processes"]["top_by_cpu"][0]["cpu_percent"], 150.0);
+        assert_eq!(
+            json["processes"]["top_by_memory"][0]["name"], "<b>\"x\"\u{7}</b>",
+            "a hostile name is kept as text"
+        );
+        let body = serde_json::to_vec(&reading).expect("serializes");
+        assert_eq!(Reading::from_json(&body).expect("parses"), reading);
+    }
+
+    #[test]
+    fn todays_readings_have_none_of_the_new_fields_and_still_parse() {
+        let json = serde_json::to_value(sample()).expect("serializes");
+        for absent in ["block_devices", "processes"] {
+            assert!(
+                json.get(absent).is_none(),
+                "{absent} not written when unknown"
+            );
+        }
+        assert!(json["cpu"].get("time_split").is_none());
+        assert!(json["disks"][0].get("reserved_bytes").is_none());
+        assert!(json["networks"][0].get("receive_errors_per_sec").is_none());
+        // A reading of today's schema, from the consumer's fixture, is read as before.
+        let today = include_bytes!("../../consumer/tests/fixtures/reading.json");
+        let reading = Reading::from_json(today).expect("today's reading parses");
+        assert_eq!(reading.block_devices, None);
+        assert_eq!(reading.memory.cached_buffers_bytes, None);
+    }
+
+    #[test]
+    fn an_impossible_split_or_busy_share_is_refused() {
+        let mut reading = whole_host();
+        if let Some(split) = reading.cpu.time_split.as_mut() {
+            split.iowait_percent = f32::NAN;
+        }
+        assert!(reading.validate().is_err());
+        let mut reading = whole_host();
+        if let Some(devices) = reading.block_devices.as_mut() {
+            devices[0].busy_percent = 180.0;
+        }
+        assert!(reading.validate().is_err());
     }
 
     #[test]

@@ -44,6 +44,7 @@ fn calm(host: &str) -> Reading {
                 five: 0.5,
                 fifteen: 0.5,
             }),
+            time_split: None,
         },
         memory: Memory {
             total_bytes: 1000,
@@ -52,6 +53,9 @@ fn calm(host: &str) -> Reading {
             usage_percent: 10.0,
             swap_total_bytes: 0,
             swap_used_bytes: 0,
+            cached_buffers_bytes: None,
+            swap_in_bytes_per_sec: None,
+            swap_out_bytes_per_sec: None,
         },
         disks: vec![disk("/", 10.0, 900)],
         networks: Some(vec![Network {
@@ -60,9 +64,15 @@ fn calm(host: &str) -> Reading {
             transmitted_bytes_per_sec: 100,
             total_received_bytes: 1000,
             total_transmitted_bytes: 1000,
+            receive_errors_per_sec: None,
+            transmit_errors_per_sec: None,
+            receive_drops_per_sec: None,
+            transmit_drops_per_sec: None,
         }]),
         temperatures: Vec::new(),
         legacy: None,
+        block_devices: None,
+        processes: None,
     }
 }
 
@@ -75,6 +85,7 @@ fn disk(mount: &str, usage_percent: f32, available_bytes: u64) -> Disk {
         available_bytes,
         used_bytes: 0,
         usage_percent,
+        reserved_bytes: None,
     }
 }
 

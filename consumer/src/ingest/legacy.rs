@@ -89,6 +89,7 @@ pub fn to_reading(body: &[u8], hints: &SenderHints, now: DateTime<Utc>) -> Optio
             available_bytes: d.free.min(d.total),
             used_bytes: d.used.min(d.total),
             usage_percent: percent_of(d.used.min(d.total), d.total),
+            reserved_bytes: None,
         })
         .into_iter()
         .collect();
@@ -112,6 +113,7 @@ pub fn to_reading(body: &[u8], hints: &SenderHints, now: DateTime<Utc>) -> Optio
             brand: legacy.processor.clone().unwrap_or_default(),
             frequency_mhz: None,
             load_average: None,
+            time_split: None,
         },
         memory: Memory {
             total_bytes: total,
@@ -124,10 +126,15 @@ pub fn to_reading(body: &[u8], hints: &SenderHints, now: DateTime<Utc>) -> Optio
                 .unwrap_or_else(|| percent_of(used, total)),
             swap_total_bytes: 0,
             swap_used_bytes: 0,
+            cached_buffers_bytes: None,
+            swap_in_bytes_per_sec: None,
+            swap_out_bytes_per_sec: None,
         },
         disks,
         networks: None,
         temperatures: Vec::new(),
+        block_devices: None,
+        processes: None,
         legacy: Some(LegacyOrigin {
             host_from: host_from.to_owned(),
         }),

@@ -43,6 +43,7 @@ fn reading(host: &str, secs: i64, seq: u64, v: f32) -> Reading {
                 five: 0.5,
                 fifteen: 0.25,
             }),
+            time_split: None,
         },
         memory: Memory {
             total_bytes: 8 << 30,
@@ -51,6 +52,9 @@ fn reading(host: &str, secs: i64, seq: u64, v: f32) -> Reading {
             usage_percent: v / 2.0,
             swap_total_bytes: 1 << 30,
             swap_used_bytes: 0,
+            cached_buffers_bytes: None,
+            swap_in_bytes_per_sec: None,
+            swap_out_bytes_per_sec: None,
         },
         disks: vec![Disk {
             name: "/dev/vda".into(),
@@ -60,6 +64,7 @@ fn reading(host: &str, secs: i64, seq: u64, v: f32) -> Reading {
             available_bytes: 1000 - v as u64,
             used_bytes: v as u64,
             usage_percent: v / 10.0,
+            reserved_bytes: None,
         }],
         networks: Some(vec![Network {
             interface: "eth0".into(),
@@ -67,9 +72,15 @@ fn reading(host: &str, secs: i64, seq: u64, v: f32) -> Reading {
             transmitted_bytes_per_sec: 5,
             total_received_bytes: 0,
             total_transmitted_bytes: 0,
+            receive_errors_per_sec: None,
+            transmit_errors_per_sec: None,
+            receive_drops_per_sec: None,
+            transmit_drops_per_sec: None,
         }]),
         temperatures: vec![],
         legacy: None,
+        block_devices: None,
+        processes: None,
     }
 }
 

@@ -32,5 +32,6 @@ pub(super) fn read(system: &System) -> Cpu {
             five: load.five,
             fifteen: load.fifteen,
         }),
+        time_split: None,
     }
 }

@@ -21,5 +21,8 @@ pub(super) fn read(system: &System) -> Memory {
         usage_percent: percent_of(used, total),
         swap_total_bytes: system.total_swap(),
         swap_used_bytes: system.used_swap(),
+        cached_buffers_bytes: None,
+        swap_in_bytes_per_sec: None,
+        swap_out_bytes_per_sec: None,
     }
 }

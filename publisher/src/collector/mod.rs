@@ -3,13 +3,22 @@
 //! plain [`Reading`]s.
 
 mod cpu;
+mod cpu_times;
 mod disks;
+mod diskstats;
+mod meminfo;
 mod memory;
 mod network;
+mod proc_file;
+mod processes;
 mod system;
 mod temperatures;
+mod vmstat;
 
+use proc_file::Skips;
+pub use proc_file::SKIP_LABELS;
 use shared::reading::{Reading, SCHEMA_VERSION};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
@@ -34,6 +43,42 @@ pub enum CollectError {
     Stopped,
 }
 
+/// What the sampler reads, and how often the costly parts.
+#[derive(Debug, Clone)]
+pub struct CollectorOptions {
+    /// Overrides the system host name.
+    pub host: Option<String>,
+    /// How often the process table is scanned; zero means never (`PROCESS_INTERVAL_SECS`).
+    pub process_interval: Duration,
+    /// How many processes each top list holds (`PROCESS_TOP_N`).
+    pub process_top_n: usize,
+    /// Where the kernel's figures are: `/proc`.
+    pub proc_root: PathBuf,
+    /// Where user names are: `/etc/passwd`.
+    pub passwd: PathBuf,
+}
+
+impl Default for CollectorOptions {
+    fn default() -> Self {
+        Self {
+            host: None,
+            process_interval: Duration::from_secs(5),
+            process_top_n: 10,
+            proc_root: PathBuf::from("/proc"),
+            passwd: PathBuf::from("/etc/passwd"),
+        }
+    }
+}
+
+/// The metrics the sampler feeds.
+#[derive(Clone)]
+pub struct CollectorMetrics {
+    /// Each sample's duration.
+    pub timing: prometheus::Histogram,
+    /// Items left out of a sample, by kind (`what`).
+    pub skipped: prometheus::IntCounterVec,
+}
+
 /// A handle to the sampler thread; cheap to clone.
 #[derive(Clone)]
 pub struct Collector {
@@ -51,14 +96,13 @@ fn lock(latest: &Latest) -> std::sync::MutexGuard<'_, Option<(Instant, Arc<Readi
 }
 
 impl Collector {
-    /// Starts the sampler thread. `host` overrides the system host name; each sample's
-    /// duration is observed in `timing`.
+    /// Starts the sampler thread.
     pub fn spawn(
-        host: Option<String>,
-        timing: prometheus::Histogram,
+        options: CollectorOptions,
+        metrics: CollectorMetrics,
     ) -> Result<Self, CollectError> {
         let latest = Arc::new(Latest::default());
-        let sampler = Sampler::new(host, timing, Arc::clone(&latest))?;
+        let sampler = Sampler::new(options, metrics, Arc::clone(&latest))?;
         let (requests, receiver) = mpsc::channel(REQUEST_QUEUE);
         std::thread::Builder::new()
             .name("collector".into())
@@ -95,6 +139,15 @@ struct Sampler {
     system: sysinfo::System,
     disks: sysinfo::Disks,
     networks: network::Interfaces,
+    cpu_times: cpu_times::CpuTimes,
+    diskstats: diskstats::DiskStats,
+    meminfo: meminfo::MemInfo,
+    vmstat: vmstat::VmStat,
+    /// `None` when `PROCESS_INTERVAL_SECS` is 0.
+    processes: Option<processes::ProcessScan>,
+    process_interval: Duration,
+    processes_scanned: Instant,
+    skips: Skips,
     components: sysinfo::Components,
     os: shared::reading::OsInfo,
     last_refresh: Instant,
@@ -106,26 +159,47 @@ struct Sampler {
 
 impl Sampler {
     fn new(
-        host: Option<String>,
-        timing: prometheus::Histogram,
+        options: CollectorOptions,
+        metrics: CollectorMetrics,
         shared: Arc<Latest>,
     ) -> Result<Self, CollectError> {
         let start = |e: sysinfo::Error| CollectError::Start(e.to_string());
         let mut system = sysinfo::System::new().map_err(start)?;
         // The first CPU refresh only sets the baseline; its usage figures are discarded.
         cpu::refresh(&mut system, true);
-        let host = host.unwrap_or_else(system::host_name);
+        let host = options.host.unwrap_or_else(system::host_name);
+        let mut skips = Skips::new(metrics.skipped);
+        let root = options.proc_root.as_path();
+        let (page_bytes, ticks_per_sec) = system::units();
+        let processes = (!options.process_interval.is_zero()).then(|| {
+            let scan = processes::ProcessScanOptions {
+                root: options.proc_root.clone(),
+                passwd: options.passwd.clone(),
+                top_n: options.process_top_n,
+                page_bytes,
+                ticks_per_sec,
+            };
+            processes::ProcessScan::new(scan, &mut skips)
+        });
         Ok(Self {
             host,
             os: system::os_info(),
             system,
             disks: sysinfo::Disks::new_with_refreshed_list().map_err(start)?,
-            networks: network::Interfaces::new(),
+            networks: network::Interfaces::new(root, &mut skips),
+            cpu_times: cpu_times::CpuTimes::new(root, &mut skips),
+            diskstats: diskstats::DiskStats::new(root, &mut skips),
+            meminfo: meminfo::MemInfo::new(root),
+            vmstat: vmstat::VmStat::new(root, page_bytes, &mut skips),
+            processes,
+            process_interval: options.process_interval,
+            processes_scanned: Instant::now(),
+            skips,
             components: sysinfo::Components::new_with_refreshed_list().map_err(start)?,
             last_refresh: Instant::now(),
             slow_refreshed: Instant::now(),
             shared,
-            timing,
+            timing: metrics.timing,
         })
     }
 
@@ -165,9 +239,28 @@ impl Sampler {
             self.slow_refreshed = Instant::now();
         }
         cpu::refresh(&mut self.system, slow);
-        memory::refresh(&mut self.system);
         disks::refresh(&mut self.disks, slow);
         temperatures::refresh(&mut self.components, slow);
+        let skips = &mut self.skips;
+        let mut cpu = cpu::read(&self.system);
+        cpu.time_split = self.cpu_times.read(skips);
+        // /proc/meminfo read once for everything; sysinfo where it cannot be read.
+        let mut memory = self.meminfo.read(skips).unwrap_or_else(|| {
+            memory::refresh(&mut self.system);
+            memory::read(&self.system)
+        });
+        if let Some((swap_in, swap_out)) = self.vmstat.read(elapsed, skips) {
+            memory.swap_in_bytes_per_sec = Some(swap_in);
+            memory.swap_out_bytes_per_sec = Some(swap_out);
+        }
+        let since_scan = self.processes_scanned.elapsed();
+        let processes = match &mut self.processes {
+            Some(scan) if since_scan >= self.process_interval => {
+                self.processes_scanned = Instant::now();
+                scan.scan(since_scan, skips)
+            }
+            _ => None,
+        };
         Reading {
             schema_version: SCHEMA_VERSION,
             host: self.host.clone(),
@@ -176,11 +269,13 @@ impl Sampler {
             interval_secs: None,
             uptime_secs: Some(system::uptime_secs()),
             os: self.os.clone(),
-            cpu: cpu::read(&self.system),
-            memory: memory::read(&self.system),
+            cpu,
+            memory,
             disks: disks::read(&self.disks),
-            networks: Some(self.networks.read(elapsed)),
+            networks: Some(self.networks.read(elapsed, skips)),
             temperatures: temperatures::read(&self.components),
+            block_devices: Some(self.diskstats.read(elapsed, skips)),
+            processes,
             legacy: None,
         }
     }
@@ -190,13 +285,26 @@ impl Sampler {
 mod tests {
     use super::*;
 
-    fn timing() -> prometheus::Histogram {
-        prometheus::Histogram::with_opts(prometheus::HistogramOpts::new("t", "t")).expect("valid")
+    fn metrics() -> CollectorMetrics {
+        CollectorMetrics {
+            timing: prometheus::Histogram::with_opts(prometheus::HistogramOpts::new("t", "t"))
+                .expect("valid"),
+            skipped: prometheus::IntCounterVec::new(prometheus::Opts::new("s", "s"), &["what"])
+                .expect("valid"),
+        }
+    }
+
+    fn options(host: Option<&str>) -> CollectorOptions {
+        CollectorOptions {
+            host: host.map(str::to_owned),
+            ..CollectorOptions::default()
+        }
     }
 
     #[tokio::test]
     async fn readings_describe_this_host() {
-        let collector = Collector::spawn(Some("probe".into()), timing()).expect("sampler starts");
+        let collector =
+            Collector::spawn(options(Some("probe")), metrics()).expect("sampler starts");
         let reading = collector.reading().await.expect("a reading");
         assert_eq!(reading.host, "probe");
         reading.validate().expect("the sample is a valid reading");
@@ -212,11 +320,89 @@ mod tests {
         assert!(!reading.disks.is_empty(), "at least the root file system");
         assert!(reading.uptime_secs.is_some_and(|up| up > 0));
         assert!(!reading.os.kernel.is_empty());
+        assert!(reading.cpu.time_split.is_some(), "{:?}", reading.cpu);
+        assert!(reading.memory.cached_buffers_bytes.is_some());
+        assert!(reading.memory.swap_in_bytes_per_sec.is_some());
+        assert!(reading.block_devices.is_some());
+        let root = reading
+            .disks
+            .iter()
+            .find(|d| d.mount_point == "/")
+            .expect("the root file system");
+        assert!(root.reserved_bytes.is_some());
+    }
+
+    #[test]
+    fn the_process_table_comes_every_interval_and_not_at_all_when_off() {
+        let skipped = metrics().skipped;
+        let collector_metrics = CollectorMetrics {
+            skipped: skipped.clone(),
+            ..metrics()
+        };
+        let mut every = CollectorOptions {
+            process_interval: Duration::from_secs(3600),
+            process_top_n: 3,
+            ..CollectorOptions::default()
+        };
+        let mut sampler = Sampler::new(every.clone(), collector_metrics.clone(), Arc::default())
+            .expect("sampler");
+        assert_eq!(sampler.sample().processes, None, "not due for an hour");
+        // As if the interval had passed: a controllable clock, not a sleep.
+        sampler.processes_scanned -= Duration::from_secs(3600);
+        let table = sampler.sample().processes.expect("due now");
+        assert_eq!(table.top_by_cpu.len(), 3);
+        assert_eq!(table.top_by_memory.len(), 3);
+        assert!(table.total_count >= 3);
+        assert_eq!(
+            sampler.sample().processes,
+            None,
+            "and not again until the next"
+        );
+        every.process_interval = Duration::ZERO;
+        let mut off = Sampler::new(every, collector_metrics, Arc::default()).expect("sampler");
+        off.processes_scanned -= Duration::from_secs(86_400);
+        assert_eq!(
+            off.sample().processes,
+            None,
+            "PROCESS_INTERVAL_SECS=0: never"
+        );
+        for what in SKIP_LABELS {
+            assert_eq!(skipped.with_label_values(&[what]).get(), 0, "{what}");
+        }
+    }
+
+    #[test]
+    fn a_missing_proc_leaves_items_out_but_the_reading_still_goes_out() {
+        let skipped = metrics().skipped;
+        let broken = CollectorOptions {
+            proc_root: PathBuf::from("/nonexistent-proc"),
+            process_interval: Duration::from_secs(1),
+            ..CollectorOptions::default()
+        };
+        let collector_metrics = CollectorMetrics {
+            skipped: skipped.clone(),
+            ..metrics()
+        };
+        let mut sampler = Sampler::new(broken, collector_metrics, Arc::default()).expect("sampler");
+        sampler.processes_scanned -= Duration::from_secs(1);
+        let reading = sampler.sample();
+        reading.validate().expect("still a valid reading");
+        assert_eq!(reading.cpu.time_split, None);
+        assert!(
+            reading.memory.total_bytes > 0,
+            "memory from sysinfo instead"
+        );
+        for what in SKIP_LABELS {
+            assert!(
+                skipped.with_label_values(&[what]).get() >= 1,
+                "{what} counted"
+            );
+        }
     }
 
     #[tokio::test]
     async fn requests_close_together_share_a_sample_and_later_ones_are_fresh() {
-        let collector = Collector::spawn(None, timing()).expect("sampler starts");
+        let collector = Collector::spawn(options(None), metrics()).expect("sampler starts");
         let first = collector.reading().await.expect("a reading");
         let again = collector.reading().await.expect("a reading");
         assert!(

@@ -1,131 +1,223 @@
-//! Network interfaces: rates since the previous sample and totals since boot.
+//! Network interfaces: rates since the previous sample (bytes, errors, drops) and totals
+//! since boot.
 //!
-//! On Linux the counters come from `/proc/net/dev` (through `procfs`): one file for every
+//! On Linux the counters come from `/proc/net/dev`, parsed by `procfs`: one file for every
 //! interface. sysinfo reads nine sysfs files per interface instead, which was two thirds of
 //! the sampler's cost on a host with four interfaces, and grows with every container's veth.
-//! Elsewhere, sysinfo.
+//! Elsewhere, sysinfo (without errors and drops).
 
+use super::proc_file::{per_sec, round2, Skips};
 use shared::reading::Network;
 use std::collections::HashMap;
+use std::path::Path;
 use std::time::Duration;
+
+/// One interface's counters since boot.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Counters {
+    received_bytes: u64,
+    transmitted_bytes: u64,
+    /// Errors and drops, where the platform counts them.
+    faults: Option<Faults>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Faults {
+    receive_errors: u64,
+    transmit_errors: u64,
+    receive_drops: u64,
+    transmit_drops: u64,
+}
 
 /// Interface counters, kept between samples to turn totals into rates.
 pub(super) struct Interfaces {
-    /// Received and transmitted totals at the previous sample, by interface.
-    previous: HashMap<String, (u64, u64)>,
+    /// Counters at the previous sample, by interface.
+    previous: HashMap<String, Counters>,
+    #[cfg(target_os = "linux")]
+    file: super::proc_file::ProcFile,
     #[cfg(not(target_os = "linux"))]
     networks: sysinfo::Networks,
 }
 
 impl Interfaces {
-    /// Reads the counters once, as the baseline for the first rates.
-    pub(super) fn new() -> Self {
+    /// Reads the counters once (`<root>/net/dev` on Linux), as the baseline for the first
+    /// rates.
+    pub(super) fn new(root: &Path, skips: &mut Skips) -> Self {
+        #[cfg(not(target_os = "linux"))]
+        let _ = root;
         let mut interfaces = Self {
             previous: HashMap::new(),
+            #[cfg(target_os = "linux")]
+            file: super::proc_file::ProcFile::new(root, "net/dev"),
             #[cfg(not(target_os = "linux"))]
             networks: sysinfo::Networks::new(),
         };
-        interfaces.previous = interfaces.totals();
+        interfaces.previous = interfaces.totals(skips);
         interfaces
     }
 
     /// Every interface but loopback, sorted by name; rates over `elapsed`, the time since the
     /// previous call.
-    pub(super) fn read(&mut self, elapsed: Duration) -> Vec<Network> {
-        let totals = self.totals();
-        let list = networks(&totals, &self.previous, elapsed);
+    pub(super) fn read(&mut self, elapsed: Duration, skips: &mut Skips) -> Vec<Network> {
+        let totals = self.totals(skips);
+        let list = networks(&totals, &self.previous, elapsed, skips);
         self.previous = totals;
         list
     }
 
-    /// Received and transmitted bytes since boot, by interface; empty if unreadable.
+    /// Counters since boot, by interface; empty (counted) if unreadable.
     #[cfg(target_os = "linux")]
-    fn totals(&mut self) -> HashMap<String, (u64, u64)> {
-        match procfs::net::dev_status() {
+    fn totals(&mut self, skips: &mut Skips) -> HashMap<String, Counters> {
+        use procfs::FromRead;
+        let parsed = self
+            .file
+            .read()
+            .map_err(|e| e.to_string())
+            .and_then(|text| {
+                procfs::net::InterfaceDeviceStatus::from_read(text.as_bytes())
+                    .map_err(|e| e.to_string())
+            });
+        match parsed {
             Ok(devices) => devices
+                .0
                 .into_iter()
-                .map(|(name, d)| (name, (d.recv_bytes, d.sent_bytes)))
+                .map(|(name, d)| {
+                    let faults = Faults {
+                        receive_errors: d.recv_errs,
+                        transmit_errors: d.sent_errs,
+                        receive_drops: d.recv_drop,
+                        transmit_drops: d.sent_drop,
+                    };
+                    let counters = Counters {
+                        received_bytes: d.recv_bytes,
+                        transmitted_bytes: d.sent_bytes,
+                        faults: Some(faults),
+                    };
+                    (name, counters)
+                })
                 .collect(),
             Err(e) => {
-                tracing::debug!(error = %e, "cannot read /proc/net/dev");
+                let path = self.file.path().display().to_string();
+                skips.skip("network", format_args!("cannot read {path}: {e}"));
                 HashMap::new()
             }
         }
     }
 
     #[cfg(not(target_os = "linux"))]
-    fn totals(&mut self) -> HashMap<String, (u64, u64)> {
+    fn totals(&mut self, _skips: &mut Skips) -> HashMap<String, Counters> {
         self.networks.refresh(true);
         self.networks
             .iter()
             .map(|(name, data)| {
-                (
-                    name.to_string_lossy().into_owned(),
-                    (data.total_received(), data.total_transmitted()),
-                )
+                let counters = Counters {
+                    received_bytes: data.total_received(),
+                    transmitted_bytes: data.total_transmitted(),
+                    faults: None,
+                };
+                (name.to_string_lossy().into_owned(), counters)
             })
             .collect()
     }
 }
 
-/// Interfaces from their totals now and at the previous sample `elapsed` ago. Loopback is
+/// Interfaces from their counters now and at the previous sample `elapsed` ago. Loopback is
 /// left out: its traffic says nothing about the host's network.
 fn networks(
-    totals: &HashMap<String, (u64, u64)>,
-    previous: &HashMap<String, (u64, u64)>,
+    totals: &HashMap<String, Counters>,
+    previous: &HashMap<String, Counters>,
     elapsed: Duration,
+    skips: &mut Skips,
 ) -> Vec<Network> {
-    let secs = elapsed.as_secs_f64().max(f64::EPSILON);
-    // A counter that went backwards (interface re-created, 32-bit wrap) gives 0, not a spike.
-    let rate = |now: u64, before: u64| (now.saturating_sub(before) as f64 / secs).round() as u64;
-    let mut list: Vec<Network> = totals
-        .iter()
-        .filter(|(name, _)| name.as_str() != "lo")
-        .map(|(name, &(received, transmitted))| {
-            // An interface new since the last sample has no rate yet.
-            let (received_before, transmitted_before) = previous
-                .get(name)
-                .copied()
-                .unwrap_or((received, transmitted));
-            Network {
-                interface: name.clone(),
-                received_bytes_per_sec: rate(received, received_before),
-                transmitted_bytes_per_sec: rate(transmitted, transmitted_before),
-                total_received_bytes: received,
-                total_transmitted_bytes: transmitted,
-            }
-        })
-        .collect();
+    let mut list: Vec<Network> = Vec::with_capacity(totals.len());
+    for (name, now) in totals.iter().filter(|(name, _)| name.as_str() != "lo") {
+        // An interface new since the last sample has no rate yet.
+        let before = previous.get(name).copied().unwrap_or(*now);
+        let bytes = |now, before| per_sec(now, before, elapsed).map(|r| r.round() as u64);
+        let received = bytes(now.received_bytes, before.received_bytes);
+        let transmitted = bytes(now.transmitted_bytes, before.transmitted_bytes);
+        let faults = now.faults.zip(before.faults).and_then(|(now, before)| {
+            let rate = |now, before| per_sec(now, before, elapsed).map(round2);
+            Some([
+                rate(now.receive_errors, before.receive_errors)?,
+                rate(now.transmit_errors, before.transmit_errors)?,
+                rate(now.receive_drops, before.receive_drops)?,
+                rate(now.transmit_drops, before.transmit_drops)?,
+            ])
+        });
+        let went_back = received.is_none()
+            || transmitted.is_none()
+            || (now.faults.is_some() && faults.is_none());
+        if went_back {
+            // Interface re-created, or a 32-bit counter wrapped: no rate this once.
+            skips.skip(
+                "network",
+                format_args!("the counters of {name} went back (re-created or wrapped)"),
+            );
+        }
+        let rates_known = !went_back;
+        let faults = faults.filter(|_| rates_known);
+        list.push(Network {
+            interface: name.clone(),
+            received_bytes_per_sec: received.filter(|_| rates_known).unwrap_or(0),
+            transmitted_bytes_per_sec: transmitted.filter(|_| rates_known).unwrap_or(0),
+            total_received_bytes: now.received_bytes,
+            total_transmitted_bytes: now.transmitted_bytes,
+            receive_errors_per_sec: faults.map(|f| f[0]),
+            transmit_errors_per_sec: faults.map(|f| f[1]),
+            receive_drops_per_sec: faults.map(|f| f[2]),
+            transmit_drops_per_sec: faults.map(|f| f[3]),
+        });
+    }
     list.sort_by(|a, b| a.interface.cmp(&b.interface));
     list
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::proc_file::testing::{fixtures, skips};
     use super::*;
 
-    fn totals(pairs: &[(&str, u64, u64)]) -> HashMap<String, (u64, u64)> {
-        pairs
-            .iter()
-            .map(|(name, rx, tx)| (name.to_string(), (*rx, *tx)))
-            .collect()
+    fn counters(rx: u64, tx: u64, faults: [u64; 4]) -> Counters {
+        Counters {
+            received_bytes: rx,
+            transmitted_bytes: tx,
+            faults: Some(Faults {
+                receive_errors: faults[0],
+                transmit_errors: faults[1],
+                receive_drops: faults[2],
+                transmit_drops: faults[3],
+            }),
+        }
+    }
+
+    fn totals(list: &[(&str, Counters)]) -> HashMap<String, Counters> {
+        list.iter().map(|(n, c)| (n.to_string(), *c)).collect()
     }
 
     #[test]
-    fn rates_are_bytes_per_second_since_the_previous_sample() {
-        let before = totals(&[("eth0", 1_000, 5_000), ("lo", 0, 0), ("wg0", 100, 100)]);
-        let now = totals(&[
-            ("eth0", 5_000, 7_000),
-            ("lo", 9_000, 9_000),
-            ("wg0", 50, 100),
-            ("veth1", 10, 20),
+    fn rates_are_per_second_since_the_previous_sample() {
+        let mut skips = skips();
+        let before = totals(&[
+            ("eth0", counters(1_000, 5_000, [0, 0, 10, 0])),
+            ("lo", counters(0, 0, [0; 4])),
+            ("wg0", counters(100, 100, [0; 4])),
         ]);
-        let list = networks(&now, &before, Duration::from_secs(2));
+        let now = totals(&[
+            ("eth0", counters(5_000, 7_000, [1, 0, 16, 2])),
+            ("lo", counters(9_000, 9_000, [0; 4])),
+            ("wg0", counters(50, 100, [0; 4])),
+            ("veth1", counters(10, 20, [0; 4])),
+        ]);
+        let list = networks(&now, &before, Duration::from_secs(2), &mut skips);
         let names: Vec<&str> = list.iter().map(|n| n.interface.as_str()).collect();
         assert_eq!(names, ["eth0", "veth1", "wg0"], "sorted, loopback left out");
         assert_eq!(list[0].received_bytes_per_sec, 2_000);
         assert_eq!(list[0].transmitted_bytes_per_sec, 1_000);
         assert_eq!(list[0].total_received_bytes, 5_000);
+        assert_eq!(list[0].receive_errors_per_sec, Some(0.5));
+        assert_eq!(list[0].receive_drops_per_sec, Some(3.0));
+        assert_eq!(list[0].transmit_drops_per_sec, Some(1.0));
         assert_eq!(
             list[1].received_bytes_per_sec, 0,
             "new interface: no rate yet"
@@ -134,12 +226,27 @@ mod tests {
             list[2].received_bytes_per_sec, 0,
             "a counter that fell: 0, not a spike"
         );
+        assert_eq!(list[2].receive_errors_per_sec, None, "and no fault rates");
+        assert_eq!(skips.count("network"), 1, "the fallen counter is counted");
+    }
+
+    #[test]
+    fn the_captured_file_is_read_with_errors_and_drops() {
+        let mut skips = skips();
+        let mut interfaces = Interfaces::new(&fixtures(), &mut skips);
+        let list = interfaces.read(Duration::from_secs(1), &mut skips);
+        let names: Vec<&str> = list.iter().map(|n| n.interface.as_str()).collect();
+        assert_eq!(names, ["eth0", "ifb0", "ifb1"]);
+        assert_eq!(list[0].total_received_bytes, 491_069_333);
+        assert_eq!(list[0].receive_errors_per_sec, Some(0.0));
+        assert_eq!(skips.count("network"), 0);
     }
 
     #[test]
     fn this_hosts_interfaces_are_read() {
-        let mut interfaces = Interfaces::new();
-        let list = interfaces.read(Duration::from_secs(1));
+        let mut skips = skips();
+        let mut interfaces = Interfaces::new(Path::new("/proc"), &mut skips);
+        let list = interfaces.read(Duration::from_secs(1), &mut skips);
         assert!(list.iter().all(|n| n.interface != "lo"));
         #[cfg(target_os = "linux")]
         assert!(
@@ -147,5 +254,6 @@ mod tests {
                 .is_ok_and(|dev| list.iter().all(|n| dev.contains(&n.interface))),
             "{list:?}"
         );
+        assert_eq!(skips.count("network"), 0);
     }
 }

@@ -24,3 +24,15 @@ pub(super) fn os_info() -> OsInfo {
 pub(super) fn uptime_secs() -> u64 {
     System::uptime().unwrap_or(0)
 }
+
+/// The page size in bytes and the clock ticks per second, the units of `/proc`'s counters.
+#[cfg(target_os = "linux")]
+pub(super) fn units() -> (u64, u64) {
+    (procfs::page_size(), procfs::ticks_per_second())
+}
+
+/// Elsewhere there is no `/proc`; the usual values keep the arithmetic defined.
+#[cfg(not(target_os = "linux"))]
+pub(super) fn units() -> (u64, u64) {
+    (4096, 100)
+}

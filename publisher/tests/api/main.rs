@@ -3,6 +3,7 @@ mod helpers;
 mod https;
 mod interval;
 mod metrics;
+mod outbox_disk;
 mod publish;
 mod security;
 mod settings;

@@ -68,3 +68,38 @@ async fn every_failure_reason_is_exported_at_zero_from_start() {
         );
     }
 }
+
+#[tokio::test]
+async fn every_kind_of_skipped_item_is_exported_at_zero_from_the_start() {
+    let app = spawn_app("skipped", &[]).await;
+    let text = app.get("/metrics").await.text().await.expect("text");
+    for what in publisher::collector::SKIP_LABELS {
+        let line = format!("hostpulse_collect_skipped_total{{what=\"{what}\"}} 0");
+        assert!(text.contains(&line), "{line} missing from:\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn a_published_reading_carries_the_whole_host_view() {
+    let app = spawn_app("wholehost", &[]).await;
+    // Two publishes: rates need a previous sample, and the first one is it.
+    assert_eq!(app.get("/publish").await.status(), 200);
+    let body: serde_json::Value = app.get("/publish").await.json().await.expect("JSON");
+    let reading = &body["reading"];
+    assert!(
+        reading["cpu"]["time_split"]["idle_percent"].is_number(),
+        "{reading}"
+    );
+    assert!(reading["memory"]["cached_buffers_bytes"].is_number());
+    assert!(reading["memory"]["swap_out_bytes_per_sec"].is_number());
+    assert!(reading["block_devices"].is_array());
+    let root = reading["disks"]
+        .as_array()
+        .and_then(|d| d.iter().find(|d| d["mount_point"] == "/"))
+        .expect("the root file system");
+    assert!(root["reserved_bytes"].is_number());
+    let networks = reading["networks"].as_array().expect("networks");
+    assert!(networks
+        .iter()
+        .all(|n| n["receive_drops_per_sec"].is_number()));
+}

@@ -16,6 +16,8 @@ fn run_publisher(vars: &[(&str, &str)]) -> std::process::Output {
     ] {
         command.env_remove(name);
     }
+    // Should one start, it keeps no outbox folder in the shared temp dir.
+    command.env("OUTBOX_DIR", "off");
     for (name, value) in vars {
         command.env(name, value);
     }
@@ -54,6 +56,19 @@ fn amqp_url_and_an_original_variable_together_stop_start_up_naming_both() {
         "names both: {stderr}"
     );
     assert!(!stderr.contains("s3cret-pw"), "password leaked: {stderr}");
+}
+
+#[test]
+fn an_outbox_dir_that_cannot_be_written_stops_start_up_with_one_line() {
+    // Not even root can make a folder in /proc.
+    let out = run_publisher(&[("OUTBOX_DIR", "/proc/hostpulse-outbox")]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    assert!(
+        stderr.contains("OUTBOX_DIR /proc/hostpulse-outbox"),
+        "{stderr}"
+    );
 }
 
 #[test]

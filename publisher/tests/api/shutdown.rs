@@ -16,6 +16,8 @@ async fn deliver_outbox_after(signal: &str) -> String {
     let exchange = unique_exchange("drain");
     let child = Command::new(env!("CARGO_BIN_EXE_publisher"))
         .env("PUBLISHER_ENV_FILE", "/dev/null")
+        // In memory, as this test is about the shutdown drain (outbox_disk.rs: the disk).
+        .env("OUTBOX_DIR", "off")
         .env(
             "AMQP_URL",
             format!("amqp://guest:guest@127.0.0.1:{broker_port}/%2f"),
