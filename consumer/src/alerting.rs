@@ -41,6 +41,8 @@ const TICK: Duration = Duration::from_secs(1);
 /// A reading older than this when it arrives is history (a publisher's back-fill after an
 /// outage), not the host's state now: it is not evaluated.
 const LATE: chrono::Duration = chrono::Duration::seconds(30);
+/// How long a starting evaluator waits for the store to open to read the state kept there.
+const RESTORE_WAIT: Duration = Duration::from_secs(10);
 /// How long a publish to the alerts exchange may wait for its confirmation.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -106,9 +108,10 @@ pub struct Dispatch {
 }
 
 impl Dispatch {
-    /// Replaces `state` with the one kept in the store, if there is one.
+    /// Replaces `state` with the one kept in the store, if there is one. The store may still
+    /// be opening when this consumer's turn starts: it is waited for, a bounded while.
     async fn restore(&self, state: &Mutex<AlertState>) {
-        let Some(store) = self.history.store() else {
+        let Some(store) = self.history.store_within(RESTORE_WAIT).await else {
             return;
         };
         match store.alert_state().await {

@@ -52,6 +52,8 @@ pub struct StoreState {
 /// its state.
 pub struct History {
     store: OnceLock<Arc<Store>>,
+    /// Woken once the store is open.
+    opened: tokio::sync::Notify,
     state: Mutex<StoreState>,
     /// The history queue's connection.
     queue_status: watch::Receiver<BrokerState>,
@@ -68,6 +70,7 @@ impl History {
         Self {
             queue_status,
             store: OnceLock::new(),
+            opened: tokio::sync::Notify::new(),
             state: Mutex::new(StoreState {
                 enabled,
                 up: false,
@@ -84,6 +87,20 @@ impl History {
     /// The store, once it has been opened.
     pub fn store(&self) -> Option<Arc<Store>> {
         self.store.get().cloned()
+    }
+
+    /// The store once it is open, waiting up to `within` for it (`None` when history is off,
+    /// or the store is still unreachable then).
+    pub async fn store_within(&self, within: Duration) -> Option<Arc<Store>> {
+        if !self.lock().enabled {
+            return None;
+        }
+        let opened = self.opened.notified();
+        if let Some(store) = self.store() {
+            return Some(store);
+        }
+        let _ = tokio::time::timeout(within, opened).await;
+        self.store()
     }
 
     /// The store's state now.
@@ -282,6 +299,7 @@ impl Recorder {
                 Ok(Some(store)) => {
                     let store = Arc::new(store);
                     let _ = self.history.store.set(Arc::clone(&store));
+                    self.history.opened.notify_waiters();
                     self.history.up();
                     self.metrics.store_up.set(1);
                     return Some(store);
