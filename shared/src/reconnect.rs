@@ -70,7 +70,12 @@ pub async fn supervise<S: Session>(
                         status.send_replace(BrokerState::down(Some(url), why));
                     }
                 }
-                let _ = connection.close(200, "reconnecting".into()).await;
+                // A connection that broke may never answer a close: never wait on it for long.
+                let _ = tokio::time::timeout(
+                    settings.connect_timeout,
+                    connection.close(200, "reconnecting".into()),
+                )
+                .await;
             }
             Err(why) => {
                 let why = why.to_string();
