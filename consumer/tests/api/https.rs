@@ -3,9 +3,8 @@
 
 use crate::auth_helpers::{Login, NAME, PASSWORD};
 use crate::helpers::spawn_consumer;
-use shared::testing::https::{https_get, https_send, self_signed};
+use shared::testing::https::{https_get, https_send, renew_and_wait_until_served, self_signed};
 use shared::testing::unique_exchange;
-use std::time::Duration;
 
 #[tokio::test]
 async fn the_dashboard_is_served_over_https_and_a_renewed_certificate_without_a_restart() {
@@ -34,22 +33,7 @@ async fn the_dashboard_is_served_over_https_and_a_renewed_certificate_without_a_
         .await
         .is_err());
 
-    let (renewed, _) = self_signed(&certs, "renewed");
-    let renewed_ca = certs.join("renewed-ca.pem");
-    std::fs::copy(&renewed, &renewed_ca).expect("copy");
-    // The resolver looks at the files every couple of seconds: poll, bounded.
-    let mut served = None;
-    for _ in 0..40 {
-        let ca = renewed_ca.clone();
-        served = tokio::task::spawn_blocking(move || https_get(port, "/health", &ca))
-            .await
-            .expect("ran");
-        if served.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    assert!(served.is_some(), "the renewed certificate is never served");
+    renew_and_wait_until_served(&certs, port, "/health").await;
 }
 
 #[tokio::test]

@@ -2,9 +2,8 @@
 //! restart, and the refusal to let anyone publish from beyond this machine.
 
 use crate::helpers::spawn_app;
-use shared::testing::https::{https_get, self_signed};
+use shared::testing::https::{https_get, renew_and_wait_until_served, self_signed};
 use std::process::Command;
-use std::time::Duration;
 
 #[tokio::test]
 async fn the_publisher_is_served_over_https_and_a_renewed_certificate_without_a_restart() {
@@ -35,22 +34,7 @@ async fn the_publisher_is_served_over_https_and_a_renewed_certificate_without_a_
         "{answer}"
     );
 
-    let (renewed, _) = self_signed(&dir, "renewed");
-    let renewed_ca = dir.join("renewed-ca.pem");
-    std::fs::copy(&renewed, &renewed_ca).expect("copy");
-    // The resolver looks at the files every couple of seconds: poll, bounded.
-    let mut served = None;
-    for _ in 0..40 {
-        let ca = renewed_ca.clone();
-        served = tokio::task::spawn_blocking(move || https_get(port, "/health", &ca))
-            .await
-            .expect("ran");
-        if served.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    assert!(served.is_some(), "the renewed certificate is never served");
+    renew_and_wait_until_served(&dir, port, "/health").await;
     let _ = std::fs::remove_dir_all(dir);
 }
 

@@ -5,6 +5,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 /// A self-signed certificate for 127.0.0.1 named `cn`: `(cert.pem, key.pem)` in `dir`,
 /// each written aside and renamed into place, as a renewal tool would.
@@ -77,4 +78,24 @@ pub fn https_send(port: u16, request: &str, ca: &Path) -> Option<String> {
     let out = child.wait_with_output().expect("s_client exits");
     let answer = String::from_utf8_lossy(&out.stdout).into_owned();
     (out.status.success() && answer.starts_with("HTTP/1.")).then_some(answer)
+}
+
+/// Renews the certificate in `dir` (as [`self_signed`] does, under a new name) and waits,
+/// bounded, until the service on `port` serves it at `path` without a restart: the services
+/// look at their certificate files every couple of seconds.
+pub async fn renew_and_wait_until_served(dir: &Path, port: u16, path: &'static str) {
+    let (renewed, _) = self_signed(dir, "renewed");
+    let renewed_ca = dir.join("renewed-ca.pem");
+    std::fs::copy(&renewed, &renewed_ca).expect("copy");
+    for _ in 0..40 {
+        let ca = renewed_ca.clone();
+        let served = tokio::task::spawn_blocking(move || https_get(port, path, &ca))
+            .await
+            .expect("ran");
+        if served.is_some() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("the renewed certificate is never served");
 }
