@@ -2,7 +2,7 @@
 //!
 //! Built fresh for each scrape, so two concurrent scrapes never see a half-filled set and a
 //! forgotten host's series simply vanish. A figure a reading does not carry is no series,
-//! never a made-up 0. Label values per host are bounded (mounts, interfaces), so one odd host
+//! never a made-up 0. Label values per host are bounded (mounts, interfaces, sensors), so one odd host
 //! cannot blow up Prometheus' series count.
 
 use crate::live::LiveView;
@@ -12,13 +12,14 @@ use prometheus::{Gauge, GaugeVec, Opts};
 use shared::metrics::NAMESPACE;
 use std::sync::Arc;
 
-/// Mounts, and interfaces, exported per host at most; the rest are counted in
+/// Mounts, interfaces, and temperature sensors, exported per host at most; the rest are counted in
 /// `hostpulse_fleet_series_omitted`.
 pub const MAX_ITEMS_PER_HOST: usize = 32;
 
 const HOST: &[&str] = &["host"];
 const MOUNT: &[&str] = &["host", "mount"];
 const INTERFACE: &[&str] = &["host", "interface"];
+const SENSOR: &[&str] = &["host", "sensor"];
 
 /// Each gauge: name, help, labels.
 const GAUGES: &[(&str, &str, &[&str])] = &[
@@ -42,6 +43,18 @@ const GAUGES: &[(&str, &str, &[&str])] = &[
         INTERFACE,
     ),
     ("host_load1", "1-minute load average of each host.", HOST),
+    ("host_cpu_cores", "Logical CPUs of each host.", HOST),
+    ("host_swap_used_bytes", "Swap in use on each host.", HOST),
+    (
+        "host_swap_total_bytes",
+        "Swap of each host (0 on a host without swap).",
+        HOST,
+    ),
+    (
+        "host_temperature_celsius",
+        "Temperature per sensor.",
+        SENSOR,
+    ),
     (
         "host_up",
         "1 while a host publishes, 0 once it is stale.",
@@ -65,6 +78,10 @@ enum G {
     NetRx,
     NetTx,
     Load1,
+    Cores,
+    SwapUsed,
+    SwapTotal,
+    Temperature,
     Up,
     LastSeen,
 }
@@ -100,6 +117,15 @@ impl FleetCollector {
             set(G::MemoryTotal, &[h], r.memory.total_bytes as f64);
             if let Some(load) = &r.cpu.load_average {
                 set(G::Load1, &[h], load.one);
+            }
+            if let Some(cores) = r.cpu.core_count {
+                set(G::Cores, &[h], f64::from(cores));
+            }
+            set(G::SwapUsed, &[h], r.memory.swap_used_bytes as f64);
+            set(G::SwapTotal, &[h], r.memory.swap_total_bytes as f64);
+            omitted += r.temperatures.len().saturating_sub(MAX_ITEMS_PER_HOST);
+            for t in r.temperatures.iter().take(MAX_ITEMS_PER_HOST) {
+                set(G::Temperature, &[h, t.label.as_str()], f64::from(t.celsius));
             }
             set(G::Up, &[h], if host.stale { 0.0 } else { 1.0 });
             set(
@@ -142,7 +168,7 @@ fn omitted_gauge() -> prometheus::Result<Gauge> {
     Gauge::with_opts(
         Opts::new(
             "fleet_series_omitted",
-            "Mounts and interfaces not exported because a host has more than 32 of either.",
+            "Mounts, interfaces and sensors not exported because a host has more than 32 of one.",
         )
         .namespace(NAMESPACE),
     )
@@ -251,6 +277,31 @@ mod tests {
             text.contains("hostpulse_host_cpu_usage_percent{host=\"bare\"}"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn every_host_gauge_the_prometheus_rules_read_is_exported() {
+        let yml = include_str!("../../../deploy/prometheus/alerts.yml");
+        let exported: Vec<String> = GAUGES
+            .iter()
+            .map(|(name, _, _)| format!("{NAMESPACE}_{name}"))
+            .collect();
+        let mut read = 0;
+        for (at, _) in yml.match_indices("hostpulse_host_") {
+            let name: String = yml[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if name.ends_with('_') {
+                continue; // `hostpulse_host_*` in a comment
+            }
+            assert!(
+                exported.contains(&name),
+                "alerts.yml reads {name}, which the consumer does not export"
+            );
+            read += 1;
+        }
+        assert!(read > 10, "alerts.yml names the gauges it reads");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A real HTTP server on loopback that answers 200 and hands each request's body over.
-async fn webhook_receiver() -> (
+pub(crate) async fn webhook_receiver() -> (
     String,
     tokio::sync::mpsc::UnboundedReceiver<serde_json::Value>,
 ) {
@@ -66,7 +66,7 @@ async fn webhook_receiver() -> (
 }
 
 /// The next notice for `host` within `secs`.
-async fn next_notice(
+pub(crate) async fn next_notice(
     rx: &mut tokio::sync::mpsc::UnboundedReceiver<serde_json::Value>,
     host: &str,
     secs: u64,
@@ -83,7 +83,7 @@ async fn next_notice(
     }
 }
 
-fn reading(host: &str, seq: u64, cpu: f64) -> Vec<u8> {
+pub(crate) fn reading(host: &str, seq: u64, cpu: f64) -> Vec<u8> {
     let mut v: serde_json::Value =
         serde_json::from_str(include_str!("../fixtures/reading.json")).expect("fixture");
     v["host"] = host.into();
@@ -96,7 +96,7 @@ fn reading(host: &str, seq: u64, cpu: f64) -> Vec<u8> {
     serde_json::to_vec(&v).expect("json")
 }
 
-fn rules_file(text: &str) -> String {
+pub(crate) fn rules_file(text: &str) -> String {
     let path =
         std::env::temp_dir().join(format!("hostpulse-rules-{}.toml", unique_exchange("rules")));
     std::fs::write(&path, text).expect("rules written");

@@ -1,4 +1,5 @@
 mod alerts;
+mod alerts_fleet;
 mod auth;
 mod auth_helpers;
 mod bad_input;

@@ -139,3 +139,81 @@ async fn two_scrapes_at_once_each_see_the_whole_fleet() {
     }
     tap.cleanup().await;
 }
+
+#[tokio::test]
+async fn cores_swap_and_each_temperature_sensor_are_gauges_and_absent_figures_are_no_series() {
+    let exchange = unique_exchange("host-gauges");
+    let consumer = spawn_consumer(&exchange, &[]).await;
+    let tap = Tap::bind(&exchange).await;
+    let fixture: serde_json::Value =
+        serde_json::from_str(include_str!("../fixtures/reading.json")).expect("fixture");
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let mut warm = fixture.clone();
+    warm["host"] = "warm".into();
+    warm["collected_at"] = now.clone().into();
+    warm["cpu"]["core_count"] = 8.into();
+    warm["memory"]["swap_total_bytes"] = 4_000_000_000u64.into();
+    warm["memory"]["swap_used_bytes"] = 3_800_000_000u64.into();
+    warm["temperatures"] = serde_json::json!([
+        { "label": "Package id 0", "celsius": 91.5 },
+        { "label": "nvme Composite", "celsius": 40.0 }
+    ]);
+    // A sender that knows neither its core count nor any sensor.
+    let mut bare = fixture;
+    bare["host"] = "bare".into();
+    bare["collected_at"] = now.into();
+    bare["cpu"]
+        .as_object_mut()
+        .expect("cpu")
+        .remove("core_count");
+    bare["temperatures"] = serde_json::json!([]);
+    for body in [warm, bare] {
+        tap.publish_raw(&serde_json::to_vec(&body).expect("json"))
+            .await;
+    }
+    let live = consumer.live.clone();
+    wait_until("both hosts are held", || live.hosts().len() == 2).await;
+    let text = scrape(&consumer.address).await;
+
+    assert_eq!(
+        metric(&text, "hostpulse_host_cpu_cores{host=\"warm\"}"),
+        Some(8.0)
+    );
+    assert_eq!(
+        metric(&text, "hostpulse_host_swap_used_bytes{host=\"warm\"}"),
+        Some(3.8e9)
+    );
+    assert_eq!(
+        metric(&text, "hostpulse_host_swap_total_bytes{host=\"warm\"}"),
+        Some(4e9)
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "hostpulse_host_temperature_celsius{host=\"warm\",sensor=\"Package id 0\"}"
+        ),
+        Some(91.5)
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "hostpulse_host_temperature_celsius{host=\"warm\",sensor=\"nvme Composite\"}"
+        ),
+        Some(40.0)
+    );
+
+    // Swap is always carried (0 of 0 on a host without swap); cores and sensors are not.
+    assert_eq!(
+        metric(&text, "hostpulse_host_swap_total_bytes{host=\"bare\"}"),
+        Some(0.0)
+    );
+    assert!(
+        !text.contains("hostpulse_host_cpu_cores{host=\"bare\"}"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("hostpulse_host_temperature_celsius{host=\"bare\""),
+        "{text}"
+    );
+    tap.cleanup().await;
+}
