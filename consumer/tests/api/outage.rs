@@ -97,11 +97,14 @@ async fn services_started_before_the_broker_exists_connect_when_it_appears() {
     let url = format!("amqp://guest:guest@127.0.0.1:{port}/%2f");
     let exchange = unique_exchange("late-broker");
     let vars = [("AMQP_URL", url.as_str()), ("RECONNECT_MAX_SECS", "2")];
+    // Its history goes to a temp folder: the default, ./data, is the crate's folder here.
+    let data_dir = crate::helpers::fresh_data_dir();
     // Built directly: the helpers wait for a connection that cannot happen yet.
     let mut env = shared::settings::EnvSource::from_pairs([
         ("EXCHANGE_NAME", exchange.as_str()),
         ("APP_PORT", "0"),
         ("PUBLISH_INTERVAL_SECS", "0"),
+        ("DATA_DIR", data_dir.as_str()),
     ]);
     for (name, value) in vars {
         env.set(name, value);
