@@ -6,7 +6,12 @@ use shared::testing::{amqp_url, unique_exchange, Tap};
 use std::time::Duration;
 
 /// A valid reading for `host`, `seq`, dated `at`, with CPU at `cpu` percent.
-fn reading(host: &str, seq: u64, at: chrono::DateTime<chrono::Utc>, cpu: f64) -> Vec<u8> {
+pub(crate) fn reading(
+    host: &str,
+    seq: u64,
+    at: chrono::DateTime<chrono::Utc>,
+    cpu: f64,
+) -> Vec<u8> {
     let mut v: serde_json::Value =
         serde_json::from_str(include_str!("../fixtures/reading.json")).expect("fixture");
     v["host"] = host.into();
@@ -19,7 +24,7 @@ fn reading(host: &str, seq: u64, at: chrono::DateTime<chrono::Utc>, cpu: f64) ->
 }
 
 /// Waits (bounded) until this consumer consumes its history queue.
-async fn recording(consumer: &TestConsumer) {
+pub(crate) async fn recording(consumer: &TestConsumer) {
     let history = consumer.history.clone();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while !history.state().queue_connected {
@@ -32,7 +37,7 @@ async fn recording(consumer: &TestConsumer) {
     }
 }
 
-async fn get_json(url: &str) -> (u16, serde_json::Value) {
+pub(crate) async fn get_json(url: &str) -> (u16, serde_json::Value) {
     let response = reqwest::get(url).await.expect("sent");
     let status = response.status().as_u16();
     (status, response.json().await.expect("JSON"))

@@ -8,6 +8,7 @@ mod dashboard;
 mod fanout;
 mod helpers;
 mod history;
+mod history_outage;
 mod https;
 mod metrics;
 mod outage;

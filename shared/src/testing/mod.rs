@@ -4,6 +4,7 @@
 pub mod browser;
 pub mod https;
 pub mod private_broker;
+pub mod private_postgres;
 pub mod proxy;
 
 use crate::broker;
