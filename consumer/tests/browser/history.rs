@@ -143,6 +143,27 @@ async fn charts_match_the_api(browser: &Browser, consumer: &TestConsumer, range:
     }
 }
 
+/// How many of the CPU chart's pixels between 85 % and 95 % are drawn in its blue (the line
+/// or its band): what a person sees of a spike, read from the canvas.
+async fn cpu_pixels_near_the_top(browser: &Browser) -> i64 {
+    let count = script(
+        browser,
+        r#"const canvas = document.querySelector('#chart-cpu canvas');
+        const over = document.querySelector('#chart-cpu .u-over').getBoundingClientRect();
+        const box = canvas.getBoundingClientRect();
+        const scale = canvas.width / box.width;
+        const x = Math.round((over.left - box.left) * scale), w = Math.round(over.width * scale);
+        const y = Math.round((over.top - box.top + over.height * 0.05) * scale);
+        const h = Math.round(over.height * 0.1 * scale);
+        const px = canvas.getContext('2d').getImageData(x, y, w, h).data;
+        let n = 0;
+        for (let i = 0; i < px.length; i += 4) if (px[i + 3] > 0 && px[i + 2] - px[i] > 60) n++;
+        return n;"#,
+    )
+    .await;
+    count.as_i64().expect("a count")
+}
+
 async fn click(browser: &Browser, css: &str) {
     browser
         .client
@@ -208,6 +229,23 @@ async fn after_a_restart_a_week_is_drawn_from_history_with_its_spike_and_the_ran
     let day = drawn(&browser, "24h:").await;
     assert_eq!(day.1 - day.0, 86_400, "{day:?}");
     charts_match_the_api(&browser, &consumer, day).await;
+    assert_eq!(
+        cpu_pixels_near_the_top(&browser).await,
+        0,
+        "the last 24 h have no spike"
+    );
+    // A reading arriving does not move a range: the 24 h chart keeps what it drew.
+    let points = attribute(&browser, "#chart-cpu", "data-points").await;
+    tap.publish_raw(&reading(1_000_001, chrono::Utc::now(), 50.0))
+        .await;
+    browser
+        .wait_text("#detail-time", 10, |t| t.contains("#1000001"))
+        .await;
+    assert_eq!(
+        attribute(&browser, "#chart-cpu", "data-points").await,
+        points
+    );
+    assert_eq!(drawn(&browser, "24h:").await, day, "the range did not move");
     let url = browser.client.current_url().await.expect("url");
     assert_eq!(
         url.fragment(),
