@@ -288,13 +288,18 @@ function render() {
 // ---------- selection (kept in the URL, so it can be bookmarked) ----------
 function select(name, remember) {
   state.selected = name;
-  if (remember) history.replaceState(null, "", `#host=${encodeURIComponent(name)}`);
+  if (remember) {
+    // The rest of the hash (the charts' range, see range.js) stays as it is.
+    const params = new URLSearchParams(location.hash.slice(1));
+    params.set("host", name);
+    history.replaceState(null, "", `#${params}`);
+  }
   if (remember) loadHistory(name);
   scheduleRender();
 }
 function selectionFromUrl() {
-  const match = /^#host=(.*)$/.exec(location.hash);
-  if (match) { try { state.selected = decodeURIComponent(match[1]); } catch { state.selected = null; } }
+  const host = new URLSearchParams(location.hash.slice(1)).get("host");
+  if (host !== null) state.selected = host;
 }
 
 // ---------- connection ----------

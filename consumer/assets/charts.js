@@ -1,28 +1,18 @@
-// Live charts for the selected host: CPU %, memory %, network rx/tx, drawn with uPlot
-// (vendored, see vendor/uplot). They are filled from the snapshot history as soon as the page
-// opens, then move with every reading.
+// The selected host's charts: CPU %, memory %, network rx/tx. Live, they are filled from the
+// snapshot as soon as the page opens, then move with every reading; at a range (1 h … 1 y, or
+// a zoom) they are drawn once from the history API, each line with its min–max band, and
+// stay put while readings arrive.
 
 import { renderHooks, fmt, networkTotals } from "./app.js";
+import { currentView, onViewChange, zoomTo } from "./range.js";
+import { fetchHistory, historyUrl, band, summed } from "./history_fetch.js";
+import { makeChart, fit, css, fullTime } from "./chart_plot.js";
 
-const charts = { host: null, list: [] };
-// Charts always show at least this much time, ending now: one reading is a point in the last
-// minute, not a lone x value that uPlot would spread over years.
-const MIN_WINDOW_SECS = 60;
-
-function css(name) {
-  return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || "#888";
-}
-
-// The x range: at least the last MIN_WINDOW_SECS, ending now (or at the newest reading, if a
-// host's clock runs ahead). Taken from the data, not from uPlot's proposal, which for a single
-// point is years wide.
-function timeRange(u) {
-  const now = Date.now() / 1000;
-  const times = (u.data?.[0] || []).filter(Number.isFinite);
-  const hi = Math.max(now, times.length ? times[times.length - 1] : now);
-  const lo = Math.min(hi - MIN_WINDOW_SECS, times.length ? times[0] : hi);
-  return [lo, hi];
-}
+const charts = {
+  host: null, viewKey: null, list: [], lastHost: null,
+  loading: null, // the AbortController of the history request under way
+};
+const $ = (id) => document.getElementById(id);
 
 // A step of 1, 2, 2.5 or 5 times a power of ten, so that four steps cover `max`.
 function niceStep(max) {
@@ -45,89 +35,155 @@ function rateSplits(u, axisIdx, min, max) {
   return splits;
 }
 
-function clock(secs, withSeconds) {
-  return new Date(secs * 1000).toLocaleTimeString([], withSeconds
-    ? { hour: "2-digit", minute: "2-digit", second: "2-digit" }
-    : { hour: "2-digit", minute: "2-digit" });
-}
-
-// The latest non-empty value of series `si`, for the legend while nothing is hovered.
-function latest(u, si) {
-  const column = u.data[si] || [];
-  for (let i = column.length - 1; i >= 0; i--) if (column[i] != null) return column[i];
-  return null;
-}
-
-function makeChart(target, title, series, yRange, ySplits, formatAxis, formatValue) {
-  const width = Math.max(200, target.clientWidth || 300);
-  const axis = { stroke: css("--muted"), grid: { stroke: css("--line") }, ticks: { stroke: css("--line") } };
-  const xAxis = {
-    ...axis,
-    space: 90, // room for a whole clock time between ticks
-    // The drawn labels are kept on the element, so what a person sees can be checked.
-    values: (u, splits) => {
-      const span = u.scales.x.max - u.scales.x.min;
-      target.dataset.xTicks = splits.join(" ");
-      return splits.map((s) => clock(s, span < 600));
-    },
-  };
-  const opts = {
-    width,
-    height: 150,
-    cursor: { drag: { x: false, y: false } },
-    scales: { x: { time: true, range: timeRange }, y: { range: yRange } },
-    axes: [xAxis, { ...axis, size: 76, ...(ySplits ? { splits: ySplits } : {}), values: (u, vals) => { target.dataset.yTicks = vals.join(" "); return vals.map(formatAxis); } }],
-    series: [
-      { label: "Time", value: (u, v, si, idx) => { const t = idx == null ? latest(u, 0) : v; return t == null ? "–" : clock(t, true); } },
-      ...series.map((s) => ({
-        ...s,
-        width: 1.5,
-        value: (u, v, si, idx) => { const x = idx == null ? latest(u, si) : v; return x == null ? "–" : formatValue(x); },
-      })),
-    ],
-  };
-  const plot = new window.uPlot(opts, [[], ...series.map(() => [])], target);
-  return { plot, target, title, labels: series.map((s) => s.label) };
-}
-
-function build(host) {
-  for (const c of charts.list) c.plot.destroy();
+// What each chart shows: its lines, and where their values come from in a live reading
+// (`live`) and in a history answer (`history`: one { avg, min, max } per line).
+function specs() {
   const percent = (v) => `${Number(v).toFixed(0)} %`;
-  charts.list = [
-    { ...makeChart(document.getElementById("chart-cpu"), "CPU", [{ label: "CPU", stroke: css("--accent"), fill: "rgba(43,108,176,.12)" }], [0, 100], null, percent, fmt.percent),
-      pick: (r) => [r.cpu?.usage_percent] },
-    { ...makeChart(document.getElementById("chart-mem"), "Memory", [{ label: "Memory", stroke: css("--ok"), fill: "rgba(31,138,76,.12)" }], [0, 100], null, percent, fmt.percent),
-      pick: (r) => [r.memory?.usage_percent] },
-    { ...makeChart(document.getElementById("chart-net"), "Network", [{ label: "rx", stroke: css("--accent") }, { label: "tx", stroke: css("--warn") }], rateRange, rateSplits, fmt.rate, fmt.rate),
-      pick: (r) => { const t = networkTotals(r); return t ? [t.rx, t.tx] : [null, null]; } },
+  return [
+    { id: "chart-cpu", title: "CPU", yRange: [0, 100], formatAxis: percent, formatValue: fmt.percent,
+      lines: [{ label: "CPU", stroke: css("--accent"), fill: "rgba(43,108,176,.12)", bandFill: "rgba(43,108,176,.3)" }],
+      live: (r) => [r.cpu?.usage_percent],
+      history: (body) => [band(body, "cpu_usage_percent")] },
+    { id: "chart-mem", title: "Memory", yRange: [0, 100], formatAxis: percent, formatValue: fmt.percent,
+      lines: [{ label: "Memory", stroke: css("--ok"), fill: "rgba(31,138,76,.12)", bandFill: "rgba(31,138,76,.3)" }],
+      live: (r) => [r.memory?.usage_percent],
+      history: (body) => [band(body, "memory_usage_percent")] },
+    { id: "chart-net", title: "Network", yRange: rateRange, ySplits: rateSplits, formatAxis: fmt.rate, formatValue: fmt.rate,
+      lines: [
+        { label: "rx", stroke: css("--accent"), bandFill: "rgba(43,108,176,.25)" },
+        { label: "tx", stroke: css("--warn"), bandFill: "rgba(138,90,11,.25)" },
+      ],
+      live: (r) => { const t = networkTotals(r); return t ? [t.rx, t.tx] : [null, null]; },
+      history: (body) => [summed(body, "network_received_bytes_per_second"), summed(body, "network_transmitted_bytes_per_second")] },
   ];
-  charts.host = host;
 }
 
-// The chart's text alternative: what it shows and its latest values.
-function describe(chart, host, times) {
+function build(name, view) {
+  for (const c of charts.list) c.plot.destroy();
+  charts.list = specs().map((spec) => {
+    const target = $(spec.id);
+    return { ...spec, target, plot: makeChart(target, spec, view, zoomTo) };
+  });
+  charts.host = name;
+  charts.viewKey = view.key;
+  showDownloads(name, view);
+}
+
+// ---------- live ----------
+function describeLive(chart, host, times) {
   if (times.length === 0) return `${chart.title} chart of ${host}: no readings yet`;
-  const values = chart.labels.map((label, i) => `${label} ${chart.plot.series[i + 1].value(chart.plot, null, i + 1, null)}`);
-  return `${chart.title} chart of ${host}, ${times.length} readings since ${clock(times[0], true)}; latest at ${clock(times[times.length - 1], true)}: ${values.join(", ")}`;
+  const values = chart.lines.map((line, i) => `${line.label} ${chart.plot.series[i + 1].value(chart.plot, null, i + 1, null)}`);
+  return `${chart.title} chart of ${host}, ${times.length} readings since ${fullTime(times[0], false)}; latest at ${fullTime(times[times.length - 1], false)}: ${values.join(", ")}`;
 }
 
-function update(host) {
-  if (!window.uPlot) return; // the library failed to load: the rest of the page still works
+function drawLive(host) {
   const name = host.latest.host;
-  if (charts.host !== name) build(name);
   const times = host.history.map((r) => new Date(r.collected_at).getTime() / 1000);
   for (const chart of charts.list) {
-    const columns = host.history.map(chart.pick);
+    const columns = host.history.map(chart.live);
     const data = [times];
-    for (let i = 0; i < chart.labels.length; i++) data.push(columns.map((c) => c[i] ?? null));
+    for (let i = 0; i < chart.lines.length; i++) data.push(columns.map((c) => c[i] ?? null));
     chart.plot.setData(data);
     chart.target.dataset.points = String(times.length);
-    chart.target.setAttribute("aria-label", describe(chart, name, times));
+    chart.target.setAttribute("aria-label", describeLive(chart, name, times));
+  }
+  $("charts").dataset.drawn = "live";
+}
+
+// ---------- a range ----------
+function stepText(secs) {
+  if (!Number.isFinite(secs)) return "";
+  if (secs < 60) return `${secs} s`;
+  if (secs < 3600) return `${Math.round(secs / 60)} min`;
+  if (secs < 86400) return `${Math.round(secs / 3600)} h`;
+  return `${Math.round(secs / 86400)} d`;
+}
+
+function finite(values) { return values.filter(Number.isFinite); }
+
+// What the chart shows in words: the range and, per line, its average, lowest and highest.
+function describeRange(chart, host, view, times, bands) {
+  const span = `${fullTime(view.from, true)} to ${fullTime(view.to, true)}`;
+  if (times.length === 0) return `${chart.title} chart of ${host}, ${view.label}: no readings from ${span}`;
+  const lines = chart.lines.map((line, i) => {
+    const avg = finite(bands[i].avg), min = finite(bands[i].min), max = finite(bands[i].max);
+    if (avg.length === 0) return `${line.label} –`;
+    const mean = avg.reduce((a, b) => a + b, 0) / avg.length;
+    return `${line.label} average ${chart.formatValue(mean)}, lowest ${chart.formatValue(Math.min(...min))}, highest ${chart.formatValue(Math.max(...max))}`;
+  });
+  return `${chart.title} chart of ${host}, ${view.label}: ${times.length} points from ${span}; ${lines.join("; ")}`;
+}
+
+async function drawRange(name, view) {
+  charts.loading?.abort();
+  const controller = new AbortController();
+  charts.loading = controller;
+  setStatus(`${view.label}: loading…`);
+  let body = null, problem = null;
+  try {
+    body = await fetchHistory(name, view, controller.signal);
+  } catch (e) {
+    if (controller.signal.aborted) return;
+    problem = e instanceof Error ? e.message : String(e);
+  }
+  if (charts.loading !== controller) return; // a newer range or host was asked for meanwhile
+  charts.loading = null;
+  const fetched = performance.now();
+  const times = body ? body.times : [];
+  for (const chart of charts.list) {
+    const bands = body ? chart.history(body) : chart.lines.map(() => ({ avg: [], min: [], max: [] }));
+    chart.plot.setData([times, ...bands.flatMap((b) => [b.avg, b.min, b.max])]);
+    chart.target.dataset.points = String(times.length);
+    chart.target.setAttribute("aria-label", describeRange(chart, name, view, times, bands));
+  }
+  setStatus(problem
+    ? `${view.label}: history not available (${problem})`
+    : `${view.label}: ${times.length} points${times.length ? `, ${stepText(body.step_secs)} each` : ""}`);
+  // Drawn (uPlot paints in a microtask after setData): say so, and how long since the choice
+  // (answer received, and drawn), for the range_draw benchmark.
+  requestAnimationFrame(() => {
+    const panel = $("charts");
+    panel.dataset.from = String(view.from);
+    panel.dataset.to = String(view.to);
+    if (view.chosenAt != null) {
+      panel.dataset.fetchMs = (fetched - view.chosenAt).toFixed(1);
+      panel.dataset.drawMs = (performance.now() - view.chosenAt).toFixed(1);
+    }
+    panel.dataset.drawn = view.key;
+  });
+}
+
+function setStatus(text) {
+  const status = $("range-status");
+  if (status.textContent !== text) status.textContent = text;
+}
+
+// The shown host and range as a download; live: the API's default, the last hour.
+function showDownloads(name, view) {
+  $("download-csv").href = historyUrl(name, view, "csv");
+  $("download-json").href = historyUrl(name, view, "json");
+}
+
+// ---------- wiring ----------
+function update(host) {
+  if (!window.uPlot) return; // the library failed to load: the rest of the page still works
+  charts.lastHost = host;
+  const name = host.latest.host;
+  const view = currentView();
+  const fresh = charts.host !== name || charts.viewKey !== view.key;
+  if (view.live) {
+    if (fresh) { charts.loading?.abort(); charts.loading = null; build(name, view); setStatus(""); }
+    drawLive(host);
+  } else if (fresh) {
+    build(name, view);
+    drawRange(name, view);
   }
 }
 
+onViewChange(() => { if (charts.lastHost) update(charts.lastHost); });
+
 new ResizeObserver(() => {
-  for (const c of charts.list) c.plot.setSize({ width: Math.max(200, c.target.clientWidth), height: 150 });
-}).observe(document.getElementById("charts"));
+  for (const c of charts.list) fit(c.plot, c.target);
+}).observe($("charts"));
 
 renderHooks.push(update);
