@@ -161,15 +161,23 @@ function renderPanel() {
 }
 
 // ---------- the cards ----------
-// The badge says the count and the worst severity in words; the colour only repeats it.
+// The badge says the count and the worst severity in words; the colour only repeats it. It
+// describes the card's button, so a screen reader on the host's name hears it too.
+let badges = 0;
 function renderBadges() {
   for (const card of document.querySelectorAll("#host-cards .card")) {
     const events = byHost.get(card.dataset.host) || [];
     let badge = card.querySelector(".alert-badge");
-    if (events.length === 0) { badge?.remove(); continue; }
+    const button = card.querySelector(".name");
+    if (events.length === 0) {
+      if (badge) { badge.remove(); button?.removeAttribute("aria-describedby"); }
+      continue;
+    }
     if (!badge) {
       badge = el("p", "alert-badge");
+      badge.id = `alert-badge-${++badges}`;
       card.querySelector(".card-head").after(badge);
+      button?.setAttribute("aria-describedby", badge.id);
     }
     const worst = severityText(events[0].severity);
     const text = `${worst} · ${events.length} ${events.length === 1 ? "alert" : "alerts"}`;
