@@ -279,11 +279,17 @@ function fillTable(id, rows, cells) {
 
 // Later parts of the page (charts) register here to draw the selected host.
 export const renderHooks = [];
+// ... and here (alerts) to draw on the whole page after every render.
+export const pageHooks = [];
 
 function render() {
   renderCards();
   renderDetail();
+  for (const hook of pageHooks) hook();
 }
+
+// Whether the page holds readings of `name` (a card and a detail to open).
+export function hasHost(name) { return state.hosts.has(name); }
 
 // ---------- selection (kept in the URL, so it can be bookmarked) ----------
 function select(name, remember) {
@@ -297,6 +303,8 @@ function select(name, remember) {
   if (remember) loadHistory(name);
   scheduleRender();
 }
+// Opens a host's detail, as a click on its card does.
+export function selectHost(name) { select(name, true); }
 function selectionFromUrl() {
   const host = new URLSearchParams(location.hash.slice(1)).get("host");
   if (host !== null) state.selected = host;
@@ -314,6 +322,15 @@ function showBroker(broker) {
   $("broker-badge").title = broker.last_error ? `last error: ${broker.last_error}` : "the consumer's connection to RabbitMQ";
 }
 
+// Later parts of the page (alerts) see every frame here, before the page is drawn. The last
+// snapshot is handed at once to a hook added after it came (modules load one by one).
+const frameHooks = [];
+let lastSnapshot = null;
+export function onFrame(hook) {
+  frameHooks.push(hook);
+  if (lastSnapshot) hook(lastSnapshot);
+}
+
 let attempt = 0;
 let countdown = null;
 function connect() {
@@ -327,11 +344,13 @@ function connect() {
       if (Number.isFinite(frame.stale_after_secs)) state.staleAfterSecs = frame.stale_after_secs;
       applySnapshot(Array.isArray(frame.readings) ? frame.readings : []);
       showBroker(frame.broker);
+      lastSnapshot = frame;
     } else if (frame.type === "reading") {
       addReading(frame.data, true);
     } else if (frame.type === "status") {
       showBroker(frame.broker);
     }
+    for (const hook of frameHooks) hook(frame);
     scheduleRender();
   });
   socket.addEventListener("close", () => scheduleReconnect());

@@ -2,6 +2,7 @@
 //! dashboard with live, stale and original-publisher hosts. scripts/test.sh installs both
 //! (npm, into target/node); these tests fail, not skip, when they are missing.
 
+use crate::alerts::{cpu_reading, lists, wait_for_alerts, RulesFile, CPU_RULES};
 use crate::helpers::spawn_consumer;
 use crate::page::{card, reading_json, screenshots};
 use shared::testing::browser::Browser;
@@ -32,13 +33,20 @@ fn npm_file(path: &str) -> PathBuf {
     file
 }
 
-/// A consumer holding a live host, a stale host and one from the original publisher.
-async fn busy_dashboard(test: &str) -> (crate::helpers::TestConsumer, Tap) {
+/// A consumer holding a live host, a stale host and one from the original publisher, with a
+/// critical alert, a warning and a resolved alert (badges and both lists of the alerts panel).
+async fn busy_dashboard(test: &str) -> (crate::helpers::TestConsumer, Tap, RulesFile) {
     let exchange = unique_exchange(test);
-    let consumer = spawn_consumer(&exchange, &[("STALE_AFTER_SECS", "30")]).await;
+    let rules = RulesFile::new(CPU_RULES);
+    let consumer = spawn_consumer(
+        &exchange,
+        &[("STALE_AFTER_SECS", "30"), ("ALERT_RULES_FILE", &rules.0)],
+    )
+    .await;
     let tap = Tap::bind(&exchange).await;
-    for seq in 1..=3 {
-        tap.publish_raw(&reading_json("web-1", seq)).await;
+    // Warning, resolved, then critical.
+    for (seq, cpu) in [(1, 60.0), (2, 10.0), (3, 95.0)] {
+        tap.publish_raw(&cpu_reading("web-1", seq, cpu)).await;
     }
     let mut old: serde_json::Value =
         serde_json::from_slice(&reading_json("quiet-db", 1)).expect("JSON");
@@ -48,7 +56,7 @@ async fn busy_dashboard(test: &str) -> (crate::helpers::TestConsumer, Tap) {
     tap.publish_raw(&serde_json::to_vec(&old).expect("JSON"))
         .await;
     let mut legacy: serde_json::Value =
-        serde_json::from_slice(&reading_json("legacy-3f2a", 1)).expect("JSON");
+        serde_json::from_slice(&cpu_reading("legacy-3f2a", 1, 60.0)).expect("JSON");
     legacy["legacy"] = serde_json::json!({ "host_from": "fingerprint" });
     tap.publish_raw(&serde_json::to_vec(&legacy).expect("JSON"))
         .await;
@@ -60,13 +68,19 @@ async fn busy_dashboard(test: &str) -> (crate::helpers::TestConsumer, Tap) {
             .all(|h| held.contains(h))
     })
     .await;
-    (consumer, tap)
+    wait_for_alerts(&consumer, "the alerts", |a| {
+        lists(a, "active", "web-1")
+            && lists(a, "active", "legacy-3f2a")
+            && lists(a, "recent", "web-1")
+    })
+    .await;
+    (consumer, tap, rules)
 }
 
 #[tokio::test]
 async fn axe_core_finds_no_violation_on_a_dashboard_with_every_kind_of_card() {
     let axe = std::fs::read_to_string(npm_file("axe-core/axe.min.js")).expect("axe.min.js");
-    let (consumer, tap) = busy_dashboard("browser-axe").await;
+    let (consumer, tap, _rules) = busy_dashboard("browser-axe").await;
     let browser = Browser::start().await;
     browser.open(&consumer.address).await;
     browser
@@ -74,6 +88,9 @@ async fn axe_core_finds_no_violation_on_a_dashboard_with_every_kind_of_card() {
         .await;
     browser
         .wait_text("#raw-json", 10, |t| t.contains("\"host\""))
+        .await;
+    browser
+        .wait_text("#alerts-recent", 10, |t| t.contains("web-1"))
         .await;
     browser
         .client
@@ -107,7 +124,7 @@ async fn axe_core_finds_no_violation_on_a_dashboard_with_every_kind_of_card() {
 async fn lighthouse_scores_accessibility_and_best_practices_100_in_light_and_dark_mode() {
     npm_file("lighthouse/package.json");
     npm_file("puppeteer-core/package.json");
-    let (consumer, tap) = busy_dashboard("browser-lighthouse").await;
+    let (consumer, tap, _rules) = busy_dashboard("browser-lighthouse").await;
     // Lighthouse starts its own Chromium: it takes the browser tests' turn.
     let turn = Browser::start().await;
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser/lighthouse.mjs");

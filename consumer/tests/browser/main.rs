@@ -1,6 +1,7 @@
 //! The dashboard in headless Chromium, against the real services and RabbitMQ: what a person
 //! sees, not only what the server sent. Browser tests take turns (one Chromium at a time).
 
+mod alerts;
 mod audit;
 #[allow(dead_code)]
 #[path = "../api/auth_helpers.rs"]
