@@ -9,5 +9,6 @@ mod display;
 #[allow(dead_code)]
 #[path = "../api/helpers.rs"]
 mod helpers;
+mod host_sections;
 mod login;
 mod page;
