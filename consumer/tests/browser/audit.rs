@@ -3,6 +3,7 @@
 //! (npm, into target/node); these tests fail, not skip, when they are missing.
 
 use crate::helpers::spawn_consumer;
+use crate::host_sections::{three_processes, whole_host};
 use crate::page::{card, reading_json, screenshots};
 use shared::testing::browser::Browser;
 use shared::testing::{unique_exchange, Tap};
@@ -32,13 +33,16 @@ fn npm_file(path: &str) -> PathBuf {
     file
 }
 
-/// A consumer holding a live host, a stale host and one from the original publisher.
+/// A consumer holding a live host with every section, a stale host and one from the original
+/// publisher.
 async fn busy_dashboard(test: &str) -> (crate::helpers::TestConsumer, Tap) {
     let exchange = unique_exchange(test);
     let consumer = spawn_consumer(&exchange, &[("STALE_AFTER_SECS", "30")]).await;
     let tap = Tap::bind(&exchange).await;
+    // The live host carries the whole host's sections (processes, block devices, ...).
     for seq in 1..=3 {
-        tap.publish_raw(&reading_json("web-1", seq)).await;
+        tap.publish_raw(&whole_host("web-1", seq, three_processes()))
+            .await;
     }
     let mut old: serde_json::Value =
         serde_json::from_slice(&reading_json("quiet-db", 1)).expect("JSON");
@@ -68,9 +72,14 @@ async fn axe_core_finds_no_violation_on_a_dashboard_with_every_kind_of_card() {
     let axe = std::fs::read_to_string(npm_file("axe-core/axe.min.js")).expect("axe.min.js");
     let (consumer, tap) = busy_dashboard("browser-axe").await;
     let browser = Browser::start().await;
-    browser.open(&consumer.address).await;
+    browser
+        .open(&format!("{}/#host=web-1", consumer.address))
+        .await;
     browser
         .wait_text(&card("quiet-db"), 10, |t| t.contains("last seen"))
+        .await;
+    browser
+        .wait_text("#procs-counts", 10, |t| t.starts_with("312"))
         .await;
     browser
         .wait_text("#raw-json", 10, |t| t.contains("\"host\""))
@@ -114,7 +123,7 @@ async fn lighthouse_scores_accessibility_and_best_practices_100_in_light_and_dar
     let mut command = std::process::Command::new("node");
     command
         .arg(&script)
-        .arg(&consumer.address)
+        .arg(format!("{}/#host=web-1", consumer.address))
         .arg(node_dir())
         .arg(screenshots())
         .env("CHROME_PATH", "/usr/bin/chromium");

@@ -12,7 +12,7 @@ use shared::testing::browser::Browser;
 use shared::testing::{unique_exchange, Tap};
 
 /// The fixture reading with every field of the whole host, and `processes` as given.
-fn whole_host(host: &str, seq: u64, processes: serde_json::Value) -> Vec<u8> {
+pub(crate) fn whole_host(host: &str, seq: u64, processes: serde_json::Value) -> Vec<u8> {
     reading_with(host, seq, |v| {
         v["cpu"]["time_split"] = json!({
             "user_percent": 12.5, "system_percent": 3.25, "iowait_percent": 7.0,
@@ -41,7 +41,7 @@ fn process(pid: u32, name: &str, user: &str, cpu: f64, resident: u64) -> serde_j
 }
 
 /// Three processes: two busiest by CPU, two largest by memory, postgres in both lists.
-fn three_processes() -> serde_json::Value {
+pub(crate) fn three_processes() -> serde_json::Value {
     let postgres = process(4242, "postgres", "postgres", 150.5, 500 << 20);
     json!({
         "total_count": 312,
