@@ -30,6 +30,10 @@ export const fmt = {
     return `${n.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
   },
   percent(n) { return Number.isFinite(n) ? `${n.toFixed(1)} %` : "–"; },
+  // Events per second (errors, drops, operations): two decimals at most, no trailing zeros.
+  perSec(n) { return Number.isFinite(n) ? String(Number(n.toFixed(2))) : "–"; },
+  // A receive/send pair, as the card's network figure shows it; "–" when neither is known.
+  inOut(rx, tx, f) { return Number.isFinite(rx) || Number.isFinite(tx) ? `↓ ${f(rx)} ↑ ${f(tx)}` : "–"; },
   load(l) { return l ? [l.one, l.five, l.fifteen].map((x) => Number(x).toFixed(2)).join(" · ") : "–"; },
   count(n, unit) { return Number.isFinite(n) ? `${n} ${unit}` : null; },
   duration(secs) {
@@ -255,16 +259,17 @@ function renderDetail() {
   $("detail-mem-bar").style.width = `${Math.min(100, Math.max(0, m.usage_percent || 0))}%`;
   setText("detail-swap", m.swap_total_bytes ? `${fmt.bytes(m.swap_used_bytes)} of ${fmt.bytes(m.swap_total_bytes)}` : "none");
 
-  fillTable("detail-disks", r.disks || [], (d) => [d.mount_point, d.file_system, fmt.bytes(d.used_bytes), fmt.bytes(d.available_bytes), fmt.bytes(d.total_bytes), fmt.percent(d.usage_percent)]);
+  fillTable("detail-disks", r.disks || [], (d) => [d.mount_point, d.file_system, fmt.bytes(d.used_bytes), fmt.bytes(d.available_bytes), fmt.bytes(d.total_bytes), fmt.bytes(d.reserved_bytes), fmt.percent(d.usage_percent)]);
   $("detail-net-unknown").hidden = Array.isArray(r.networks);
-  fillTable("detail-net", r.networks || [], (n) => [n.interface, fmt.rate(n.received_bytes_per_sec), fmt.rate(n.transmitted_bytes_per_sec), fmt.bytes(n.total_received_bytes), fmt.bytes(n.total_transmitted_bytes)]);
+  fillTable("detail-net", r.networks || [], (n) => [n.interface, fmt.rate(n.received_bytes_per_sec), fmt.rate(n.transmitted_bytes_per_sec), fmt.bytes(n.total_received_bytes), fmt.bytes(n.total_transmitted_bytes),
+    fmt.inOut(n.receive_errors_per_sec, n.transmit_errors_per_sec, fmt.perSec), fmt.inOut(n.receive_drops_per_sec, n.transmit_drops_per_sec, fmt.perSec)]);
 
   if (!state.paused) setText("raw-json", JSON.stringify(r, null, 2));
   for (const hook of renderHooks) hook(host);
 }
 
 // Each cell carries its column's name, shown beside the value when a phone stacks the table.
-function fillTable(id, rows, cells) {
+export function fillTable(id, rows, cells) {
   const table = $(id);
   const headers = [...table.tHead.rows[0].cells].map((c) => c.textContent);
   const body = table.tBodies[0];

@@ -4,6 +4,7 @@
 
 use crate::alerts::{cpu_reading, lists, wait_for_alerts, RulesFile, CPU_RULES};
 use crate::helpers::spawn_consumer;
+use crate::host_sections::{three_processes, whole_host};
 use crate::page::{card, reading_json, screenshots};
 use shared::testing::browser::Browser;
 use shared::testing::{unique_exchange, Tap};
@@ -33,8 +34,9 @@ fn npm_file(path: &str) -> PathBuf {
     file
 }
 
-/// A consumer holding a live host, a stale host and one from the original publisher, with a
-/// critical alert, a warning and a resolved alert (badges and both lists of the alerts panel).
+/// A consumer holding a live host with every section of the whole host, a stale host and one
+/// from the original publisher, with a critical alert, a warning and a resolved alert (badges
+/// and both lists of the alerts panel).
 async fn busy_dashboard(test: &str) -> (crate::helpers::TestConsumer, Tap, RulesFile) {
     let exchange = unique_exchange(test);
     let rules = RulesFile::new(CPU_RULES);
@@ -44,9 +46,15 @@ async fn busy_dashboard(test: &str) -> (crate::helpers::TestConsumer, Tap, Rules
     )
     .await;
     let tap = Tap::bind(&exchange).await;
-    // Warning, resolved, then critical.
+    // The live host carries the whole host's sections (processes, block devices, ...) and
+    // goes warning, resolved, then critical.
     for (seq, cpu) in [(1, 60.0), (2, 10.0), (3, 95.0)] {
-        tap.publish_raw(&cpu_reading("web-1", seq, cpu)).await;
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&whole_host("web-1", seq, three_processes())).expect("JSON");
+        v["interval_secs"] = 1.into();
+        v["cpu"]["usage_percent"] = cpu.into();
+        tap.publish_raw(&serde_json::to_vec(&v).expect("JSON"))
+            .await;
     }
     let mut old: serde_json::Value =
         serde_json::from_slice(&reading_json("quiet-db", 1)).expect("JSON");
@@ -82,9 +90,14 @@ async fn axe_core_finds_no_violation_on_a_dashboard_with_every_kind_of_card() {
     let axe = std::fs::read_to_string(npm_file("axe-core/axe.min.js")).expect("axe.min.js");
     let (consumer, tap, _rules) = busy_dashboard("browser-axe").await;
     let browser = Browser::start().await;
-    browser.open(&consumer.address).await;
+    browser
+        .open(&format!("{}/#host=web-1", consumer.address))
+        .await;
     browser
         .wait_text(&card("quiet-db"), 10, |t| t.contains("last seen"))
+        .await;
+    browser
+        .wait_text("#procs-counts", 10, |t| t.starts_with("312"))
         .await;
     browser
         .wait_text("#raw-json", 10, |t| t.contains("\"host\""))
@@ -131,7 +144,7 @@ async fn lighthouse_scores_accessibility_and_best_practices_100_in_light_and_dar
     let mut command = std::process::Command::new("node");
     command
         .arg(&script)
-        .arg(&consumer.address)
+        .arg(format!("{}/#host=web-1", consumer.address))
         .arg(node_dir())
         .arg(screenshots())
         .env("CHROME_PATH", "/usr/bin/chromium");

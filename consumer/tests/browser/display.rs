@@ -8,7 +8,11 @@ use shared::testing::browser::Browser;
 use shared::testing::{unique_exchange, Tap};
 
 /// The fixture reading for `host`, changed by `edit`.
-fn reading_with(host: &str, seq: u64, edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
+pub(crate) fn reading_with(
+    host: &str,
+    seq: u64,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> Vec<u8> {
     let mut v: serde_json::Value =
         serde_json::from_slice(&reading_json(host, seq)).expect("fixture JSON");
     edit(&mut v);
@@ -16,7 +20,7 @@ fn reading_with(host: &str, seq: u64, edit: impl FnOnce(&mut serde_json::Value))
 }
 
 /// A value the page's JavaScript returns.
-async fn script(browser: &Browser, js: &str) -> serde_json::Value {
+pub(crate) async fn script(browser: &Browser, js: &str) -> serde_json::Value {
     browser
         .client
         .execute(js, vec![])

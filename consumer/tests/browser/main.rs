@@ -11,5 +11,6 @@ mod display;
 #[path = "../api/helpers.rs"]
 mod helpers;
 mod history;
+mod host_sections;
 mod login;
 mod page;
