@@ -59,6 +59,8 @@ section() { echo; echo "## $1 (\`$2\`)"; echo; }
   echo '```'; "$bin/ws_churn" 5000 5; echo '```'
   section "Dashboard with 50 hosts" "dashboard_hosts 50 30"
   echo '```'; "$bin/dashboard_hosts" 50 30; echo '```'
+  section "Alerts: notification delay, and CPU at 1,000 hosts" "alerts 100 10 1000 20 2"
+  "$bin/alerts" 100 10 1000 20 2
 } | tee "$out"
 mv "$out" BENCHMARKS.md
 say "wrote BENCHMARKS.md"

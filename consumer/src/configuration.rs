@@ -44,6 +44,10 @@ pub struct Settings {
     pub notify: crate::notify::NotifySettings,
     /// The evaluator's queue (`ALERT_QUEUE`; default `<exchange>.alerts`).
     pub alert_queue: String,
+    /// Whether this consumer may be the fleet's alert evaluator (`ALERTS`: `on`, the default,
+    /// or `off`). Off, it neither evaluates nor notifies, but still shows the alerts another
+    /// consumer of the fleet evaluates.
+    pub evaluate_alerts: bool,
     /// `RUST_LOG` filter.
     pub log_filter: String,
 }
@@ -104,6 +108,12 @@ impl Settings {
             }
             None => format!("{}.alerts", broker.exchange),
         };
+        let evaluate_alerts = match env.get("ALERTS") {
+            None => true,
+            Some(v) if v.eq_ignore_ascii_case("on") => true,
+            Some(v) if v.eq_ignore_ascii_case("off") => false,
+            Some(_) => return Err(SettingsError::invalid("ALERTS", "must be on or off")),
+        };
         Ok(Self {
             http,
             broker,
@@ -124,6 +134,7 @@ impl Settings {
             ),
             notify: crate::notify::NotifySettings::from_env(env)?,
             alert_queue,
+            evaluate_alerts,
             history_queue,
             log_filter: env.get("RUST_LOG").unwrap_or("info").to_owned(),
         })
@@ -140,6 +151,17 @@ mod tests {
         assert_eq!(settings.http.port, 8003);
         assert_eq!(settings.queue.name, None);
         assert_eq!(settings.stale_after, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn alerts_are_evaluated_unless_switched_off() {
+        let on = Settings::from_env(&EnvSource::default()).expect("defaults are valid");
+        assert!(on.evaluate_alerts);
+        let env = EnvSource::from_pairs([("ALERTS", "OFF")]);
+        assert!(!Settings::from_env(&env).expect("valid").evaluate_alerts);
+        let env = EnvSource::from_pairs([("ALERTS", "maybe")]);
+        let err = Settings::from_env(&env).expect_err("neither on nor off");
+        assert!(err.to_string().starts_with("ALERTS:"), "{err}");
     }
 
     #[test]

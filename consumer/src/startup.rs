@@ -152,52 +152,11 @@ impl Application {
             settings.reconnect_cap,
             Arc::clone(&alerts),
         )));
-        let notifier = if settings.notify.any_channel() {
-            Some(Notifier::start(settings.notify.clone(), &metrics.registry)?)
+        if settings.evaluate_alerts {
+            tasks.extend(start_evaluator(&settings, &history, &clock, &metrics)?);
         } else {
-            None
-        };
-        let (alert_status_tx, alert_status) = watch::channel(BrokerState::connecting());
-        let (alert_sink, ticking) = Evaluator {
-            rules: Arc::clone(&settings.alert_rules),
-            history: Arc::clone(&history),
-            notifier,
-            broker: settings.broker.clone(),
-            reconnect_cap: settings.reconnect_cap,
-            clock: Arc::clone(&clock),
-            registry: metrics.registry.clone(),
+            tracing::info!("ALERTS=off: this consumer does not evaluate alert rules");
         }
-        .start(alert_status)?;
-        tasks.push(ticking);
-        let alert_queue = Source {
-            settings: settings.broker.clone(),
-            queue: QueueSpec {
-                name: Some(settings.alert_queue.clone()),
-                // The evaluator judges the state now: a long backlog is history, not news.
-                max_length: 100_000,
-                prefetch: settings.queue.prefetch,
-                kind: QueueKind::Shared {
-                    expires: settings.history_queue.expires,
-                    single_active: true,
-                    replicated: false,
-                },
-            },
-            reconnect_cap: settings.reconnect_cap,
-            depth: None,
-        };
-        tasks.push(tokio::spawn(broker::consume_forever(
-            alert_queue,
-            alert_status_tx,
-            Intake {
-                limits: IngestLimits {
-                    max_message_bytes: settings.max_message_bytes,
-                },
-                clock: Arc::clone(&clock),
-                // Counted once, by the live queue's path: these are the same readings.
-                metrics: ConsumerMetrics::unregistered()?,
-            },
-            alert_sink,
-        )));
         let server = run(
             (listener, tls),
             settings.http.workers,
@@ -276,6 +235,62 @@ impl Application {
         }
         served
     }
+}
+
+/// The evaluator (when this consumer may be the fleet's): its notifier, the task that ticks
+/// while it is the active one, and the task that consumes the alerts queue.
+fn start_evaluator(
+    settings: &Settings,
+    history: &Arc<History>,
+    clock: &SharedClock,
+    metrics: &ConsumerMetrics,
+) -> anyhow::Result<[JoinHandle<()>; 2]> {
+    let notifier = if settings.notify.any_channel() {
+        Some(Notifier::start(settings.notify.clone(), &metrics.registry)?)
+    } else {
+        None
+    };
+    let (alert_status_tx, alert_status) = watch::channel(BrokerState::connecting());
+    let (alert_sink, ticking) = Evaluator {
+        rules: Arc::clone(&settings.alert_rules),
+        history: Arc::clone(history),
+        notifier,
+        broker: settings.broker.clone(),
+        reconnect_cap: settings.reconnect_cap,
+        clock: Arc::clone(clock),
+        registry: metrics.registry.clone(),
+    }
+    .start(alert_status)?;
+    let alert_queue = Source {
+        settings: settings.broker.clone(),
+        queue: QueueSpec {
+            name: Some(settings.alert_queue.clone()),
+            // The evaluator judges the state now: a long backlog is history, not news.
+            max_length: 100_000,
+            prefetch: settings.queue.prefetch,
+            kind: QueueKind::Shared {
+                expires: settings.history_queue.expires,
+                single_active: true,
+                replicated: false,
+            },
+        },
+        reconnect_cap: settings.reconnect_cap,
+        depth: None,
+    };
+    let consuming = tokio::spawn(broker::consume_forever(
+        alert_queue,
+        alert_status_tx,
+        Intake {
+            limits: IngestLimits {
+                max_message_bytes: settings.max_message_bytes,
+            },
+            clock: Arc::clone(clock),
+            // Counted once, by the live queue's path: these are the same readings.
+            metrics: ConsumerMetrics::unregistered()?,
+        },
+        alert_sink,
+    ));
+    Ok([ticking, consuming])
 }
 
 /// Every change of the live queue's connection goes to the browsers as a `status` frame.

@@ -222,3 +222,31 @@ async fn a_webhook_that_hangs_holds_up_nothing_else_and_is_given_up_on_after_its
     tap.cleanup().await;
     let _ = std::fs::remove_file(rules);
 }
+
+#[tokio::test]
+async fn a_consumer_with_alerts_off_never_evaluates_but_shows_what_another_evaluates() {
+    let exchange = unique_exchange("alerts-off");
+    let host = format!("seen-{}", &exchange[exchange.len() - 8..]);
+    let (hook, mut notices) = webhook_receiver().await;
+    let rules = rules_file(CPU_AT_ONCE);
+    let common = [
+        ("ALERT_RULES_FILE", rules.as_str()),
+        ("ALERT_WEBHOOK_URL", hook.as_str()),
+    ];
+    // Started first: were it on the alerts queue, it would be the active evaluator.
+    let off = spawn_consumer(&exchange, &[common[0], common[1], ("ALERTS", "off")]).await;
+    let on = spawn_consumer(&exchange, &common).await;
+    let tap = Tap::bind(&exchange).await;
+    tap.publish_raw(&reading(&host, 1, 90.0)).await;
+    let fired = next_notice(&mut notices, &host, 20).await;
+    assert_eq!(fired["events"][0]["kind"], "firing", "{fired}");
+    assert_eq!(
+        evaluated(&on, "fired"),
+        1.0,
+        "the consumer with alerts on evaluated"
+    );
+    assert_eq!(evaluated(&off, "fired"), 0.0);
+    shows_active(&off, &host).await;
+    tap.cleanup().await;
+    let _ = std::fs::remove_file(rules);
+}
