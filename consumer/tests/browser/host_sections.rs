@@ -487,3 +487,89 @@ async fn readings_without_the_new_fields_show_dashes_and_notes_and_raise_no_erro
     tap.cleanup().await;
     browser.close().await;
 }
+
+#[tokio::test]
+async fn the_publishers_own_reading_fills_the_sections() {
+    let exchange = unique_exchange("browser-whole-host-live");
+    let consumer = spawn_consumer(&exchange, &[]).await;
+    let publisher = crate::helpers::spawn_publisher(&exchange, "real-host").await;
+    let browser = Browser::start().await;
+    browser.open(&consumer.address).await;
+    browser.wait_text("#conn-badge", 10, |t| t == "live").await;
+    record_page_errors(&browser).await;
+    publisher.publish().await;
+    let seq = publisher.publish().await;
+    browser
+        .wait_text("#detail-time", 10, |t| t.contains(&format!("#{seq}")))
+        .await;
+    // This machine's /proc: where CPU time went and the page cache are always known.
+    for id in ["split-user", "split-idle"] {
+        let text = browser.text(&format!("#{id}")).await;
+        assert!(text.ends_with(" %"), "#{id}: {text:?}");
+    }
+    let cached = browser.text("#mem-cached").await;
+    assert!(cached.ends_with("iB"), "cached/buffers: {cached:?}");
+    assert!(browser.text("#swap-in").await.ends_with("B/s"));
+    assert!(!hidden(&browser, "panel-cpu-split").await);
+    let block = rows(&browser, "detail-block").await;
+    assert!(
+        block.iter().all(|r| r.len() == 6 && r[5].ends_with(" %")),
+        "each block device's busy share: {block:?}"
+    );
+    assert_eq!(page_errors(&browser).await, Vec::<String>::new());
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn on_a_phone_the_whole_host_fits_the_screen() {
+    let exchange = unique_exchange("browser-whole-host-phone");
+    let consumer = spawn_consumer(&exchange, &[]).await;
+    let tap = Tap::bind(&exchange).await;
+    let mut processes = three_processes();
+    processes["top_by_cpu"][1]["name"] =
+        json!("a-process-with-a-very-long-name-that-does-not-break-by-itself");
+    tap.publish_raw(&whole_host("pocket", 1, processes)).await;
+    let browser = Browser::start().await;
+    browser
+        .client
+        .set_window_size(390, 844)
+        .await
+        .expect("phone size");
+    browser.open(&consumer.address).await;
+    browser
+        .wait_text("#procs-counts", 10, |t| t.starts_with("312"))
+        .await;
+    let overflow = script(
+        &browser,
+        "return document.documentElement.scrollWidth - document.documentElement.clientWidth",
+    )
+    .await;
+    assert_eq!(overflow, 0, "nothing wider than a phone screen");
+    script(
+        &browser,
+        "const t = document.getElementById('procs-counts'); \
+         window.scrollTo(0, t.getBoundingClientRect().top + window.scrollY - 70); return true",
+    )
+    .await;
+    // The headers stay on a phone (a stacked table hides them elsewhere): they sort the table.
+    let shown = script(
+        &browser,
+        "const b = document.querySelector('#detail-procs th[data-key=\"name\"] button'); \
+         const r = b.getBoundingClientRect(); \
+         return b.contains(document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2))",
+    )
+    .await;
+    assert_eq!(shown, true, "the name header's sort button is shown");
+    browser
+        .client
+        .find(Locator::Css("#detail-procs th[data-key=\"name\"] button"))
+        .await
+        .expect("the name header")
+        .click()
+        .await
+        .expect("click");
+    assert_eq!(process_order(&browser).await, ["17", "900", "4242"]);
+    browser.screenshot(&screenshots(), "phone-processes").await;
+    tap.cleanup().await;
+    browser.close().await;
+}
