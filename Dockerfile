@@ -4,7 +4,9 @@
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked --bin publisher --bin consumer
+# The publisher with the `agent` profile (small code, small RSS: it runs on every host).
+RUN cargo build --release --locked --bin consumer \
+ && cargo build --profile agent --locked --bin publisher
 
 FROM debian:bookworm-slim
 # ca-certificates: amqps:// verifies the broker against the system's roots.
@@ -12,7 +14,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --no-create-home hostpulse
-COPY --from=build /src/target/release/publisher /src/target/release/consumer /usr/local/bin/
+COPY --from=build /src/target/agent/publisher /src/target/release/consumer /usr/local/bin/
 USER hostpulse
 # Settings come from the environment; no .env file is read inside the container.
 ENV APP_HOST=0.0.0.0

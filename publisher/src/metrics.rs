@@ -30,6 +30,10 @@ pub struct PublisherMetrics {
     /// Items left out of a sample (a counter that went back, a device gone, a file
     /// unreadable), by kind; every kind exported from the start.
     pub collect_skipped: IntCounterVec,
+    /// Each process-table scan's duration (`PROCESS_INTERVAL_SECS` apart).
+    pub process_scan_seconds: Histogram,
+    /// Processes read by those scans: with the above, the scan's cost per process.
+    pub process_scan_processes: IntCounter,
     pub broker_connected: IntGauge,
     pub outbox_len: IntGauge,
     pub outbox_dropped: IntCounter,
@@ -90,6 +94,20 @@ impl PublisherMetrics {
                     ),
                     &["what"],
                 ),
+            )?,
+            process_scan_seconds: register(
+                &registry,
+                Histogram::with_opts(histogram(
+                    "process_scan_seconds",
+                    "Time to scan the process table.",
+                )),
+            )?,
+            process_scan_processes: register(
+                &registry,
+                IntCounter::with_opts(opts(
+                    "process_scan_processes_total",
+                    "Processes read by the process-table scans (one stat file each).",
+                )),
             )?,
             broker_connected: register(
                 &registry,

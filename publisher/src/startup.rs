@@ -45,6 +45,8 @@ impl Application {
             CollectorMetrics {
                 timing: metrics.collect_seconds.clone(),
                 skipped: metrics.collect_skipped.clone(),
+                scan_seconds: metrics.process_scan_seconds.clone(),
+                scanned: metrics.process_scan_processes.clone(),
             },
         )?;
         let outbox = match &settings.outbox_dir {

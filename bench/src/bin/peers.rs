@@ -211,6 +211,30 @@ fn rss_by_part(pid: u32) -> (f64, f64, f64) {
     (mib(own), mib(libraries), mib(anonymous))
 }
 
+/// The process scans so far, from the publisher's `/metrics`: (scans, seconds spent, processes
+/// read).
+async fn process_scan_cost(port: u16) -> Option<(f64, f64, f64)> {
+    let (status, body) = HttpConnection::open(port).await.get("/metrics").await;
+    if status != 200 {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&body);
+    let value = |name: &str| {
+        text.lines().find_map(|l| {
+            l.strip_prefix(name)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+    };
+    Some((
+        value("hostpulse_process_scan_seconds_count")?,
+        value("hostpulse_process_scan_seconds_sum")?,
+        value("hostpulse_process_scan_processes_total")?,
+    ))
+}
+
 /// One agent's figures over the window.
 struct Figures {
     rss: Vec<f64>,
@@ -234,7 +258,12 @@ async fn main() {
     let publisher = Service::start(
         "publisher",
         &unique_exchange("bench-peers"),
-        &[("AMQP_URL", &broker.url()), ("PUBLISH_INTERVAL_SECS", "1")],
+        &[
+            ("AMQP_URL", &broker.url()),
+            ("PUBLISH_INTERVAL_SECS", "1"),
+            // Everything on, the process list at its default interval.
+            ("PROCESS_INTERVAL_SECS", "5"),
+        ],
     )
     .await;
     let collectd_conf = collectd_config(&dir, broker.port);
@@ -327,6 +356,7 @@ async fn main() {
             ours_cpu / f.cpu,
         );
     }
+    let scan = process_scan_cost(publisher.port).await;
     let (own, libraries, anonymous) = rss_by_part(publisher.pid());
     println!();
     println!(
@@ -334,6 +364,16 @@ async fn main() {
          for amqps://, tokio, sysinfo, prometheus), shared libraries {libraries:.1} MiB (libc, libm, \
          the loader), heap, stacks and buffers {anonymous:.1} MiB."
     );
+    match scan {
+        Some((scans, seconds, processes)) if scans > 0.0 && processes > 0.0 => println!(
+            "\nThe process scan (every 5 s): {scans:.0} scans of {:.0} processes each, {:.2} ms a \
+             scan, {:.1} µs per process (wall time, from the publisher's `/metrics`).",
+            processes / scans,
+            seconds / scans * 1e3,
+            seconds / processes * 1e6,
+        ),
+        _ => println!("\nThe process scan: no figures in the publisher's `/metrics`."),
+    }
     drop((collectd, exporter, netdata));
     drop(publisher);
     drop(broker);

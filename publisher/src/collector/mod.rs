@@ -77,6 +77,10 @@ pub struct CollectorMetrics {
     pub timing: prometheus::Histogram,
     /// Items left out of a sample, by kind (`what`).
     pub skipped: prometheus::IntCounterVec,
+    /// Each process-table scan's duration.
+    pub scan_seconds: prometheus::Histogram,
+    /// Processes read by the scans.
+    pub scanned: prometheus::IntCounter,
 }
 
 /// A handle to the sampler thread; cheap to clone.
@@ -155,6 +159,8 @@ struct Sampler {
     /// The last sample: where [`Collector`] handles look for a fresh one first.
     shared: Arc<Latest>,
     timing: prometheus::Histogram,
+    scan_seconds: prometheus::Histogram,
+    scanned: prometheus::IntCounter,
 }
 
 impl Sampler {
@@ -200,6 +206,8 @@ impl Sampler {
             slow_refreshed: Instant::now(),
             shared,
             timing: metrics.timing,
+            scan_seconds: metrics.scan_seconds,
+            scanned: metrics.scanned,
         })
     }
 
@@ -257,7 +265,13 @@ impl Sampler {
         let processes = match &mut self.processes {
             Some(scan) if since_scan >= self.process_interval => {
                 self.processes_scanned = Instant::now();
-                scan.scan(since_scan, skips)
+                let timer = self.scan_seconds.start_timer();
+                let table = scan.scan(since_scan, skips);
+                timer.observe_duration();
+                if let Some(table) = &table {
+                    self.scanned.inc_by(u64::from(table.total_count));
+                }
+                table
             }
             _ => None,
         };
@@ -291,6 +305,11 @@ mod tests {
                 .expect("valid"),
             skipped: prometheus::IntCounterVec::new(prometheus::Opts::new("s", "s"), &["what"])
                 .expect("valid"),
+            scan_seconds: prometheus::Histogram::with_opts(prometheus::HistogramOpts::new(
+                "p", "p",
+            ))
+            .expect("valid"),
+            scanned: prometheus::IntCounter::new("n", "n").expect("valid"),
         }
     }
 
@@ -350,6 +369,12 @@ mod tests {
         // As if the interval had passed: a controllable clock, not a sleep.
         sampler.processes_scanned -= Duration::from_secs(3600);
         let table = sampler.sample().processes.expect("due now");
+        assert_eq!(
+            collector_metrics.scanned.get(),
+            u64::from(table.total_count),
+            "the processes read are counted, for the scan's cost per process"
+        );
+        assert_eq!(collector_metrics.scan_seconds.get_sample_count(), 1);
         assert_eq!(table.top_by_cpu.len(), 3);
         assert_eq!(table.top_by_memory.len(), 3);
         assert!(table.total_count >= 3);

@@ -23,6 +23,9 @@ async fn a_publish_moves_the_published_counter_and_the_confirm_histogram() {
         Some(3.0)
     );
     assert!(metric(&after, "hostpulse_collect_seconds_count").is_some_and(|n| n >= 1.0));
+    // The process scan's cost is there to read, even before its first scan is due.
+    assert!(metric(&after, "hostpulse_process_scan_seconds_count").is_some());
+    assert!(metric(&after, "hostpulse_process_scan_processes_total").is_some());
     assert!(metric(&after, "hostpulse_process_resident_memory_bytes").is_some_and(|b| b > 0.0));
     assert!(metric(&after, "hostpulse_process_open_fds").is_some());
     crate::helpers::assert_no_password(&after);
