@@ -337,6 +337,23 @@ async fn a_page_opened_after_alerts_fired_and_cleared_shows_them_from_the_snapsh
         0,
         "a resolved alert leaves no badge"
     );
+
+    // On a phone the panel's tables stack, and nothing is wider than the screen.
+    browser
+        .client
+        .set_window_size(390, 844)
+        .await
+        .expect("phone size");
+    let overflow = browser
+        .client
+        .execute(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth",
+            vec![],
+        )
+        .await
+        .expect("script");
+    assert_eq!(overflow.as_i64(), Some(0), "the panel fits a phone");
+    browser.screenshot(&screenshots(), "alerts-phone").await;
     tap.cleanup().await;
     browser.close().await;
 }
