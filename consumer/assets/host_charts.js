@@ -47,8 +47,9 @@ const DEFINITIONS = [
     title: "Disk I/O",
     series: [["read", "--accent"], ["write", "--warn"]],
     pick(r) {
-      if (!Array.isArray(r.block_devices)) return null;
-      return [sum(r.block_devices, "read_bytes_per_sec") ?? 0, sum(r.block_devices, "write_bytes_per_sec") ?? 0];
+      // No devices is not "no I/O": such a reading draws nothing.
+      if (!Array.isArray(r.block_devices) || r.block_devices.length === 0) return null;
+      return [sum(r.block_devices, "read_bytes_per_sec"), sum(r.block_devices, "write_bytes_per_sec")];
     },
     axis: fmt.rate,
     value: fmt.rate,
@@ -103,7 +104,7 @@ function makeChart(def) {
     height: HEIGHT,
     cursor: { drag: { x: false, y: false } },
     scales: { x: { time: true, range: timeRange }, y: { range: def.percent ? [0, 100] : countRange } },
-    axes: [{ ...axis, space: 90 }, { ...axis, size: 76, values: (u, vals) => vals.map(def.axis) }],
+    axes: [{ ...axis, space: 90, values: (u, splits) => splits.map(clock) }, { ...axis, size: 76, values: (u, vals) => vals.map(def.axis) }],
     series: [
       { label: "Time", value: (u, v, si, idx) => { const t = idx == null ? lastValue(u, 0) : v; return t == null ? "–" : clock(t); } },
       ...def.series.map(([label, colour]) => ({

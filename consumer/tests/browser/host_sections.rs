@@ -483,6 +483,33 @@ async fn readings_without_the_new_fields_show_dashes_and_notes_and_raise_no_erro
         !browser.text(&card("today")).await.is_empty(),
         "both hosts are listed"
     );
+
+    // A host that measures block devices and has none: said so, and no I/O chart of zeros.
+    tap.publish_raw(&reading_with("diskless", 1, |v| {
+        v["block_devices"] = json!([]);
+    }))
+    .await;
+    browser
+        .wait_text(&card("diskless"), 10, |t| t.contains("diskless"))
+        .await;
+    browser
+        .client
+        .find(Locator::Css(&format!("{} .name", card("diskless"))))
+        .await
+        .expect("the diskless card")
+        .click()
+        .await
+        .expect("click");
+    browser
+        .wait_text("#detail-host", 5, |t| t == "diskless")
+        .await;
+    browser
+        .wait_text("#detail-block-none", 5, |t| {
+            t == "This host reports no whole block devices."
+        })
+        .await;
+    assert!(hidden(&browser, "detail-block").await);
+    assert!(hidden(&browser, "panel-disk-io").await);
     assert_eq!(page_errors(&browser).await, Vec::<String>::new());
     tap.cleanup().await;
     browser.close().await;
