@@ -34,6 +34,9 @@ use tokio::sync::watch;
 
 /// The topic exchange every alert event is published to.
 pub const ALERTS_EXCHANGE: &str = "hostpulse.alerts";
+/// The header naming the fleet (the readings' exchange) an event is about: one broker can
+/// carry several fleets, and each consumer's view shows its own fleet's alerts only.
+pub const FLEET_HEADER: &str = "x-hostpulse-fleet";
 /// Resolved alerts kept for `/api/alerts` and the page.
 const RECENT: usize = 200;
 /// How often the active evaluator looks at the passage of time (hosts gone silent, reminders).
@@ -105,6 +108,8 @@ pub struct Dispatch {
     events: IntCounterVec,
     announce_failures: prometheus::IntCounter,
     late: prometheus::IntCounter,
+    /// The readings' exchange, sent with every event in [`FLEET_HEADER`].
+    fleet: String,
 }
 
 impl Dispatch {
@@ -192,9 +197,15 @@ impl Dispatch {
             }
         };
         let key = format!("{}.{}", severity_label(event.severity), event.host);
+        let mut headers = FieldTable::default();
+        headers.insert(
+            FLEET_HEADER.into(),
+            lapin::types::AMQPValue::LongString(self.fleet.as_str().into()),
+        );
         let properties = BasicProperties::default()
             .with_content_type("application/json".into())
-            .with_delivery_mode(2);
+            .with_delivery_mode(2)
+            .with_headers(headers);
         let confirmed = tokio::time::timeout(CONFIRM_TIMEOUT, async {
             channel
                 .basic_publish(
@@ -348,7 +359,9 @@ impl Evaluator {
                 .namespace(NAMESPACE),
             ),
         )?;
+        let fleet = self.broker.exchange.clone();
         let out = Arc::new(Dispatch {
+            fleet,
             rules: Arc::clone(&self.rules),
             history: self.history,
             notifier: self.notifier,
@@ -481,7 +494,10 @@ pub async fn watch_alerts(
     view: Arc<AlertView>,
 ) {
     let (status, _) = watch::channel(BrokerState::connecting());
-    let mut session = Subscription { view };
+    let mut session = Subscription {
+        fleet: broker.exchange.clone(),
+        view,
+    };
     shared::reconnect::supervise(
         &broker,
         "hostpulse-consumer-alert-view",
@@ -493,7 +509,20 @@ pub async fn watch_alerts(
 }
 
 struct Subscription {
+    /// This consumer's fleet (its readings' exchange): other fleets' events are not shown.
+    fleet: String,
     view: Arc<AlertView>,
+}
+
+/// Whether an event delivered with `headers` is about `fleet`. An event without the header
+/// (from a consumer before it was sent) is shown.
+fn of_fleet(headers: Option<&FieldTable>, fleet: &str) -> bool {
+    let named = headers.and_then(|h| h.inner().get(FLEET_HEADER));
+    match named {
+        None => true,
+        Some(lapin::types::AMQPValue::LongString(name)) => name.as_bytes() == fleet.as_bytes(),
+        Some(_) => false,
+    }
 }
 
 impl shared::reconnect::Session for Subscription {
@@ -545,6 +574,7 @@ impl shared::reconnect::Session for Subscription {
     async fn run(&mut self, mut consumer: Consumer) -> String {
         while let Some(delivery) = consumer.next().await {
             match delivery {
+                Ok(delivery) if !of_fleet(delivery.properties.headers().as_ref(), &self.fleet) => {}
                 Ok(delivery) => match serde_json::from_slice::<AlertEvent>(&delivery.data) {
                     Ok(event) => self.view.apply(event),
                     Err(e) => tracing::debug!(error = %e, "not an alert event; ignored"),

@@ -165,6 +165,8 @@ async fn a_reading_over_a_level_fires_once_everywhere_and_one_below_resolves_it(
         &[("ALERT_RULES_FILE", &rules), ("ALERT_WEBHOOK_URL", &hook)],
     )
     .await;
+    // A consumer of another fleet on the same broker: it shows none of this fleet's alerts.
+    let other_fleet = spawn_consumer(&unique_exchange("alerts-other"), &[("ALERTS", "off")]).await;
     let (_connection, mut events) = alert_tap().await;
     let tap = Tap::bind(&exchange).await;
     tap.publish_raw(&reading(&host, 1, 10.0)).await;
@@ -189,10 +191,22 @@ async fn a_reading_over_a_level_fires_once_everywhere_and_one_below_resolves_it(
             .expect("delivery");
         let event: serde_json::Value = serde_json::from_slice(&delivery.data).expect("JSON");
         if event["host"] == host.as_str() {
-            break (delivery.routing_key.to_string(), event);
+            let fleet = delivery
+                .properties
+                .headers()
+                .as_ref()
+                .and_then(|h| h.inner().get(consumer::alerting::FLEET_HEADER).cloned());
+            break (delivery.routing_key.to_string(), event, fleet);
         }
     };
     assert_eq!(carried.0, format!("warning.{host}"));
+    assert_eq!(
+        carried.2,
+        Some(lapin::types::AMQPValue::LongString(
+            exchange.as_str().into()
+        )),
+        "the event names its fleet"
+    );
     assert_eq!(carried.1["kind"], "fired");
 
     // Every consumer's view: the API and the gauge.
@@ -235,6 +249,16 @@ async fn a_reading_over_a_level_fires_once_everywhere_and_one_below_resolves_it(
     let resolved = next_notice(&mut notices, &host, 20).await;
     assert_eq!(resolved["events"][0]["kind"], "resolved", "{resolved}");
     assert_eq!(resolved["events"][0]["peak"], 80.0, "{resolved}");
+    let elsewhere = reqwest::get(format!("{}/api/alerts", other_fleet.address))
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        !elsewhere.contains(&host),
+        "another fleet's page shows it: {elsewhere}"
+    );
     tap.cleanup().await;
     let _ = std::fs::remove_file(rules);
 }
