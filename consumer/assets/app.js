@@ -358,7 +358,17 @@ function connect() {
     for (const hook of frameHooks) hook(frame);
     scheduleRender();
   });
-  socket.addEventListener("close", () => scheduleReconnect());
+  let opened = false;
+  socket.addEventListener("open", () => { opened = true; });
+  socket.addEventListener("close", (event) => {
+    // 1008: the server ended this page's login (expired, logged out); log in again.
+    if (event.code === 1008) { location.assign("/login"); return; }
+    if (opened) { scheduleReconnect(); return; }
+    // Refused before it opened: the login may be gone (a restarted consumer forgets them).
+    fetch("/api/hosts", { cache: "no-store" })
+      .then((answer) => { if (answer.status === 401) location.assign("/login"); else scheduleReconnect(); })
+      .catch(() => scheduleReconnect());
+  });
 }
 
 function scheduleReconnect() {

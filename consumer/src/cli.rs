@@ -2,11 +2,15 @@
 //! and API tokens and exit.
 
 use crate::auth::tokens::{self, TokenStore};
-use crate::auth::FileTokenStore;
+use crate::auth::{FileTokenStore, Imported, StoreTokenStore};
+use crate::clock::SystemClock;
+use crate::store::settings::DEFAULT_DATA_DIR;
+use crate::store::{HistorySettings, Store};
 use clap::{Parser, Subcommand};
 use shared::settings::EnvSource;
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 /// Exit code for bad input or settings.
 const EXIT_BAD_INPUT: u8 = 2;
@@ -109,11 +113,53 @@ async fn token(action: TokenAction) -> ExitCode {
             return ExitCode::from(EXIT_BAD_INPUT);
         }
     };
-    let dir = env.get("DATA_DIR").unwrap_or("./data");
-    let store = FileTokenStore::open(std::path::Path::new(dir));
+    let history = match HistorySettings::from_env(&env) {
+        Ok(history) => history,
+        Err(e) => {
+            eprintln!("consumer token: {e}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    let dir = std::path::Path::new(env.get("DATA_DIR").unwrap_or(DEFAULT_DATA_DIR));
+    // The history store when there is one (as the serving consumer does), else the file.
+    let (store, opened): (Box<dyn TokenStore>, _) = match Store::open(&history).await {
+        Ok(None) => (Box::new(FileTokenStore::open(dir)), None),
+        Ok(Some(opened)) => {
+            let opened = Arc::new(opened);
+            let store = StoreTokenStore::opened(Arc::clone(&opened), dir, Arc::new(SystemClock));
+            match store.import_legacy().await {
+                Ok(Imported {
+                    found,
+                    added,
+                    renamed_to: Some(to),
+                }) => eprintln!(
+                    "{found} token(s) of the old file imported into the history store ({added}                      new); the file is now {}",
+                    to.display()
+                ),
+                Ok(_) => {}
+                Err(e) => {
+                    eprintln!("consumer token: cannot import the old token file: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+            (Box::new(store), Some(opened))
+        }
+        Err(e) => {
+            eprintln!("consumer token: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = token_action(store.as_ref(), action).await;
+    if let Some(opened) = opened {
+        opened.close().await;
+    }
+    code
+}
+
+async fn token_action(store: &dyn TokenStore, action: TokenAction) -> ExitCode {
     let mut out = std::io::stdout().lock();
     let result = match action {
-        TokenAction::Create { name } => tokens::issue(&store, &name, chrono::Utc::now())
+        TokenAction::Create { name } => tokens::issue(store, &name, chrono::Utc::now())
             .await
             .map(|(info, secret)| {
                 let _ = writeln!(out, "{secret}");
@@ -124,10 +170,20 @@ async fn token(action: TokenAction) -> ExitCode {
                 ExitCode::SUCCESS
             }),
         TokenAction::List => store.list().await.map(|list| {
-            let _ = writeln!(out, "{:<14} {:<26} NAME", "ID", "CREATED");
+            let time = |t: chrono::DateTime<chrono::Utc>| {
+                t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            };
+            let _ = writeln!(out, "{:<14} {:<22} {:<22} NAME", "ID", "CREATED", "LAST USED");
             for info in list {
-                let created = info.created_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-                let _ = writeln!(out, "{:<14} {:<26} {}", info.id, created, info.name);
+                let used = info.last_used_at.map(time).unwrap_or_else(|| "-".into());
+                let _ = writeln!(
+                    out,
+                    "{:<14} {:<22} {:<22} {}",
+                    info.id,
+                    time(info.created_at),
+                    used,
+                    info.name
+                );
             }
             ExitCode::SUCCESS
         }),
@@ -136,7 +192,7 @@ async fn token(action: TokenAction) -> ExitCode {
                 eprintln!("token {id} revoked");
                 ExitCode::SUCCESS
             } else {
-                eprintln!("consumer token revoke: no token with id {id:?}");
+                eprintln!("consumer token revoke: no live token with id {id:?}");
                 ExitCode::from(EXIT_BAD_INPUT)
             }
         }),

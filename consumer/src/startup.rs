@@ -92,19 +92,19 @@ impl Application {
             reconnect_cap: settings.reconnect_cap,
             depth: None,
         };
-        let guard = web::Data::new(crate::auth::Guard::new(
-            &settings.auth,
-            Arc::new(crate::auth::FileTokenStore::open(&settings.auth.data_dir)),
-            Arc::clone(&intake.clock),
-            tls.is_some(),
-            &metrics.registry,
-        )?);
         let (history_queue_tx, history_queue) = watch::channel(BrokerState::connecting());
         let history = Arc::new(History::new(
             !matches!(settings.history.target, HistoryTarget::Off),
             settings.history.redacted.clone(),
             history_queue,
         ));
+        let guard = web::Data::new(crate::auth::Guard::new(
+            &settings.auth,
+            token_store(&settings, &history, &intake.clock),
+            Arc::clone(&intake.clock),
+            tls.is_some(),
+            &metrics.registry,
+        )?);
         let history_metrics = HistoryMetrics::new(&metrics.registry)?;
         let recorder = Recorder {
             settings: settings.history.clone(),
@@ -389,4 +389,22 @@ fn run(
         .shutdown_timeout(5)
         .run();
     Ok(server)
+}
+
+/// API tokens live in the history store when there is one, else in a file in `DATA_DIR`.
+fn token_store(
+    settings: &Settings,
+    history: &Arc<History>,
+    clock: &SharedClock,
+) -> Arc<dyn crate::auth::TokenStore> {
+    let dir = &settings.auth.data_dir;
+    if settings.history.enabled() {
+        Arc::new(crate::auth::StoreTokenStore::serving(
+            Arc::clone(history),
+            dir,
+            Arc::clone(clock),
+        ))
+    } else {
+        Arc::new(crate::auth::FileTokenStore::open(dir))
+    }
 }

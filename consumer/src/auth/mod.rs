@@ -16,12 +16,14 @@
 mod limiter;
 mod login;
 mod sessions;
+mod store_tokens;
 pub mod tokens;
 mod users;
 
 pub use limiter::{LoginLimiter, LOGIN_WINDOW};
 pub use login::routes;
 pub use sessions::{ended, SessionEnd, Sessions, COOKIE};
+pub use store_tokens::{Imported, StoreTokenStore};
 pub use tokens::{FileTokenStore, TokenStore};
 pub use users::{hash_password, Users};
 

@@ -19,6 +19,9 @@ pub struct TokenInfo {
     /// What it is for, as given at creation.
     pub name: String,
     pub created_at: DateTime<Utc>,
+    /// When it last opened the API, to the minute; kept by the history store only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<DateTime<Utc>>,
 }
 
 /// A stored token: its info and the SHA-256 of its secret, hex.
@@ -41,6 +44,9 @@ pub enum TokenError {
     Damaged { path: String, problem: String },
     #[error("token store: {0}")]
     Other(String),
+    /// The history store failed (its message never holds a password).
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
 /// Where tokens are kept: a file under `DATA_DIR` without history, the history store with it.
@@ -51,7 +57,7 @@ pub trait TokenStore: Send + Sync + 'static {
     async fn create(&self, record: TokenRecord) -> Result<(), TokenError>;
     /// Every live token, oldest first.
     async fn list(&self) -> Result<Vec<TokenInfo>, TokenError>;
-    /// Removes the token with this id; false when there is none.
+    /// Revokes the token with this id; false when there is no live one.
     async fn revoke(&self, id: &str) -> Result<bool, TokenError>;
     /// The token whose secret hashes to `sha256` (hex), if it is live. Reflects a revoke
     /// made by another process at once.
@@ -72,6 +78,7 @@ pub async fn issue(
         id: hex::encode(rand::random::<[u8; 6]>()),
         name: name.to_owned(),
         created_at: now,
+        last_used_at: None,
     };
     store
         .create(TokenRecord {
@@ -121,6 +128,11 @@ impl FileTokenStore {
         }
     }
 
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     fn io(&self, source: std::io::Error) -> TokenError {
         TokenError::Io {
             path: self.path.display().to_string(),
@@ -157,7 +169,8 @@ impl FileTokenStore {
         Ok(records)
     }
 
-    fn read(&self) -> Result<Vec<TokenRecord>, TokenError> {
+    /// Every record in the file, read now (an import into the history store uses it).
+    pub fn read(&self) -> Result<Vec<TokenRecord>, TokenError> {
         let text = match std::fs::read_to_string(&self.path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),

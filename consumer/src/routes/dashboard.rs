@@ -15,9 +15,22 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
     style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; \
     form-action 'self'; frame-ancestors 'none'";
 
-/// `GET /`: the dashboard.
-pub async fn index() -> HttpResponse {
-    serve("index.html")
+/// The logout form in `index.html`, hidden unless a login is configured.
+const LOGOUT_FORM_HIDDEN: &str = r#"<form id="logout" method="post" action="/logout" hidden>"#;
+
+/// `GET /`: the dashboard; with its logout form shown when there is a login.
+pub async fn index(guard: Option<web::Data<crate::auth::Guard>>) -> HttpResponse {
+    let mut response = serve("index.html");
+    if guard.is_some_and(|g| g.login_required()) {
+        if let Some(file) = Assets::get("index.html") {
+            let page = String::from_utf8_lossy(&file.data).replace(
+                LOGOUT_FORM_HIDDEN,
+                r#"<form id="logout" method="post" action="/logout">"#,
+            );
+            response = response.set_body(page).map_into_boxed_body();
+        }
+    }
+    response
 }
 
 /// `GET /assets/{file}`.
@@ -48,4 +61,14 @@ fn serve(name: &str) -> HttpResponse {
         ))
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-cache")));
     response.body(file.data.into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_page_has_the_logout_form_the_server_shows() {
+        let page = super::Assets::get("index.html").expect("embedded");
+        let page = String::from_utf8_lossy(&page.data);
+        assert_eq!(page.matches(super::LOGOUT_FORM_HIDDEN).count(), 1);
+    }
 }

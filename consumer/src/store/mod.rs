@@ -20,6 +20,7 @@ mod sql;
 pub mod test_db;
 #[cfg(test)]
 mod tests;
+mod tokens;
 
 pub use error::StoreError;
 pub use query::{Band, History, Plan, Tier};

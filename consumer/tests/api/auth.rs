@@ -36,7 +36,9 @@ async fn get_with_token(consumer: &TestConsumer, path: &str, token: &str) -> req
 #[tokio::test]
 async fn every_protected_route_needs_a_session_or_a_live_token() {
     let login = Login::new("auth-routes");
-    let consumer = spawn_consumer(&unique_exchange("auth-routes"), &login.vars()).await;
+    // Tokens in the file (no history store), revoked from another handle on it below.
+    let vars = [login.vars().as_slice(), &[("HISTORY_URL", "off")]].concat();
+    let consumer = spawn_consumer(&unique_exchange("auth-routes"), &vars).await;
 
     for page in ["/", "/assets/app.js", "/assets/style.css"] {
         let response = get(&consumer, page, None).await;
@@ -171,7 +173,12 @@ async fn a_login_opens_a_session_and_a_logout_ends_it() {
 
     let page = get(&consumer, "/", Some(&cookie)).await;
     assert_eq!(page.status(), StatusCode::OK);
-    assert!(page.text().await.expect("text").contains("hostpulse"));
+    let html = page.text().await.expect("text");
+    assert!(html.contains("hostpulse"));
+    assert!(
+        html.contains(r#"<form id="logout" method="post" action="/logout">"#),
+        "the header shows a logout button"
+    );
     assert_eq!(
         get(&consumer, "/api/hosts", Some(&cookie)).await.status(),
         StatusCode::OK
@@ -212,6 +219,18 @@ async fn a_login_opens_a_session_and_a_logout_ends_it() {
     assert_eq!(
         get(&consumer, "/api/hosts", Some(&cookie)).await.status(),
         StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn without_a_login_the_page_shows_no_logout() {
+    let consumer = spawn_consumer(&unique_exchange("auth-no-login"), &[]).await;
+    let page = get(&consumer, "/", None).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.expect("text");
+    assert!(
+        html.contains(r#"<form id="logout" method="post" action="/logout" hidden>"#),
+        "{html}"
     );
 }
 

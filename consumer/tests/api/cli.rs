@@ -53,15 +53,18 @@ async fn hash_password_prints_a_hash_that_logs_in() {
     assert!(text(&empty.stderr).contains("empty"));
 }
 
-#[tokio::test]
-async fn tokens_made_listed_and_revoked_by_the_binary_work_on_a_running_consumer() {
-    let login = Login::new("cli-token");
-    let consumer_app = spawn_consumer(&unique_exchange("cli-token"), &login.vars()).await;
-    let data = [("DATA_DIR", login.data_dir.as_str())];
-    let created = consumer(&["token", "create", "--name", "nightly report"], &data, "");
+/// `consumer token create`, then the token on a running consumer's API, `list`, `revoke`,
+/// with the consumer and the command line both on the history store `history` names.
+async fn tokens_from_the_command_line(test: &str, history: &[(&'static str, &str)]) {
+    let login = Login::new(test);
+    let vars = [login.vars().as_slice(), history].concat();
+    let consumer_app = spawn_consumer(&unique_exchange(test), &vars).await;
+    let cli = [&[("DATA_DIR", login.data_dir.as_str())], history].concat();
+    let created = consumer(&["token", "create", "--name", "nightly report"], &cli, "");
     assert!(created.status.success(), "{}", text(&created.stderr));
     let secret = text(&created.stdout).trim().to_owned();
     assert!(secret.starts_with("hp_"), "{secret}");
+    assert!(!text(&created.stderr).contains(&secret[3..]));
     let api = |token: String| {
         let url = format!("{}/api/hosts", consumer_app.address);
         async move {
@@ -75,26 +78,153 @@ async fn tokens_made_listed_and_revoked_by_the_binary_work_on_a_running_consumer
         }
     };
     assert_eq!(api(secret.clone()).await, StatusCode::OK);
+    assert!(
+        !std::path::Path::new(&login.data_dir)
+            .join("api-tokens.json")
+            .exists(),
+        "with a history store, no token file"
+    );
 
-    let listed = consumer(&["token", "list"], &data, "");
-    let listing = text(&listed.stdout);
-    assert!(listing.contains("nightly report"), "{listing}");
+    // Listed without its secret; its use shows (noted in the background: a bounded wait).
+    let mut listing = String::new();
+    for _ in 0..50 {
+        let listed = consumer(&["token", "list"], &cli, "");
+        assert!(listed.status.success(), "{}", text(&listed.stderr));
+        listing = text(&listed.stdout);
+        let line = listing
+            .lines()
+            .find(|l| l.contains("nightly report"))
+            .unwrap_or("");
+        if line
+            .split_whitespace()
+            .nth(2)
+            .is_some_and(|used| used != "-")
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        listing.starts_with("ID") && listing.contains("LAST USED"),
+        "{listing}"
+    );
+    let line = listing
+        .lines()
+        .find(|l| l.contains("nightly report"))
+        .unwrap_or_else(|| panic!("listed: {listing}"));
+    assert_ne!(
+        line.split_whitespace().nth(2),
+        Some("-"),
+        "last use shown: {line}"
+    );
     assert!(
         !listing.contains(&secret[3..]),
         "the secret is never listed"
     );
+    let id = line.split_whitespace().next().expect("an id").to_owned();
+
+    let revoked = consumer(&["token", "revoke", &id], &cli, "");
+    assert!(revoked.status.success(), "{}", text(&revoked.stderr));
+    assert_eq!(
+        api(secret.clone()).await,
+        StatusCode::UNAUTHORIZED,
+        "refused from the next request"
+    );
+    let again = consumer(&["token", "revoke", &id], &cli, "");
+    assert_eq!(again.status.code(), Some(2));
+    let listed = consumer(&["token", "list"], &cli, "");
+    assert!(!text(&listed.stdout).contains("nightly report"));
+    for out in [&revoked, &again, &listed] {
+        let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert!(!all.contains(&secret[3..]), "{all}");
+    }
+}
+
+#[tokio::test]
+async fn tokens_from_the_binary_work_on_a_running_consumer_with_sqlite_history() {
+    tokens_from_the_command_line("cli-token-sqlite", &[]).await;
+}
+
+#[tokio::test]
+async fn tokens_from_the_binary_work_on_a_running_consumer_with_postgres_history() {
+    let db = consumer::store::test_db::PgDatabase::create().await;
+    tokens_from_the_command_line("cli-token-pg", &[("HISTORY_URL", db.url.as_str())]).await;
+}
+
+#[tokio::test]
+async fn tokens_from_the_binary_work_on_a_running_consumer_without_history() {
+    let login = Login::new("cli-token-file");
+    let off = [("HISTORY_URL", "off")];
+    let vars = [login.vars().as_slice(), &off].concat();
+    let consumer_app = spawn_consumer(&unique_exchange("cli-token-file"), &vars).await;
+    let cli = [("DATA_DIR", login.data_dir.as_str()), off[0]];
+    let created = consumer(&["token", "create", "--name", "no history"], &cli, "");
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    let secret = text(&created.stdout).trim().to_owned();
+    assert!(std::path::Path::new(&login.data_dir)
+        .join("api-tokens.json")
+        .exists());
+    let status = |secret: String| {
+        let url = format!("{}/api/hosts", consumer_app.address);
+        async move {
+            client()
+                .get(url)
+                .bearer_auth(secret)
+                .send()
+                .await
+                .expect("sent")
+                .status()
+        }
+    };
+    assert_eq!(status(secret.clone()).await, StatusCode::OK);
+    let listing = text(&consumer(&["token", "list"], &cli, "").stdout);
     let id = listing
         .lines()
-        .find(|l| l.contains("nightly report"))
+        .find(|l| l.contains("no history"))
         .and_then(|l| l.split_whitespace().next())
-        .expect("an id")
+        .unwrap_or_else(|| panic!("listed: {listing}"))
         .to_owned();
-
-    let revoked = consumer(&["token", "revoke", &id], &data, "");
+    let revoked = consumer(&["token", "revoke", &id], &cli, "");
     assert!(revoked.status.success(), "{}", text(&revoked.stderr));
-    assert_eq!(api(secret).await, StatusCode::UNAUTHORIZED);
-    let again = consumer(&["token", "revoke", &id], &data, "");
-    assert_eq!(again.status.code(), Some(2));
+    assert_eq!(status(secret).await, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_token_file_from_an_earlier_version_moves_into_the_history_store() {
+    let login = Login::new("cli-token-import");
+    let file = consumer::auth::FileTokenStore::open(std::path::Path::new(&login.data_dir));
+    let (_, secret) = consumer::auth::tokens::issue(&file, "from before", chrono::Utc::now())
+        .await
+        .expect("issued");
+    let consumer_app = spawn_consumer(&unique_exchange("cli-token-import"), &login.vars()).await;
+    let status = |secret: String| {
+        let url = format!("{}/api/hosts", consumer_app.address);
+        async move {
+            client()
+                .get(url)
+                .bearer_auth(secret)
+                .send()
+                .await
+                .expect("sent")
+                .status()
+        }
+    };
+    assert_eq!(status(secret.clone()).await, StatusCode::OK, "still works");
+    let dir = std::path::Path::new(&login.data_dir);
+    assert!(!dir.join("api-tokens.json").exists(), "imported once");
+    assert!(dir.join("api-tokens.json.imported").exists());
+
+    let cli = [("DATA_DIR", login.data_dir.as_str())];
+    let listing = text(&consumer(&["token", "list"], &cli, "").stdout);
+    let id = listing
+        .lines()
+        .find(|l| l.contains("from before"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("listed from the store: {listing}"))
+        .to_owned();
+    let revoked = consumer(&["token", "revoke", &id], &cli, "");
+    assert!(revoked.status.success(), "{}", text(&revoked.stderr));
+    assert_eq!(status(secret).await, StatusCode::UNAUTHORIZED);
 }
 
 #[test]
