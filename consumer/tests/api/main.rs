@@ -8,6 +8,7 @@ mod fanout;
 mod helpers;
 mod history;
 mod https;
+mod intake;
 mod metrics;
 mod outage;
 mod pipeline;
