@@ -112,7 +112,7 @@ impl<S: Sink> shared::reconnect::Session for QueueSession<S> {
             channel,
             queue,
         } = consuming;
-        let why = match self.source.depth.clone() {
+        match self.source.depth.clone() {
             None => self.deliver(consumer).await,
             Some(depth) => {
                 tokio::select! {
@@ -120,9 +120,12 @@ impl<S: Sink> shared::reconnect::Session for QueueSession<S> {
                     why = report_depth(&channel, &queue, &depth) => why,
                 }
             }
-        };
+        }
+    }
+
+    fn ended(&mut self) {
+        // Nothing is kept for this queue while it is not consuming.
         self.intake.stopped();
-        why
     }
 }
 
