@@ -1,28 +1,23 @@
 //! From a queue to a sink: binds a queue to the readings exchange, turns every delivery into
-//! an accepted reading ([`crate::ingest`]), hands each batch to its [`Sink`] and acknowledges
+//! an accepted reading ([`crate::intake`]), hands each batch to its [`Sink`] and acknowledges
 //! the batch once the sink took it. Reconnects (re-declaring the queue) whenever the broker
 //! goes away, through the supervisor both services share.
 
-use crate::clock::SharedClock;
-use crate::ingest::{self, legacy::SenderHints, IngestLimits};
-use crate::metrics::ConsumerMetrics;
+use crate::ingest;
+use crate::intake::QueueIntake;
 use crate::sink::Sink;
 use futures_util::StreamExt;
-use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions};
 use lapin::types::FieldTable;
 use lapin::{Connection, Consumer};
 use shared::broker::{self, BrokerState, QueueSpec};
 use shared::settings::BrokerSettings;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::watch;
 
 /// The name this service gives its connection.
 pub const APP_ID: &str = "hostpulse-consumer";
-
-/// At most one log line per this long about refused messages; the rest are counted.
-const REJECT_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// Deliveries acknowledged together at most; well under any sensible `PREFETCH`, so the broker
 /// never waits for an acknowledgement.
@@ -42,27 +37,18 @@ pub struct Source {
 /// How often the queue's depth is asked for, when it is reported.
 const DEPTH_EVERY: Duration = Duration::from_secs(10);
 
-/// What turning deliveries into readings needs: the limits, the clock, and where to count.
-#[derive(Clone)]
-pub struct Intake {
-    pub limits: IngestLimits,
-    pub clock: SharedClock,
-    pub metrics: ConsumerMetrics,
-}
-
 /// Feeds `sink` from `source` until the task is dropped; the connection's state goes to
 /// `status`.
 pub async fn consume_forever<S: Sink>(
     source: Source,
     status: watch::Sender<BrokerState>,
-    intake: Intake,
+    intake: QueueIntake,
     sink: S,
 ) {
     let mut session = QueueSession {
         source: source.clone(),
         intake,
         sink,
-        rejects: RejectLog::default(),
     };
     shared::reconnect::supervise(
         &source.settings,
@@ -76,9 +62,8 @@ pub async fn consume_forever<S: Sink>(
 
 struct QueueSession<S> {
     source: Source,
-    intake: Intake,
+    intake: QueueIntake,
     sink: S,
-    rejects: RejectLog,
 }
 
 /// What a queue session runs on: the consumer, and the channel and queue name to ask for its
@@ -113,6 +98,7 @@ impl<S: Sink> shared::reconnect::Session for QueueSession<S> {
             .await
             .map_err(|e| format!("{url}: cannot set up the queue: {e}"))?;
         tracing::info!(broker = %url, %queue, %exchange, sink = self.sink.name(), "consuming readings");
+        self.intake.consuming();
         Ok(Consuming {
             consumer,
             channel,
@@ -135,6 +121,11 @@ impl<S: Sink> shared::reconnect::Session for QueueSession<S> {
                 }
             }
         }
+    }
+
+    fn ended(&mut self) {
+        // Nothing is kept for this queue while it is not consuming.
+        self.intake.stopped();
     }
 }
 
@@ -180,7 +171,7 @@ impl<S: Sink> QueueSession<S> {
                     Ok(delivery) => delivery,
                     Err(e) => return e.to_string(),
                 };
-                if let Some(reading) = self.ingest(&delivery) {
+                if let Some(reading) = self.intake.take(&delivery.data, &delivery.properties) {
                     accepted.push(reading);
                 }
                 last = Some(delivery);
@@ -198,34 +189,6 @@ impl<S: Sink> QueueSession<S> {
         "the broker cancelled the consumer".to_owned()
     }
 
-    /// One delivery through ingest, counted either way.
-    fn ingest(&mut self, delivery: &Delivery) -> Option<Arc<ingest::Accepted>> {
-        let metrics = &self.intake.metrics;
-        metrics.received.inc();
-        let now = self.intake.clock.now();
-        let hints = sender_hints(&delivery.properties);
-        match ingest::ingest(&delivery.data, &hints, now, self.intake.limits) {
-            Ok(accepted) => {
-                let age = (now - accepted.reading.collected_at)
-                    .num_microseconds()
-                    .unwrap_or(0);
-                metrics.reading_age.observe(age.max(0) as f64 / 1e6);
-                if let Some(retimed) = accepted.retimed {
-                    metrics.retimed.with_label_values(&[retimed.reason()]).inc();
-                }
-                Some(accepted)
-            }
-            Err(refusal) => {
-                metrics
-                    .rejected
-                    .with_label_values(&[refusal.reason()])
-                    .inc();
-                self.rejects.record(refusal.reason(), &refusal.to_string());
-                None
-            }
-        }
-    }
-
     /// Gives the batch to the sink, retrying (never acknowledging) while it cannot take it.
     async fn hand_over(&mut self, accepted: &[Arc<ingest::Accepted>]) {
         let mut delays = shared::reconnect::reconnect_delays(self.source.reconnect_cap);
@@ -233,14 +196,7 @@ impl<S: Sink> QueueSession<S> {
         loop {
             match self.sink.take(accepted).await {
                 Ok(refused) => {
-                    for refusal in refused {
-                        self.intake
-                            .metrics
-                            .rejected
-                            .with_label_values(&[refusal.reason])
-                            .inc();
-                        self.rejects.record(refusal.reason, &refusal.detail);
-                    }
+                    self.intake.refused_by_sink(refused);
                     return;
                 }
                 Err(e) => {
@@ -251,49 +207,5 @@ impl<S: Sink> QueueSession<S> {
                 }
             }
         }
-    }
-}
-
-/// What the AMQP properties say about the sender, for the original's messages that name no
-/// host: a `hostname` or `host` header, and the `app_id`.
-fn sender_hints(properties: &lapin::BasicProperties) -> SenderHints {
-    use lapin::types::AMQPValue;
-    let header_host = properties.headers().as_ref().and_then(|headers| {
-        ["hostname", "host"]
-            .iter()
-            .find_map(|key| match headers.inner().get(*key) {
-                Some(AMQPValue::LongString(s)) => Some(s.to_string()),
-                Some(AMQPValue::ShortString(s)) => Some(s.to_string()),
-                _ => None,
-            })
-    });
-    SenderHints {
-        header_host,
-        app_id: properties.app_id().as_ref().map(|a| a.to_string()),
-    }
-}
-
-/// Logs refused messages without flooding: the first at once, then one line per period
-/// with how many were refused meanwhile.
-#[derive(Default)]
-struct RejectLog {
-    last: Option<Instant>,
-    suppressed: u64,
-}
-
-impl RejectLog {
-    fn record(&mut self, reason: &str, detail: &str) {
-        if self.last.is_some_and(|at| at.elapsed() < REJECT_LOG_EVERY) {
-            self.suppressed += 1;
-            return;
-        }
-        tracing::warn!(
-            reason,
-            error = detail,
-            also_refused_since_last_line = self.suppressed,
-            "refused a message from the broker"
-        );
-        self.last = Some(Instant::now());
-        self.suppressed = 0;
     }
 }

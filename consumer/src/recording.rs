@@ -3,8 +3,9 @@
 //! only once the store committed it, so a consumer or a store that is down leaves readings
 //! waiting in the broker (up to the queue's bound), never lost on the way.
 
-use crate::broker::{self, Intake, Source};
+use crate::broker::{self, Source};
 use crate::ingest::Accepted;
+use crate::intake::QueueIntake;
 use crate::live::LiveView;
 use crate::metrics::history::HistoryMetrics;
 use crate::sink::{Refused, Sink, SinkError};
@@ -233,7 +234,7 @@ pub struct Recorder {
     pub queue: HistoryQueue,
     pub broker: shared::settings::BrokerSettings,
     pub reconnect_cap: Duration,
-    pub intake: Intake,
+    pub intake: QueueIntake,
     pub live: Arc<LiveView>,
     pub history: Arc<History>,
     pub metrics: HistoryMetrics,
@@ -263,7 +264,7 @@ impl Recorder {
             Arc::clone(&store),
             Arc::clone(&self.history),
             self.metrics.clone(),
-            self.intake.clock.clone(),
+            self.intake.clock().clone(),
         ));
         let source = Source {
             settings: self.broker.clone(),
@@ -285,7 +286,7 @@ impl Recorder {
             live: self.live,
             history: self.history,
             metrics: self.metrics,
-            clock: self.intake.clock.clone(),
+            clock: self.intake.clock().clone(),
         };
         broker::consume_forever(source, self.status, self.intake, sink).await;
         upkeep.abort();

@@ -1,19 +1,20 @@
 //! Building and running the consumer: the path every reading follows, then the HTTP server.
 //!
 //! ```text
-//! live queue    ─▶ broker ─▶ ingest ─▶ LiveSink  ─▶ live view ─▶ /ws, /api/hosts, fleet gauges
-//! history queue ─▶ broker ─▶ ingest ─▶ StoreSink ─▶ store     ─▶ /api/hosts/{host}/history
-//! alerts queue  ─▶ broker ─▶ ingest ─▶ AlertSink ─▶ engine    ─▶ notifications, hostpulse.alerts
+//! live queue    ─▶ broker ─┐          ┌▶ LiveSink  ─▶ live view ─▶ /ws, /api/hosts, fleet gauges
+//! history queue ─▶ broker ─┼▶ intake ─┼▶ StoreSink ─▶ store     ─▶ /api/hosts/{host}/history
+//! alerts queue  ─▶ broker ─┘ (ingest) └▶ AlertSink ─▶ engine    ─▶ notifications, hostpulse.alerts
 //! hostpulse.alerts ─▶ AlertView ─▶ /api/alerts, the page, hostpulse_alert_active
 //! ```
 //! Sinks that must see every reading (the store, the alerts) get queues of their own, fed the
-//! same way by [`broker::consume_forever`].
+//! same way by [`broker::consume_forever`]; the intake parses each message once for all three.
 
 use crate::alerting::{self, AlertCollector, AlertView, Evaluator};
-use crate::broker::{self, Intake, Source};
+use crate::broker::{self, Source};
 use crate::clock::{SharedClock, SystemClock};
 use crate::configuration::Settings;
 use crate::ingest::IngestLimits;
+use crate::intake::Intake;
 use crate::live::{LiveLimits, LiveView};
 use crate::metrics::fleet::FleetCollector;
 use crate::metrics::history::HistoryMetrics;
@@ -79,13 +80,13 @@ impl Application {
         metrics
             .registry
             .register(Box::new(FleetCollector::new(Arc::clone(&live))?))?;
-        let intake = Intake {
-            limits: IngestLimits {
+        let intake = Intake::new(
+            IngestLimits {
                 max_message_bytes: settings.max_message_bytes,
             },
             clock,
-            metrics: metrics.clone(),
-        };
+            metrics.clone(),
+        );
         let live_queue = Source {
             settings: settings.broker.clone(),
             queue: settings.queue.clone(),
@@ -100,8 +101,8 @@ impl Application {
         ));
         let guard = web::Data::new(crate::auth::Guard::new(
             &settings.auth,
-            token_store(&settings, &history, &intake.clock),
-            Arc::clone(&intake.clock),
+            token_store(&settings, &history, intake.clock()),
+            Arc::clone(intake.clock()),
             tls.is_some(),
             &metrics.registry,
         )?);
@@ -111,23 +112,19 @@ impl Application {
             queue: settings.history_queue.clone(),
             broker: settings.broker.clone(),
             reconnect_cap: settings.reconnect_cap,
-            intake: Intake {
-                // Counted once, by the live queue's path: these are the same readings.
-                metrics: ConsumerMetrics::unregistered()?,
-                ..intake.clone()
-            },
+            intake: intake.queue(false)?,
             live: Arc::clone(&live),
             history: Arc::clone(&history),
             metrics: history_metrics,
             status: history_queue_tx,
         };
-        let clock = Arc::clone(&intake.clock);
+        let clock = Arc::clone(intake.clock());
         let mut tasks = vec![
             tokio::spawn(crate::auth::expire_sessions(guard.clone())),
             tokio::spawn(broker::consume_forever(
                 live_queue,
                 broker_tx,
-                intake,
+                intake.queue(true)?,
                 LiveSink(Arc::clone(&live)),
             )),
             tokio::spawn(tell_browsers_the_broker_state(
@@ -153,7 +150,7 @@ impl Application {
             Arc::clone(&alerts),
         )));
         if settings.evaluate_alerts {
-            tasks.extend(start_evaluator(&settings, &history, &clock, &metrics)?);
+            tasks.extend(start_evaluator(&settings, &history, &intake, &metrics)?);
         } else {
             tracing::info!("ALERTS=off: this consumer does not evaluate alert rules");
         }
@@ -242,7 +239,7 @@ impl Application {
 fn start_evaluator(
     settings: &Settings,
     history: &Arc<History>,
-    clock: &SharedClock,
+    intake: &Arc<Intake>,
     metrics: &ConsumerMetrics,
 ) -> anyhow::Result<[JoinHandle<()>; 2]> {
     let notifier = if settings.notify.any_channel() {
@@ -257,7 +254,7 @@ fn start_evaluator(
         notifier,
         broker: settings.broker.clone(),
         reconnect_cap: settings.reconnect_cap,
-        clock: Arc::clone(clock),
+        clock: Arc::clone(intake.clock()),
         registry: metrics.registry.clone(),
     }
     .start(alert_status)?;
@@ -280,14 +277,8 @@ fn start_evaluator(
     let consuming = tokio::spawn(broker::consume_forever(
         alert_queue,
         alert_status_tx,
-        Intake {
-            limits: IngestLimits {
-                max_message_bytes: settings.max_message_bytes,
-            },
-            clock: Arc::clone(clock),
-            // Counted once, by the live queue's path: these are the same readings.
-            metrics: ConsumerMetrics::unregistered()?,
-        },
+        // Counted once, by the live queue's path: these are the same readings.
+        intake.queue(false)?,
         alert_sink,
     ));
     Ok([ticking, consuming])

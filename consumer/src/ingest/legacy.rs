@@ -17,7 +17,7 @@ use shared::reading::{
 };
 
 /// What the AMQP properties of a delivery say about its sender.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct SenderHints {
     /// A `hostname` or `host` header.
     pub header_host: Option<String>,

@@ -21,6 +21,8 @@ const AGE_BUCKETS: &[f64] = &[
 pub struct ConsumerMetrics {
     pub registry: Registry,
     pub received: IntCounter,
+    /// Messages run through ingest: about one per message however many queues carry it.
+    pub parsed: IntCounter,
     pub rejected: IntCounterVec,
     pub ws_clients: IntGauge,
     pub ws_frames_sent: IntCounter,
@@ -64,18 +66,19 @@ impl ConsumerMetrics {
         Self::in_registry(new_registry())
     }
 
-    /// The same metrics in a registry nobody scrapes: for a second path over the same
-    /// readings (the alerts queue), which must not count them twice.
-    pub fn unregistered() -> prometheus::Result<Self> {
-        Self::in_registry(Registry::new())
-    }
-
     fn in_registry(registry: Registry) -> prometheus::Result<Self> {
         let r = &registry;
         let metrics = Self {
             received: register(
                 r,
                 IntCounter::with_opts(opts("messages_received_total", "Messages from the broker.")),
+            )?,
+            parsed: register(
+                r,
+                IntCounter::with_opts(opts(
+                    "messages_parsed_total",
+                    "Messages run through ingest; each is parsed once for all the queues that carry it, while they keep up with one another.",
+                )),
             )?,
             rejected: register(
                 r,

@@ -10,6 +10,7 @@ mod helpers;
 mod history;
 mod history_outage;
 mod https;
+mod intake;
 mod metrics;
 mod outage;
 mod pipeline;
