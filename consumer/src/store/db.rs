@@ -26,6 +26,25 @@ pub(crate) struct Horizons {
     pub hour_from: i64,
 }
 
+/// One series' values summed over one answered point.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    b: i64,
+    n: i64,
+    min: i64,
+    sum: i64,
+    max: i64,
+}
+
+impl Run {
+    fn merge(&mut self, n: i64, min: i64, sum: i64, max: i64) {
+        self.n += n;
+        self.min = self.min.min(min);
+        self.sum = self.sum.saturating_add(sum);
+        self.max = self.max.max(max);
+    }
+}
+
 /// A damaged block as the driver's decode error.
 fn damaged(e: block::Damaged) -> sqlx::Error {
     sqlx::Error::Decode(Box::new(e))
@@ -431,6 +450,23 @@ macro_rules! backend {
                     .collect();
                 let raw = plan.tier == Tier::Raw;
                 let step = plan.step_secs.max(1);
+                // Records come in time order per host or item: sum each series' run of values
+                // at one point here, and hand the Assembler one value per point.
+                let mut runs: HashMap<i64, Vec<Option<Run>>> = HashMap::new();
+                let emit = |answer: &mut Assembler, sub: i64, col: usize, run: Run| {
+                    let named = if sub == block::HOST {
+                        HOST_METRICS.get(col).map(|m| (m.series, m.scale))
+                    } else {
+                        names
+                            .get(&sub)
+                            .and_then(|n| n.get(col))
+                            .and_then(|n| n.as_ref())
+                            .map(|(name, scale)| (name.as_str(), *scale))
+                    };
+                    if let Some((name, scale)) = named {
+                        answer.add(name, run.b, run.n, (Some(run.min), Some(run.sum), Some(run.max)), scale);
+                    }
+                };
                 for (data,) in blocks {
                     for rec in block::decode(&data).map_err(damaged)? {
                         if rec.t < lo || rec.t >= hi {
@@ -438,27 +474,41 @@ macro_rules! backend {
                         }
                         let b = rec.t.div_euclid(step) * step;
                         let v = |i: usize| rec.vals.get(i).copied().flatten();
-                        // Raw records hold the figures; rollups the counts, then min / sum / max.
-                        if rec.sub == block::HOST {
-                            for (i, m) in HOST_METRICS.iter().enumerate() {
-                                if raw {
-                                    answer.add(m.series, b, 1, (v(i), v(i), v(i)), m.scale);
-                                } else {
-                                    let count = if m.nullable { v(1) } else { v(0) };
-                                    let at = 2 + 3 * i;
-                                    answer.add(m.series, b, count.unwrap_or(0), (v(at), v(at + 1), v(at + 2)), m.scale);
+                        let host = rec.sub == block::HOST;
+                        let width = if host { HOST_METRICS.len() } else { 3 };
+                        let open = runs.entry(rec.sub).or_insert_with(|| vec![None; width]);
+                        for (col, slot) in open.iter_mut().enumerate() {
+                            // Raw records hold the figures; rollups the counts, then min / sum /
+                            // max per figure.
+                            let (n, msm) = if raw {
+                                (1, (v(col), v(col), v(col)))
+                            } else if host {
+                                let nullable = HOST_METRICS.get(col).is_some_and(|m| m.nullable);
+                                let at = 2 + 3 * col;
+                                (v(usize::from(nullable)).unwrap_or(0), (v(at), v(at + 1), v(at + 2)))
+                            } else {
+                                let at = 1 + 3 * col;
+                                (v(0).unwrap_or(0), (v(at), v(at + 1), v(at + 2)))
+                            };
+                            let (Some(min), Some(sum), Some(max)) = msm else { continue };
+                            if n <= 0 {
+                                continue;
+                            }
+                            match slot {
+                                Some(run) if run.b == b => run.merge(n, min, sum, max),
+                                _ => {
+                                    if let Some(done) = slot.replace(Run { b, n, min, sum, max }) {
+                                        emit(&mut answer, rec.sub, col, done);
+                                    }
                                 }
                             }
-                        } else if let Some(series) = names.get(&rec.sub) {
-                            for (i, named) in series.iter().enumerate() {
-                                let Some((name, scale)) = named else { continue };
-                                if raw {
-                                    answer.add(name, b, 1, (v(i), v(i), v(i)), *scale);
-                                } else {
-                                    let at = 1 + 3 * i;
-                                    answer.add(name, b, v(0).unwrap_or(0), (v(at), v(at + 1), v(at + 2)), *scale);
-                                }
-                            }
+                        }
+                    }
+                }
+                for (sub, open) in runs {
+                    for (col, run) in open.into_iter().enumerate() {
+                        if let Some(run) = run {
+                            emit(&mut answer, sub, col, run);
                         }
                     }
                 }
