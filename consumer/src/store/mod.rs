@@ -93,11 +93,11 @@ pub struct RetentionOutcome {
     pub more: bool,
 }
 
-/// Rows per tier and bytes used, for `hostpulse_history_rows{tier}` and
+/// Readings (raw) or buckets (rollups) per tier and bytes used, for `hostpulse_history_rows{tier}` and
 /// `hostpulse_history_store_bytes`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct StoreStats {
-    /// `(tier label, rows)`, finest first; host-wide and per-item rows together.
+    /// `(tier label, readings or buckets)`, finest first.
     pub rows: Vec<(&'static str, u64)>,
     /// Bytes on disk (SQLite: the file and its write-ahead log; PostgreSQL: the database).
     pub bytes: u64,
