@@ -8,8 +8,9 @@
 //! - size: `hosts` hosts with full tiers, filled synthetically (24 h at 1 s, then one reading a
 //!   minute back to 30 days, one an hour back to 400 days), retention enforced, then the file's
 //!   size, per host and per stored sample, scaled to 100 hosts;
-//! - query: one host's 1 h / 24 h / 7 d / 30 d / 1 y, 30 times each: median and p95 (in
-//!   PostgreSQL after filling one host's tiers).
+//! - query: one host's 1 h / 24 h / 7 d / 30 d / 1 y through the consumer's HTTP API (the real
+//!   `Application`, its clock held at the fill's "now", on the local RabbitMQ), 30 times each:
+//!   median and p95 (in PostgreSQL after filling one host's tiers).
 //!
 //! Bounded by counts, not time. Each reading has 1 disk and 3 interfaces (the fixture's).
 //!
@@ -112,7 +113,40 @@ async fn fill(store: &Store, template: &Reading, hosts: usize) -> u64 {
     total
 }
 
-async fn query_latency(store: &Store) {
+/// Serves the store at `history_url` (or the SQLite file under `data_dir`) through the real
+/// consumer, its clock held at `NOW`, on a port of its own; returns its address and stop handle.
+async fn serve(vars: &[(&str, String)]) -> (String, actix_web::dev::ServerHandle) {
+    let mut env = EnvSource::from_pairs([
+        ("AMQP_URL", shared::testing::amqp_url()),
+        (
+            "EXCHANGE_NAME",
+            shared::testing::unique_exchange("bench-history"),
+        ),
+        ("APP_PORT", "0".into()),
+        ("HISTORY_QUEUE_EXPIRES_SECS", "60".into()),
+    ]);
+    for (name, value) in vars {
+        env.set(name, value.clone());
+    }
+    let settings = consumer::configuration::Settings::from_env(&env).expect("settings");
+    let clock: consumer::clock::SharedClock = consumer::clock::ManualClock::new(at(NOW));
+    let app = consumer::startup::Application::build_with_clock(settings, clock)
+        .await
+        .expect("the consumer builds (is RabbitMQ running?)");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let history = app.history();
+    let stop = app.stop_handle();
+    tokio::spawn(app.run_until_stopped());
+    history
+        .store_within(std::time::Duration::from_secs(30))
+        .await
+        .expect("the consumer opened the store");
+    (address, stop)
+}
+
+/// One host's ranges through `GET /api/hosts/{host}/history` (JSON), 30 times each.
+async fn query_latency(address: &str) {
+    let client = reqwest::Client::new();
     for (label, range) in [
         ("1 h", 3600),
         ("24 h", DAY),
@@ -120,23 +154,34 @@ async fn query_latency(store: &Store) {
         ("30 d", 30 * DAY),
         ("1 y", 365 * DAY),
     ] {
+        let url = format!(
+            "{address}/api/hosts/bench-host-0000/history?from={}&to={NOW}",
+            NOW - range
+        );
         let mut samples = Vec::new();
-        let mut shape = (0, 0);
+        let mut shape = (0, 0, String::new());
         for _ in 0..30 {
             let t0 = Instant::now();
-            let h = store
-                .history("bench-host-0000", at(NOW - range), at(NOW), None, at(NOW))
+            let body = client
+                .get(&url)
+                .send()
                 .await
-                .expect("query")
-                .expect("known host");
-            let json = serde_json::to_vec(&h).expect("json");
+                .and_then(|r| r.error_for_status())
+                .expect("answered")
+                .bytes()
+                .await
+                .expect("body");
             samples.push(t0.elapsed().as_secs_f64() * 1000.0);
-            shape = (h.times.len(), json.len());
+            let json: serde_json::Value = serde_json::from_slice(&body).expect("json");
+            let points = json["times"].as_array().map_or(0, Vec::len);
+            let tier = json["tier"].as_str().unwrap_or("?").to_owned();
+            shape = (points, body.len(), tier);
         }
         let (median, p95) = median_and(&mut samples, 0.95);
         println!(
-            "  {label:>5}: {median:6.2} ms median, {p95:6.2} ms p95; {} points, {} KiB JSON",
+            "  {label:>5}: {median:6.2} ms median, {p95:6.2} ms p95 over HTTP; {} points from the {} tier, {} KiB JSON",
             shape.0,
+            shape.2,
             shape.1 / 1024
         );
     }
@@ -147,6 +192,7 @@ async fn report_size(store: &Store, hosts: usize, written: u64) {
     let stats = store.stats().await.expect("stats");
     // stats() counts every row: its cost says how often the consumer can afford it.
     println!("  stats(): {:.0} ms", t0.elapsed().as_secs_f64() * 1000.0);
+    // Per tier: readings (raw) or buckets (minute, hour).
     let rows: Vec<String> = stats.rows.iter().map(|(t, n)| format!("{t} {n}")).collect();
     let samples: u64 = stats.rows.iter().map(|(_, n)| *n).sum::<u64>();
     // Free pages (raw rows of the synthetic back-fill, deleted by retention) are reused by
@@ -159,19 +205,17 @@ async fn report_size(store: &Store, hosts: usize, written: u64) {
     );
     let per_host = live as f64 / hosts as f64;
     println!(
-        "  {hosts} hosts, {written} readings written; rows: {}; {:.1} MiB live, {:.1} MiB per host -> {:.2} GiB for 100 hosts",
+        "  {hosts} hosts, {written} readings written; held: {}; {:.1} MiB live, {:.1} MiB per host -> {:.2} GiB for 100 hosts",
         rows.join(", "),
         live as f64 / (1 << 20) as f64,
         per_host / (1 << 20) as f64,
         per_host * 100.0 / (1u64 << 30) as f64
     );
-    // Rows hold one reading's host-wide figures (9) or one item's (2-3); a rough per-value cost.
-    let values_per_row = SAMPLES_PER_READING as f64 / 5.0;
+    // Each reading (raw) or bucket (rollups, min / avg / max of each) holds 18 values.
+    let values = samples * SAMPLES_PER_READING;
     println!(
-        "  ~{:.1} bytes per stored value ({} rows, ~{:.1} values per row)",
-        live as f64 / (samples as f64 * values_per_row),
-        samples,
-        values_per_row
+        "  {:.2} bytes per stored value ({samples} readings and buckets × {SAMPLES_PER_READING} values)",
+        live as f64 / values as f64,
     );
 }
 
@@ -214,8 +258,10 @@ async fn main() {
             .expect("on");
         let written = fill(&store, &template, hosts).await;
         report_size(&store, hosts, written).await;
-        query_latency(&store).await;
         store.close().await;
+        let (address, stop) = serve(&[("DATA_DIR", fill_dir.display().to_string())]).await;
+        query_latency(&address).await;
+        stop.stop(true).await;
     }
     if std::env::var_os("HISTORY_BENCH_KEEP").is_some() {
         println!("  kept {} (HISTORY_BENCH_KEEP)", dir.display());
@@ -251,8 +297,10 @@ async fn main() {
             // One host's full tiers, so each range has its points.
             let written = fill(&store, &template, 1).await;
             println!("  one host's full tiers filled ({written} readings)");
-            query_latency(&store).await;
             store.close().await;
+            let (address, stop) = serve(&[("HISTORY_URL", url.to_string())]).await;
+            query_latency(&address).await;
+            stop.stop(true).await;
         }
         sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
             .execute(&mut conn)

@@ -76,7 +76,7 @@ impl HistoryMetrics {
             )?,
             rows: register(
                 r,
-                IntGaugeVec::new(opts("history_rows", "Rows in the history store, by tier."), &["tier"]),
+                IntGaugeVec::new(opts("history_rows", "Readings (raw tier) or buckets (minute, hour tiers) held in the history store."), &["tier"]),
             )?,
             store_bytes: register(
                 r,

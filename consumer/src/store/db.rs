@@ -1,7 +1,8 @@
 //! The statements, written once and compiled for each database: `backend!` expands the same
 //! code with `sqlx::Sqlite` and with `sqlx::Postgres`.
 
-use super::query::{Assembler, History, Plan};
+use super::block::{self, Rec};
+use super::query::{Assembler, History, Plan, Tier};
 use super::rows::{item_series, ItemKind, Rollups, Row, HOST_METRICS};
 use super::sql;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -25,13 +26,37 @@ pub(crate) struct Horizons {
     pub hour_from: i64,
 }
 
+/// One series' values summed over one answered point.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    b: i64,
+    n: i64,
+    min: i64,
+    sum: i64,
+    max: i64,
+}
+
+impl Run {
+    fn merge(&mut self, n: i64, min: i64, sum: i64, max: i64) {
+        self.n += n;
+        self.min = self.min.min(min);
+        self.sum = self.sum.saturating_add(sum);
+        self.max = self.max.max(max);
+    }
+}
+
+/// A damaged block as the driver's decode error.
+fn damaged(e: block::Damaged) -> sqlx::Error {
+    sqlx::Error::Decode(Box::new(e))
+}
+
 /// Rows per statement for a table of `columns` columns.
 fn chunk_rows(columns: usize) -> usize {
     (sql::MAX_BINDS / columns).max(1)
 }
 
 macro_rules! backend {
-    ($module:ident, $Db:ty, $begin:expr) => {
+    ($module:ident, $Db:ty, $begin:expr, $for_update:expr) => {
         pub(crate) mod $module {
             use super::*;
             use sqlx::{QueryBuilder, Row as _};
@@ -79,6 +104,7 @@ macro_rules! backend {
                 rows: &[&Row],
                 horizons: Horizons,
                 cache: &HashMap<ItemKey, i64>,
+                legacy_raw: bool,
             ) -> Result<Written, sqlx::Error> {
                 let mut tx = pool.begin_with($begin).await?;
 
@@ -147,26 +173,49 @@ macro_rules! backend {
                     cache.get(&key).or_else(|| new_items.get(&key)).copied()
                 };
 
-                // Raw rows, in key order so concurrent writers lock rows in the same order.
+                // Raw readings into their minute blocks, in key order so concurrent writers
+                // lock blocks in the same order.
                 let mut keyed: Vec<(i64, &Row)> = rows
                     .iter()
                     .filter_map(|row| host_id(&row.host).map(|h| (h, *row)))
                     .collect();
                 keyed.sort_by_key(|(h, row)| (*h, row.ts_s(), row.seq));
-                let mut inserted: HashSet<(i64, i64, i64)> = HashSet::with_capacity(keyed.len());
-                for chunk in keyed.chunks(chunk_rows(sql::RAW_HOST_COLUMNS.len())) {
-                    let mut qb = QueryBuilder::<Db>::new(sql::insert_prefix("raw_host", &sql::RAW_HOST_COLUMNS));
-                    qb.push_values(chunk, |mut b, (h, row)| {
-                        b.push_bind(*h).push_bind(row.ts_s()).push_bind(row.seq);
-                        for v in row.values {
-                            b.push_bind(v);
-                        }
-                    });
-                    qb.push(" ON CONFLICT DO NOTHING RETURNING host_id, ts, seq");
-                    let returned: Vec<(i64, i64, i64)> =
-                        qb.build_query_as().persistent(false).fetch_all(&mut *tx).await?;
-                    inserted.extend(returned);
+                let item_ids = |h: i64, row: &Row| -> Vec<i64> {
+                    row.items
+                        .iter()
+                        .filter_map(|item| item_id(h, item.kind, &item.name))
+                        .collect()
+                };
+                let legacy: HashSet<(i64, i64, i64)> = if legacy_raw {
+                    legacy_readings(&mut tx, &keyed).await?
+                } else {
+                    HashSet::new()
+                };
+                let mut incoming: BTreeMap<(i64, i64), Vec<Rec>> = BTreeMap::new();
+                for (h, row) in &keyed {
+                    if legacy.contains(&(*h, row.ts_s(), row.seq)) {
+                        continue;
+                    }
+                    let recs = incoming.entry((*h, block::block_start(Tier::Raw, row.ts_s()))).or_default();
+                    recs.push(Rec { t: row.ts_s(), sub: block::HOST, key: row.seq, vals: row.values.to_vec() });
+                    for (item, id) in row.items.iter().zip(item_ids(*h, row)) {
+                        recs.push(Rec { t: row.ts_s(), sub: id, key: row.seq, vals: item.values.to_vec() });
+                    }
                 }
+                let mut inserted: HashSet<(i64, i64, i64)> = HashSet::with_capacity(keyed.len());
+                let keys: Vec<(i64, i64)> = incoming.keys().copied().collect();
+                let mut stored = load_blocks(&mut tx, Tier::Raw, &keys).await?;
+                let mut changed = Vec::with_capacity(keys.len());
+                for (key, recs) in incoming {
+                    let mut have = stored.remove(&key).unwrap_or_default();
+                    let added = block::merge_raw(&mut have, recs);
+                    if added.is_empty() {
+                        continue;
+                    }
+                    inserted.extend(added.into_iter().map(|(t, seq)| (key.0, t, seq)));
+                    changed.push((key, block::count(&have), block::encode(&mut have)));
+                }
+                save_blocks(&mut tx, Tier::Raw, &changed).await?;
 
                 let mut out = Written::default();
                 let mut stored: Vec<(i64, &Row, Vec<i64>)> = Vec::with_capacity(keyed.len());
@@ -174,41 +223,16 @@ macro_rules! backend {
                     // Removed once seen: the same reading twice in one batch counts once.
                     if inserted.remove(&(h, row.ts_s(), row.seq)) {
                         out.written += 1;
-                        let ids: Vec<i64> = row
-                            .items
-                            .iter()
-                            .filter_map(|item| item_id(h, item.kind, &item.name))
-                            .collect();
-                        stored.push((h, row, ids));
+                        stored.push((h, row, item_ids(h, row)));
                     } else {
                         out.duplicates += 1;
                     }
                 }
 
-                let item_rows: Vec<(i64, &Row, i64, [Option<i64>; 3])> = stored
-                    .iter()
-                    .flat_map(|(h, row, ids)| {
-                        row.items.iter().zip(ids).map(move |(item, id)| (*h, *row, *id, item.values))
-                    })
-                    .collect();
-                for chunk in item_rows.chunks(chunk_rows(7)) {
-                    let mut qb = QueryBuilder::<Db>::new(
-                        "INSERT INTO raw_item (host_id, ts, seq, item_id, v1, v2, v3) ",
-                    );
-                    qb.push_values(chunk, |mut b, (h, row, id, values)| {
-                        b.push_bind(*h).push_bind(row.ts_s()).push_bind(row.seq).push_bind(*id);
-                        for v in values {
-                            b.push_bind(*v);
-                        }
-                    });
-                    qb.push(" ON CONFLICT DO NOTHING");
-                    qb.build().persistent(false).execute(&mut *tx).await?;
-                }
-
                 // Rollups of what was stored, for the tiers that still keep that time.
-                for (from, table_host, table_item, secs) in [
-                    (horizons.minute_from, "minute_host", "minute_item", 60),
-                    (horizons.hour_from, "hour_host", "hour_item", 3600),
+                for (from, tier, secs) in [
+                    (horizons.minute_from, Tier::Minute, 60),
+                    (horizons.hour_from, Tier::Hour, 3600),
                 ] {
                     let mut rollups = Rollups::default();
                     for (h, row, ids) in &stored {
@@ -216,55 +240,119 @@ macro_rules! backend {
                             rollups.add(*h, row, ids, secs);
                         }
                     }
-                    let host_aggs: Vec<_> = rollups.hosts.into_iter().collect();
-                    let cols = &*sql::ROLLUP_HOST_COLUMNS;
-                    for chunk in host_aggs.chunks(chunk_rows(cols.len())) {
-                        let mut qb = QueryBuilder::<Db>::new(sql::insert_prefix(table_host, cols));
-                        qb.push_values(chunk, |mut b, ((h, bucket), agg)| {
-                            b.push_bind(*h).push_bind(*bucket).push_bind(agg.n);
-                            for (i, m) in HOST_METRICS.iter().enumerate() {
-                                if m.nullable {
-                                    continue;
-                                }
-                                let c = agg.cols[i];
-                                b.push_bind(c.map(|c| c.min))
-                                    .push_bind(c.map(|c| c.sum))
-                                    .push_bind(c.map(|c| c.max));
-                            }
-                            b.push_bind(agg.load_n);
-                            for (i, m) in HOST_METRICS.iter().enumerate() {
-                                if !m.nullable {
-                                    continue;
-                                }
-                                let c = agg.cols[i];
-                                b.push_bind(c.map(|c| c.min))
-                                    .push_bind(c.map(|c| c.sum))
-                                    .push_bind(c.map(|c| c.max));
-                            }
+                    let mut incoming: BTreeMap<(i64, i64), Vec<Rec>> = BTreeMap::new();
+                    for ((h, bucket), agg) in rollups.hosts {
+                        incoming.entry((h, block::block_start(tier, bucket))).or_default().push(Rec {
+                            t: bucket,
+                            sub: block::HOST,
+                            key: 0,
+                            vals: block::rollup_vals(&[agg.n, agg.load_n], &agg.cols),
                         });
-                        qb.push(sql::rollup_upsert_suffix(table_host, "host_id, bucket", cols));
-                        qb.build().persistent(false).execute(&mut *tx).await?;
                     }
-                    let item_aggs: Vec<_> = rollups.items.into_iter().collect();
-                    let cols = &*sql::ROLLUP_ITEM_COLUMNS;
-                    for chunk in item_aggs.chunks(chunk_rows(cols.len())) {
-                        let mut qb = QueryBuilder::<Db>::new(sql::insert_prefix(table_item, cols));
-                        qb.push_values(chunk, |mut b, ((h, bucket, id), agg)| {
-                            b.push_bind(*h).push_bind(*bucket).push_bind(*id).push_bind(agg.n);
-                            for c in agg.cols {
-                                b.push_bind(c.map(|c| c.min))
-                                    .push_bind(c.map(|c| c.sum))
-                                    .push_bind(c.map(|c| c.max));
-                            }
+                    for ((h, bucket, id), agg) in rollups.items {
+                        incoming.entry((h, block::block_start(tier, bucket))).or_default().push(Rec {
+                            t: bucket,
+                            sub: id,
+                            key: 0,
+                            vals: block::rollup_vals(&[agg.n], &agg.cols),
                         });
-                        qb.push(sql::rollup_upsert_suffix(table_item, "host_id, bucket, item_id", cols));
-                        qb.build().persistent(false).execute(&mut *tx).await?;
                     }
+                    let keys: Vec<(i64, i64)> = incoming.keys().copied().collect();
+                    let mut have_blocks = load_blocks(&mut tx, tier, &keys).await?;
+                    let mut changed = Vec::with_capacity(keys.len());
+                    for (key, recs) in incoming {
+                        let mut have = have_blocks.remove(&key).unwrap_or_default();
+                        block::merge_rollup(&mut have, recs);
+                        changed.push((key, block::count(&have), block::encode(&mut have)));
+                    }
+                    save_blocks(&mut tx, tier, &changed).await?;
                 }
-
                 tx.commit().await?;
                 out.new_items = new_items.into_iter().collect();
                 Ok(out)
+            }
+
+            /// The blocks of `tier` at `keys` (host id, start; sorted), decoded and locked for
+            /// this transaction. In PostgreSQL missing blocks are created empty first, so two
+            /// writers of one new block wait for each other instead of both inserting it.
+            async fn load_blocks(
+                tx: &mut sqlx::Transaction<'_, Db>,
+                tier: Tier,
+                keys: &[(i64, i64)],
+            ) -> Result<HashMap<(i64, i64), Vec<Rec>>, sqlx::Error> {
+                let table = block::table(tier);
+                let mut found = HashMap::with_capacity(keys.len());
+                for chunk in keys.chunks(chunk_rows(4)) {
+                    if !$for_update.is_empty() {
+                        let mut qb = QueryBuilder::<Db>::new(format!("INSERT INTO {table} (host_id, start, n, data) "));
+                        qb.push_values(chunk, |mut b, (h, start)| {
+                            b.push_bind(*h).push_bind(*start).push_bind(0i64).push_bind(Vec::<u8>::new());
+                        });
+                        qb.push(" ON CONFLICT (host_id, start) DO NOTHING");
+                        qb.build().persistent(false).execute(&mut **tx).await?;
+                    }
+                    let mut qb = QueryBuilder::<Db>::new(format!("SELECT host_id, start, data FROM {table} WHERE (host_id, start) IN ("));
+                    qb.push_values(chunk, |mut b, (h, start)| {
+                        b.push_bind(*h).push_bind(*start);
+                    });
+                    qb.push(")");
+                    qb.push($for_update);
+                    let rows: Vec<(i64, i64, Vec<u8>)> =
+                        qb.build_query_as().persistent(false).fetch_all(&mut **tx).await?;
+                    for (h, start, data) in rows {
+                        if !data.is_empty() {
+                            found.insert((h, start), block::decode(&data).map_err(damaged)?);
+                        }
+                    }
+                }
+                Ok(found)
+            }
+
+            /// Writes encoded blocks of `tier`: (host id, start), records in it, bytes.
+            async fn save_blocks(
+                tx: &mut sqlx::Transaction<'_, Db>,
+                tier: Tier,
+                blocks: &[((i64, i64), i64, Vec<u8>)],
+            ) -> Result<(), sqlx::Error> {
+                let table = block::table(tier);
+                // Bytes, not binds, bound the statement: a few hundred blocks at a time.
+                for chunk in blocks.chunks(256) {
+                    let mut qb = QueryBuilder::<Db>::new(format!("INSERT INTO {table} (host_id, start, n, data) "));
+                    qb.push_values(chunk, |mut b, ((h, start), n, data)| {
+                        b.push_bind(*h).push_bind(*start).push_bind(*n).push_bind(data.as_slice());
+                    });
+                    qb.push(" ON CONFLICT (host_id, start) DO UPDATE SET n = excluded.n, data = excluded.data");
+                    qb.build().persistent(false).execute(&mut **tx).await?;
+                }
+                Ok(())
+            }
+
+            /// Which of `keyed` readings the row-per-reading table of a database from before
+            /// the packed tiers holds already (so a redelivered one is still stored once).
+            async fn legacy_readings(
+                tx: &mut sqlx::Transaction<'_, Db>,
+                keyed: &[(i64, &Row)],
+            ) -> Result<HashSet<(i64, i64, i64)>, sqlx::Error> {
+                let mut found = HashSet::new();
+                for chunk in keyed.chunks(chunk_rows(3)) {
+                    let mut qb = QueryBuilder::<Db>::new("SELECT host_id, ts, seq FROM raw_host WHERE (host_id, ts, seq) IN (");
+                    qb.push_values(chunk, |mut b, (h, row)| {
+                        b.push_bind(*h).push_bind(row.ts_s()).push_bind(row.seq);
+                    });
+                    qb.push(")");
+                    let rows: Vec<(i64, i64, i64)> =
+                        qb.build_query_as().persistent(false).fetch_all(&mut **tx).await?;
+                    found.extend(rows);
+                }
+                Ok(found)
+            }
+
+            /// Whether the row-per-reading raw table (from before the packed tiers) has rows.
+            pub(crate) async fn has_legacy_raw(pool: &Pool) -> Result<bool, sqlx::Error> {
+                let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM (SELECT 1 FROM raw_host LIMIT 1) AS any_row")
+                    .fetch_one(pool)
+                    .await?;
+                Ok(n > 0)
             }
 
             /// A host's history over `[from, to]` (unix seconds) as `plan` says; `None` for a
@@ -295,8 +383,15 @@ macro_rules! backend {
                     .collect();
                 let (lo, hi) = (from, to.saturating_add(1));
                 let mut answer = Assembler::default();
-                // Host-wide and per-item rows on two connections at once.
-                let (host_rows, item_rows) = tokio::try_join!(
+                // The packed blocks, and rows of the tables from before them (a database that
+                // was written before the packed tiers), on three connections at once.
+                let span = block::span(plan.tier);
+                let (blocks, host_rows, item_rows) = tokio::try_join!(
+                    sqlx::query_as::<_, (Vec<u8>,)>(sql::block_history(plan.tier))
+                        .bind(host_id)
+                        .bind(lo - span)
+                        .bind(hi)
+                        .fetch_all(pool),
                     sqlx::query(sql::host_history(plan.tier))
                         .bind(host_id)
                         .bind(plan.step_secs)
@@ -343,6 +438,80 @@ macro_rules! backend {
                         );
                     }
                 }
+                let names: HashMap<i64, Vec<Option<(String, f64)>>> = items
+                    .iter()
+                    .map(|(id, (kind, name))| {
+                        let names = item_series(*kind)
+                            .into_iter()
+                            .map(|(series, scale)| series.map(|s| (format!("{s}:{name}"), scale)))
+                            .collect();
+                        (*id, names)
+                    })
+                    .collect();
+                let raw = plan.tier == Tier::Raw;
+                let step = plan.step_secs.max(1);
+                // Records come in time order per host or item: sum each series' run of values
+                // at one point here, and hand the Assembler one value per point.
+                let mut runs: HashMap<i64, Vec<Option<Run>>> = HashMap::new();
+                let emit = |answer: &mut Assembler, sub: i64, col: usize, run: Run| {
+                    let named = if sub == block::HOST {
+                        HOST_METRICS.get(col).map(|m| (m.series, m.scale))
+                    } else {
+                        names
+                            .get(&sub)
+                            .and_then(|n| n.get(col))
+                            .and_then(|n| n.as_ref())
+                            .map(|(name, scale)| (name.as_str(), *scale))
+                    };
+                    if let Some((name, scale)) = named {
+                        answer.add(name, run.b, run.n, (Some(run.min), Some(run.sum), Some(run.max)), scale);
+                    }
+                };
+                for (data,) in blocks {
+                    for rec in block::decode(&data).map_err(damaged)? {
+                        if rec.t < lo || rec.t >= hi {
+                            continue;
+                        }
+                        let b = rec.t.div_euclid(step) * step;
+                        let v = |i: usize| rec.vals.get(i).copied().flatten();
+                        let host = rec.sub == block::HOST;
+                        let width = if host { HOST_METRICS.len() } else { 3 };
+                        let open = runs.entry(rec.sub).or_insert_with(|| vec![None; width]);
+                        for (col, slot) in open.iter_mut().enumerate() {
+                            // Raw records hold the figures; rollups the counts, then min / sum /
+                            // max per figure.
+                            let (n, msm) = if raw {
+                                (1, (v(col), v(col), v(col)))
+                            } else if host {
+                                let nullable = HOST_METRICS.get(col).is_some_and(|m| m.nullable);
+                                let at = 2 + 3 * col;
+                                (v(usize::from(nullable)).unwrap_or(0), (v(at), v(at + 1), v(at + 2)))
+                            } else {
+                                let at = 1 + 3 * col;
+                                (v(0).unwrap_or(0), (v(at), v(at + 1), v(at + 2)))
+                            };
+                            let (Some(min), Some(sum), Some(max)) = msm else { continue };
+                            if n <= 0 {
+                                continue;
+                            }
+                            match slot {
+                                Some(run) if run.b == b => run.merge(n, min, sum, max),
+                                _ => {
+                                    if let Some(done) = slot.replace(Run { b, n, min, sum, max }) {
+                                        emit(&mut answer, rec.sub, col, done);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                for (sub, open) in runs {
+                    for (col, run) in open.into_iter().enumerate() {
+                        if let Some(run) = run {
+                            emit(&mut answer, sub, col, run);
+                        }
+                    }
+                }
                 Ok(Some(answer.finish(host, plan)))
             }
 
@@ -369,6 +538,80 @@ macro_rules! backend {
                     .execute(pool)
                     .await?;
                 Ok(done.rows_affected())
+            }
+
+            /// Deletes at most `batch` of a host's blocks of `tier` that end at or before
+            /// `cutoff`; returns the readings (raw) or buckets they held and the blocks gone.
+            pub(crate) async fn delete_blocks(
+                pool: &Pool,
+                tier: Tier,
+                host_id: i64,
+                cutoff: i64,
+                batch: i64,
+            ) -> Result<(u64, u64), sqlx::Error> {
+                let table = block::table(tier);
+                let gone: Vec<(i64,)> = sqlx::query_as(&format!(
+                    "DELETE FROM {table} WHERE (host_id, start) IN (SELECT host_id, start FROM {table} WHERE host_id = $1 AND start <= $2 LIMIT $3) RETURNING n"
+                ))
+                .bind(host_id)
+                .bind(cutoff - block::span(tier))
+                .bind(batch)
+                .fetch_all(pool)
+                .await?;
+                let records = gone.iter().map(|(n,)| u64::try_from(*n).unwrap_or(0)).sum();
+                Ok((records, gone.len() as u64))
+            }
+
+            /// Drops the records before `cutoff` from the host's block of `tier` that straddles
+            /// it; returns the readings (raw) or buckets dropped.
+            pub(crate) async fn trim_block(
+                pool: &Pool,
+                tier: Tier,
+                host_id: i64,
+                cutoff: i64,
+            ) -> Result<u64, sqlx::Error> {
+                let table = block::table(tier);
+                let start = block::block_start(tier, cutoff);
+                if start == cutoff {
+                    return Ok(0);
+                }
+                let mut tx = pool.begin_with($begin).await?;
+                let found: Option<(Vec<u8>,)> = sqlx::query_as(&format!(
+                    "SELECT data FROM {table} WHERE host_id = $1 AND start = $2{}", $for_update
+                ))
+                .bind(host_id)
+                .bind(start)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some((data,)) = found.filter(|(d,)| !d.is_empty()) else {
+                    return Ok(0);
+                };
+                let mut recs = block::decode(&data).map_err(damaged)?;
+                let before = block::count(&recs);
+                recs.retain(|r| r.t >= cutoff);
+                let dropped = before - block::count(&recs);
+                if recs.is_empty() {
+                    sqlx::query(&format!("DELETE FROM {table} WHERE host_id = $1 AND start = $2"))
+                        .bind(host_id)
+                        .bind(start)
+                        .execute(&mut *tx)
+                        .await?;
+                } else if dropped > 0 {
+                    save_blocks(&mut tx, tier, &[((host_id, start), block::count(&recs), block::encode(&mut recs))]).await?;
+                }
+                tx.commit().await?;
+                Ok(u64::try_from(dropped).unwrap_or(0))
+            }
+
+            /// Readings (raw) or buckets held in `tier`'s blocks.
+            pub(crate) async fn block_records(pool: &Pool, tier: Tier) -> Result<i64, sqlx::Error> {
+                let (n,): (i64,) = sqlx::query_as(&format!(
+                    "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM {}",
+                    block::table(tier)
+                ))
+                .fetch_one(pool)
+                .await?;
+                Ok(n)
             }
 
             /// Rows in a table.
@@ -409,5 +652,6 @@ const HOSTS_UPSERT: &str = " ON CONFLICT (name) DO UPDATE SET \
 
 // SQLite: BEGIN IMMEDIATE takes the write lock at the start, so a transaction never has to
 // upgrade (and fail with SQLITE_BUSY) halfway through.
-backend!(sqlite, sqlx::Sqlite, "BEGIN IMMEDIATE");
-backend!(postgres, sqlx::Postgres, "BEGIN");
+// PostgreSQL locks the blocks a transaction merges into (SQLite's writer is alone anyway).
+backend!(sqlite, sqlx::Sqlite, "BEGIN IMMEDIATE", "");
+backend!(postgres, sqlx::Postgres, "BEGIN", " FOR UPDATE");

@@ -10,6 +10,7 @@
 //! Writes are idempotent: a reading is keyed by (host, collected_at, seq); it is rolled up only
 //! when its raw row was actually inserted, so a redelivered reading changes nothing.
 
+mod block;
 mod db;
 pub mod error;
 pub mod query;
@@ -93,11 +94,11 @@ pub struct RetentionOutcome {
     pub more: bool,
 }
 
-/// Rows per tier and bytes used, for `hostpulse_history_rows{tier}` and
+/// Readings (raw) or buckets (rollups) per tier and bytes used, for `hostpulse_history_rows{tier}` and
 /// `hostpulse_history_store_bytes`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct StoreStats {
-    /// `(tier label, rows)`, finest first; host-wide and per-item rows together.
+    /// `(tier label, readings or buckets)`, finest first.
     pub rows: Vec<(&'static str, u64)>,
     /// Bytes on disk (SQLite: the file and its write-ahead log; PostgreSQL: the database).
     pub bytes: u64,
@@ -138,6 +139,9 @@ pub struct Store {
     /// Item ids already known: a disk or interface is looked up once per process. Shared
     /// behind an `Arc` so a batch takes a snapshot without copying it.
     items: Mutex<Arc<HashMap<ItemKey, i64>>>,
+    /// The row-per-reading raw table (a database from before the packed tiers) still has
+    /// rows: writes check it for readings stored there already.
+    legacy_raw: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Store {
@@ -179,7 +183,13 @@ impl Store {
             Pool::Postgres(pool) => db::postgres::store_id(pool, &fresh).await,
         }
         .map_err(|e| StoreError::from_sqlx(&e, matches!(pool, Pool::Sqlite { .. }), &secrets))?;
+        let legacy_raw = match &pool {
+            Pool::Sqlite { pool, .. } => db::sqlite::has_legacy_raw(pool).await,
+            Pool::Postgres(pool) => db::postgres::has_legacy_raw(pool).await,
+        }
+        .map_err(|e| StoreError::from_sqlx(&e, matches!(pool, Pool::Sqlite { .. }), &secrets))?;
         Ok(Some(Self {
+            legacy_raw: std::sync::atomic::AtomicBool::new(legacy_raw),
             pool,
             id,
             retention: settings.retention,
@@ -267,19 +277,20 @@ impl Store {
             return Ok(outcome);
         }
         let cache = Arc::clone(&self.items.lock().unwrap_or_else(|p| p.into_inner()));
+        let legacy = self.legacy_raw.load(std::sync::atomic::Ordering::Relaxed);
         let written = match &self.pool {
             Pool::Sqlite {
                 pool, write_lock, ..
             } => {
                 let _one_writer = write_lock.lock().await;
-                db::sqlite::write(pool, &rows, horizons, &cache)
+                db::sqlite::write(pool, &rows, horizons, &cache, legacy)
                     .await
                     .map_err(|e| self.error(&e))?
             }
             Pool::Postgres(pool) => {
                 let mut attempt = 1;
                 loop {
-                    match db::postgres::write(pool, &rows, horizons, &cache).await {
+                    match db::postgres::write(pool, &rows, horizons, &cache, legacy).await {
                         Ok(w) => break w,
                         Err(e) => {
                             let e = self.error(&e);
@@ -404,6 +415,57 @@ impl Store {
                 }
             }
         }
+        for tier in Tier::ALL {
+            let keeps =
+                i64::try_from(tier.retention(&self.retention).as_secs()).unwrap_or(i64::MAX);
+            let cutoff = now_s.saturating_sub(keeps);
+            for &host in &hosts {
+                let mut deleted = 0;
+                let mut rounds = 0;
+                loop {
+                    let (records, blocks) = match &self.pool {
+                        Pool::Sqlite {
+                            pool, write_lock, ..
+                        } => {
+                            let _one_writer = write_lock.lock().await;
+                            db::sqlite::delete_blocks(pool, tier, host, cutoff, RETENTION_BATCH)
+                                .await
+                        }
+                        Pool::Postgres(pool) => {
+                            db::postgres::delete_blocks(pool, tier, host, cutoff, RETENTION_BATCH)
+                                .await
+                        }
+                    }
+                    .map_err(|e| self.error(&e))?;
+                    deleted += records;
+                    rounds += 1;
+                    if blocks < RETENTION_BATCH as u64 {
+                        break;
+                    }
+                    if rounds >= MAX_DELETE_ROUNDS {
+                        outcome.more = true;
+                        break;
+                    }
+                }
+                deleted += match &self.pool {
+                    Pool::Sqlite {
+                        pool, write_lock, ..
+                    } => {
+                        let _one_writer = write_lock.lock().await;
+                        db::sqlite::trim_block(pool, tier, host, cutoff).await
+                    }
+                    Pool::Postgres(pool) => {
+                        db::postgres::trim_block(pool, tier, host, cutoff).await
+                    }
+                }
+                .map_err(|e| self.error(&e))?;
+                match tier {
+                    Tier::Raw => outcome.raw += deleted,
+                    Tier::Minute => outcome.minute += deleted,
+                    Tier::Hour => outcome.hour += deleted,
+                }
+            }
+        }
         Ok(outcome)
     }
 
@@ -413,7 +475,11 @@ impl Store {
         let mut stats = StoreStats::default();
         for tier in Tier::ALL {
             let (host_table, item_table) = tier.tables();
-            let mut rows = 0;
+            let mut rows = match &self.pool {
+                Pool::Sqlite { pool, .. } => db::sqlite::block_records(pool, tier).await,
+                Pool::Postgres(pool) => db::postgres::block_records(pool, tier).await,
+            }
+            .map_err(|e| self.error(&e))?;
             for table in [host_table, item_table] {
                 rows += match &self.pool {
                     Pool::Sqlite { pool, .. } => db::sqlite::count(pool, table).await,

@@ -166,11 +166,21 @@ impl History {
 /// A stored min, sum and max (any may be null).
 pub(crate) type StoredMsm = (Option<i64>, Option<i64>, Option<i64>);
 
-/// Builds the columnar answer from grouped rows.
+/// Builds the columnar answer from grouped rows; rows of one series and time from several
+/// sources (packed blocks and older row tables) merge.
 #[derive(Debug, Default)]
 pub(crate) struct Assembler {
-    /// (series, time) → (min, avg, max), already scaled.
-    cells: BTreeMap<String, BTreeMap<i64, (f64, f64, f64)>>,
+    /// series → time → (n, min, sum, max, scale).
+    cells: BTreeMap<String, BTreeMap<i64, Cell>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Cell {
+    n: i64,
+    min: i64,
+    sum: i64,
+    max: i64,
+    scale: f64,
 }
 
 impl Assembler {
@@ -182,11 +192,25 @@ impl Assembler {
         if n <= 0 {
             return;
         }
-        let avg = sum as f64 / n as f64 / scale;
-        self.cells
-            .entry(series.to_owned())
-            .or_default()
-            .insert(time, (min as f64 / scale, avg, max as f64 / scale));
+        let by_time = match self.cells.get_mut(series) {
+            Some(by_time) => by_time,
+            None => self.cells.entry(series.to_owned()).or_default(),
+        };
+        by_time
+            .entry(time)
+            .and_modify(|c| {
+                c.n += n;
+                c.min = c.min.min(min);
+                c.sum = c.sum.saturating_add(sum);
+                c.max = c.max.max(max);
+            })
+            .or_insert(Cell {
+                n,
+                min,
+                sum,
+                max,
+                scale,
+            });
     }
 
     /// The answer: the union of every series' times, `null` where a series has none.
@@ -208,11 +232,11 @@ impl Assembler {
                     min: vec![None; times.len()],
                     max: vec![None; times.len()],
                 };
-                for (t, (min, avg, max)) in by_time {
+                for (t, c) in by_time {
                     if let Some(&i) = index.get(&t) {
-                        band.min[i] = Some(min);
-                        band.avg[i] = Some(avg);
-                        band.max[i] = Some(max);
+                        band.min[i] = Some(c.min as f64 / c.scale);
+                        band.avg[i] = Some(c.sum as f64 / c.n as f64 / c.scale);
+                        band.max[i] = Some(c.max as f64 / c.scale);
                     }
                 }
                 (name, band)

@@ -1,5 +1,7 @@
 //! SQL text shared by both databases: the same statements run on SQLite and PostgreSQL (the
-//! dialects agree on `ON CONFLICT`, `RETURNING`, `CASE` and row values), built once.
+//! dialects agree on `ON CONFLICT`, `RETURNING`, `CASE` and row values), built once. The
+//! row-per-reading tables are only read (databases written before the packed tiers) and
+//! emptied by retention; new readings go to the packed blocks.
 
 use super::query::Tier;
 use super::rows::{HOST_METRICS, ITEM_COLUMNS};
@@ -7,79 +9,6 @@ use std::sync::LazyLock;
 
 /// Bind parameters per statement at most (SQLite allows 32,766, PostgreSQL 65,535).
 pub const MAX_BINDS: usize = 30_000;
-
-/// Raw host-wide columns, in bind order.
-pub static RAW_HOST_COLUMNS: LazyLock<Vec<String>> = LazyLock::new(|| {
-    ["host_id", "ts", "seq"]
-        .into_iter()
-        .map(str::to_owned)
-        .chain(HOST_METRICS.iter().map(|m| m.column.to_owned()))
-        .collect()
-});
-
-/// Rollup host-wide columns, in bind order: keys, `n`, the always-present figures' min / sum /
-/// max, `load_n`, then the load averages'.
-pub static ROLLUP_HOST_COLUMNS: LazyLock<Vec<String>> = LazyLock::new(|| {
-    let mut cols: Vec<String> = vec!["host_id".into(), "bucket".into(), "n".into()];
-    for m in HOST_METRICS.iter().filter(|m| !m.nullable) {
-        cols.extend(msm(m.column));
-    }
-    cols.push("load_n".into());
-    for m in HOST_METRICS.iter().filter(|m| m.nullable) {
-        cols.extend(msm(m.column));
-    }
-    cols
-});
-
-/// Rollup per-item columns, in bind order.
-pub static ROLLUP_ITEM_COLUMNS: LazyLock<Vec<String>> = LazyLock::new(|| {
-    let mut cols: Vec<String> = vec![
-        "host_id".into(),
-        "bucket".into(),
-        "item_id".into(),
-        "n".into(),
-    ];
-    for c in ITEM_COLUMNS {
-        cols.extend(msm(c));
-    }
-    cols
-});
-
-fn msm(column: &str) -> [String; 3] {
-    [
-        format!("{column}_min"),
-        format!("{column}_sum"),
-        format!("{column}_max"),
-    ]
-}
-
-/// `INSERT INTO table (cols) ` for a query builder's `push_values`.
-pub fn insert_prefix(table: &str, columns: &[String]) -> String {
-    format!("INSERT INTO {table} ({}) ", columns.join(", "))
-}
-
-/// Merges an incoming bucket into a stored one: counts and sums add, min and max compare;
-/// a null on either side (no load average) leaves the other.
-pub fn rollup_upsert_suffix(table: &str, keys: &str, columns: &[String]) -> String {
-    let sets: Vec<String> = columns
-        .iter()
-        .filter(|c| !keys.split(", ").any(|k| k == c.as_str()))
-        .map(|c| {
-            let (old, new) = (format!("{table}.{c}"), format!("excluded.{c}"));
-            if c.ends_with("_min") || c.ends_with("_max") {
-                let op = if c.ends_with("_min") { "<" } else { ">" };
-                format!(
-                    "{c} = CASE WHEN {new} IS NULL THEN {old} WHEN {old} IS NULL OR {new} {op} {old} THEN {new} ELSE {old} END"
-                )
-            } else {
-                format!(
-                    "{c} = CASE WHEN {new} IS NULL THEN {old} WHEN {old} IS NULL THEN {new} ELSE {old} + {new} END"
-                )
-            }
-        })
-        .collect();
-    format!(" ON CONFLICT ({keys}) DO UPDATE SET {}", sets.join(", "))
-}
 
 /// The tier's host-wide query: `b, n, load_n`, then min / sum / max per [`HOST_METRICS`];
 /// binds: host id, step, from, to (unix seconds; `to` exclusive).
@@ -152,6 +81,20 @@ fn build_item_history(tier: Tier) -> String {
         cols.join(", "),
         tier.tables().1
     )
+}
+
+/// The blocks of a tier overlapping a range: binds host id, `from - span` (exclusive), `to`
+/// (exclusive).
+pub fn block_history(tier: Tier) -> &'static str {
+    static SQL: LazyLock<[String; 3]> = LazyLock::new(|| {
+        Tier::ALL.map(|t| {
+            format!(
+                "SELECT data FROM {} WHERE host_id = $1 AND start > $2 AND start < $3 ORDER BY start",
+                super::block::table(t)
+            )
+        })
+    });
+    &SQL[tier_index(tier)]
 }
 
 /// Each table, the columns of its key, and its time column, for retention.

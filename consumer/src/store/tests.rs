@@ -13,6 +13,30 @@ use std::sync::Arc;
 const NOW: i64 = 1_795_564_800;
 const DAY: i64 = 86_400;
 
+/// Every record of `tier`'s packed blocks, as stored, in time order.
+async fn records(store: &Store, tier: Tier) -> Vec<block::Rec> {
+    let sql = format!("SELECT data FROM {}", block::table(tier));
+    let blocks: Vec<(Vec<u8>,)> = match &store.pool {
+        Pool::Sqlite { pool, .. } => sqlx::query_as(&sql).fetch_all(pool).await,
+        Pool::Postgres(pool) => sqlx::query_as(&sql).fetch_all(pool).await,
+    }
+    .expect("blocks");
+    let mut recs: Vec<block::Rec> = blocks
+        .iter()
+        .filter(|(d,)| !d.is_empty())
+        .flat_map(|(d,)| block::decode(d).expect("a block decodes"))
+        .collect();
+    recs.sort_by_key(|r| (r.t, r.sub, r.key));
+    recs
+}
+
+/// The host-wide records (one per reading or bucket) of `tier`.
+async fn host_records(store: &Store, tier: Tier) -> Vec<block::Rec> {
+    let mut recs = records(store, tier).await;
+    recs.retain(|r| r.sub == block::HOST);
+    recs
+}
+
 fn at(secs: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(secs, 0).single().expect("valid time")
 }
@@ -245,9 +269,8 @@ async fn write_then_read_back(store: &Store) {
         .is_none());
 
     let stats = store.stats().await.expect("stats");
-    // 3 raw host rows + 3 × (disk + interface); one minute and one hour bucket, each with
-    // its disk and interface.
-    assert_eq!(stats.rows, vec![("raw", 9), ("minute", 3), ("hour", 3)]);
+    // 3 readings; one minute and one hour bucket.
+    assert_eq!(stats.rows, vec![("raw", 3), ("minute", 1), ("hour", 1)]);
     assert!(stats.bytes > 0);
     store.health().await.expect("healthy");
 }
@@ -262,22 +285,14 @@ async fn rollups_match_raw(store: &Store) {
     let outcome = write_all(store, &readings, NOW).await;
     assert_eq!(outcome.written, readings.len() as u64);
 
-    // Raw rows as stored, grouped here.
-    let raw: Vec<(i64, i64, i64)> = match &store.pool {
-        Pool::Sqlite { pool, .. } => {
-            sqlx::query_as("SELECT ts, cpu, load1 FROM raw_host")
-                .fetch_all(pool)
-                .await
-        }
-        Pool::Postgres(pool) => {
-            sqlx::query_as("SELECT ts, cpu, load1 FROM raw_host")
-                .fetch_all(pool)
-                .await
-        }
-    }
-    .expect("raw rows");
+    // Raw readings as stored (cpu, load1), grouped here.
+    let raw: Vec<(i64, i64, i64)> = host_records(store, Tier::Raw)
+        .await
+        .iter()
+        .map(|r| (r.t, r.vals[0].expect("cpu"), r.vals[6].expect("load1")))
+        .collect();
     assert_eq!(raw.len(), readings.len());
-    for (table, secs) in [("minute_host", 60), ("hour_host", 3600)] {
+    for (tier, secs) in [(Tier::Minute, 60), (Tier::Hour, 3600)] {
         let mut expected: BTreeMap<i64, (i64, i64, i64, i64, i64)> = BTreeMap::new();
         for (ts, cpu, load1) in &raw {
             let bucket = ts.div_euclid(secs) * secs;
@@ -290,19 +305,16 @@ async fn rollups_match_raw(store: &Store) {
             e.3 = e.3.max(*cpu);
             e.4 += load1;
         }
-        let sql = format!(
-            "SELECT bucket, n, cpu_min, cpu_sum, cpu_max, load1_sum FROM {table} ORDER BY bucket"
-        );
-        let stored: Vec<(i64, i64, i64, i64, i64, i64)> = match &store.pool {
-            Pool::Sqlite { pool, .. } => sqlx::query_as(&sql).fetch_all(pool).await,
-            Pool::Postgres(pool) => sqlx::query_as(&sql).fetch_all(pool).await,
-        }
-        .expect("rollup rows");
-        let stored: BTreeMap<i64, (i64, i64, i64, i64, i64)> = stored
-            .into_iter()
-            .map(|(b, n, mn, s, mx, l)| (b, (n, mn, s, mx, l)))
+        // Host rollups: n, load_n, then min / sum / max per figure (cpu first, load1 7th).
+        let stored: BTreeMap<i64, (i64, i64, i64, i64, i64)> = host_records(store, tier)
+            .await
+            .iter()
+            .map(|r| {
+                let v = |i: usize| r.vals[i].expect("value");
+                (r.t, (v(0), v(2), v(3), v(4), v(2 + 3 * 6 + 1)))
+            })
             .collect();
-        assert_eq!(stored, expected, "{table}");
+        assert_eq!(stored, expected, "{tier:?}");
     }
 
     // Through the API: a 24 h view comes from the minute tier, min / avg / max per 2 minutes
@@ -399,24 +411,12 @@ async fn duplicates_and_late_readings(store: &Store) {
         .position(|t| *t == NOW - 3 * 3600)
         .expect("late bucket");
     assert_eq!(cpu.avg[late_at], Some(90.0));
-    let n: Vec<(i64,)> = match &store.pool {
-        Pool::Sqlite { pool, .. } => {
-            sqlx::query_as("SELECT n FROM minute_host ORDER BY bucket")
-                .fetch_all(pool)
-                .await
-        }
-        Pool::Postgres(pool) => {
-            sqlx::query_as("SELECT n FROM minute_host ORDER BY bucket")
-                .fetch_all(pool)
-                .await
-        }
-    }
-    .expect("counts");
-    assert_eq!(
-        n.iter().map(|(n,)| n).sum::<i64>(),
-        12,
-        "every reading counted once"
-    );
+    let n: Vec<i64> = host_records(store, Tier::Minute)
+        .await
+        .iter()
+        .map(|r| r.vals[0].expect("n"))
+        .collect();
+    assert_eq!(n.iter().sum::<i64>(), 12, "every reading counted once");
 }
 
 /// Retention of 1 h raw, 2 h minute, 3 h hour; data every 10 s over 5 hours.
@@ -431,44 +431,41 @@ async fn retention_deletes_exactly_what_is_past_its_age(store: &Store) {
         let o = store.write_batch(chunk, at(now)).await.expect("write");
         assert_eq!(o.written, 60);
     }
-    let count = |sql: &'static str| async move {
-        match &store.pool {
-            Pool::Sqlite { pool, .. } => sqlx::query_as::<_, (i64,)>(sql).fetch_one(pool).await,
-            Pool::Postgres(pool) => sqlx::query_as::<_, (i64,)>(sql).fetch_one(pool).await,
-        }
-        .expect("count")
-        .0
+    let held = |recs: Vec<block::Rec>| {
+        let hosts = recs.iter().filter(|r| r.sub == block::HOST).count();
+        let first = recs.iter().map(|r| r.t).min();
+        (hosts, recs.len() - hosts, first)
     };
     let before = (
-        count("SELECT COUNT(*) FROM raw_host").await,
-        count("SELECT COUNT(*) FROM minute_host").await,
-        count("SELECT COUNT(*) FROM hour_host").await,
+        held(records(store, Tier::Raw).await).0,
+        held(records(store, Tier::Minute).await).0,
+        held(records(store, Tier::Hour).await).0,
     );
     assert_eq!(before, (1800, 300, 5));
 
     let outcome = store.enforce_retention(at(NOW)).await.expect("retention");
-    // Raw: readings before NOW-1h go (1440 of them, and their disk and interface rows);
+    // Raw: readings before NOW-1h go (1440 of them, with their disk and interface figures);
     // minute: buckets starting before NOW-2h (180); hour: buckets starting before NOW-3h (2).
     assert_eq!(
         outcome,
         RetentionOutcome {
-            raw: 1440 * 3,
-            minute: 180 * 3,
-            hour: 2 * 3,
+            raw: 1440,
+            minute: 180,
+            hour: 2,
             more: false
         }
     );
-    assert_eq!(count("SELECT COUNT(*) FROM raw_host").await, 360);
-    assert_eq!(count("SELECT MIN(ts) FROM raw_host").await, NOW - 3600);
-    assert_eq!(count("SELECT COUNT(*) FROM raw_item").await, 720);
     assert_eq!(
-        count("SELECT MIN(bucket) FROM minute_host").await,
-        NOW - 2 * 3600
+        held(records(store, Tier::Raw).await),
+        (360, 720, Some(NOW - 3600))
     );
-    assert_eq!(count("SELECT COUNT(*) FROM minute_item").await, 240);
     assert_eq!(
-        count("SELECT MIN(bucket) FROM hour_host").await,
-        NOW - 3 * 3600
+        held(records(store, Tier::Minute).await),
+        (120, 240, Some(NOW - 2 * 3600))
+    );
+    assert_eq!(
+        held(records(store, Tier::Hour).await),
+        (3, 6, Some(NOW - 3 * 3600))
     );
     // Again: nothing left to delete.
     assert_eq!(
@@ -662,24 +659,23 @@ async fn postgres_two_writers_store_each_reading_once() {
     );
     assert_eq!(ra.written + rb.written, 2000, "{ra:?} {rb:?}");
     assert_eq!(ra.duplicates + rb.duplicates, 2000, "{ra:?} {rb:?}");
+    let raw = records(&a, Tier::Raw).await;
+    let readings = raw.iter().filter(|r| r.sub == block::HOST).count();
+    assert_eq!(readings, 2000);
+    assert_eq!(
+        raw.len() - readings,
+        4000,
+        "one disk and one interface each"
+    );
+    let n: i64 = host_records(&a, Tier::Minute)
+        .await
+        .iter()
+        .map(|r| r.vals[0].expect("n"))
+        .sum();
+    assert_eq!(n, 2000, "each reading rolled up once");
     let Pool::Postgres(pool) = &a.pool else {
         panic!("postgres")
     };
-    let (raw,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM raw_host")
-        .fetch_one(pool)
-        .await
-        .expect("count");
-    assert_eq!(raw, 2000);
-    let (items,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM raw_item")
-        .fetch_one(pool)
-        .await
-        .expect("count");
-    assert_eq!(items, 4000);
-    let (n,): (i64,) = sqlx::query_as("SELECT CAST(SUM(n) AS BIGINT) FROM minute_host")
-        .fetch_one(pool)
-        .await
-        .expect("sum");
-    assert_eq!(n, 2000, "each reading rolled up once");
     let (hosts,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM hosts")
         .fetch_one(pool)
         .await
@@ -716,4 +712,99 @@ fn store_futures_are_send(store: &Store, batch: &[&Reading]) {
     send(store.stats());
     send(store.hosts());
     send(store.health());
+}
+
+/// A database written before the packed tiers (only migration 0001, rows per reading) opens
+/// with its history readable; a redelivered old reading is still stored once, and new
+/// readings merge with the old rows in every tier.
+#[tokio::test]
+async fn sqlite_a_database_from_before_the_packed_tiers_keeps_its_history() {
+    let dir = std::env::temp_dir().join(format!("hostpulse-store-{:016x}", rand::random::<u64>()));
+    let settings = sqlite_settings(&dir, Retention::default());
+    let HistoryTarget::Sqlite(path) = &settings.target else {
+        panic!("sqlite")
+    };
+    // The first migration alone, as the consumer before this change applied it.
+    let old = dir.join("migrations-0001");
+    std::fs::create_dir_all(&old).expect("dir");
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("dir");
+    std::fs::write(
+        old.join("0001_history.sql"),
+        include_str!("../../migrations/sqlite/0001_history.sql"),
+    )
+    .expect("copy");
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true);
+    let pool = sqlx::SqlitePool::connect_with(options)
+        .await
+        .expect("opens");
+    sqlx::migrate::Migrator::new(old.as_path())
+        .await
+        .expect("migrations")
+        .run(&pool)
+        .await
+        .expect("0001");
+    // What the row-per-reading writer left: three readings at 10, 20, 30 % and their minute
+    // and hour buckets.
+    let statements = [
+        format!("INSERT INTO hosts VALUES (1, 'old-1', 'Debian GNU/Linux', '12', '6.1.0', 'Test CPU', 2, {}, {})", (NOW - 30) * 1000, (NOW - 28) * 1000),
+        "INSERT INTO items VALUES (1, 1, 0, '/')".to_owned(),
+        format!("INSERT INTO raw_host VALUES (1, {}, 0, 1000, 1, 2, 3, 0, 4, NULL, NULL, NULL), (1, {}, 1, 2000, 1, 2, 3, 0, 4, NULL, NULL, NULL), (1, {}, 2, 3000, 1, 2, 3, 0, 4, NULL, NULL, NULL)", NOW - 30, NOW - 29, NOW - 28),
+        format!("INSERT INTO raw_item VALUES (1, {}, 0, 1, 5, 1000, 50), (1, {}, 1, 1, 5, 1000, 50), (1, {}, 2, 1, 5, 1000, 50)", NOW - 30, NOW - 29, NOW - 28),
+    ];
+    let mut rollups = Vec::new();
+    for (table, bucket) in [("minute_host", NOW - 60), ("hour_host", NOW - 3600)] {
+        rollups.push(format!(
+            "INSERT INTO {table} VALUES (1, {bucket}, 3, 1000, 6000, 3000, 1, 3, 1, 2, 6, 2, 3, 9, 3, 0, 0, 0, 4, 12, 4, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)"
+        ));
+    }
+    for sql in statements.iter().chain(&rollups) {
+        sqlx::query(sql).execute(&pool).await.expect(sql);
+    }
+    pool.close().await;
+
+    let store = Store::open(&settings).await.expect("opens").expect("on");
+    // Redelivered: stored already (in the old table), so not again.
+    let again = store
+        .write_batch(&[reading("old-1", NOW - 29, 1, 20.0)], at(NOW))
+        .await
+        .expect("write");
+    assert_eq!((again.written, again.duplicates), (0, 1));
+    let new = store
+        .write_batch(&[reading("old-1", NOW - 27, 3, 40.0)], at(NOW))
+        .await
+        .expect("write");
+    assert_eq!(new.written, 1);
+
+    let raw = store
+        .history("old-1", at(NOW - 3600), at(NOW), Some(3600), at(NOW))
+        .await
+        .expect("query")
+        .expect("known");
+    assert_eq!((raw.tier, raw.step_secs), (Tier::Raw, 1));
+    assert_eq!(raw.times, vec![NOW - 30, NOW - 29, NOW - 28, NOW - 27]);
+    assert_eq!(
+        series(&raw, "cpu_usage_percent").avg,
+        vec![Some(10.0), Some(20.0), Some(30.0), Some(40.0)]
+    );
+    assert_eq!(series(&raw, "disk_used_bytes:/").avg.len(), 4);
+    // The minute and hour buckets merge the old rows with the new reading.
+    for (range, tier) in [(DAY, Tier::Minute), (365 * DAY, Tier::Hour)] {
+        let h = store
+            .history("old-1", at(NOW - range), at(NOW), Some(500), at(NOW))
+            .await
+            .expect("query")
+            .expect("known");
+        assert_eq!(h.tier, tier);
+        let cpu = series(&h, "cpu_usage_percent");
+        let last = h.times.len() - 1;
+        assert_eq!(
+            (cpu.min[last], cpu.avg[last], cpu.max[last]),
+            (Some(10.0), Some(25.0), Some(40.0)),
+            "{tier:?}"
+        );
+    }
+    store.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
 }
