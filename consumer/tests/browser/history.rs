@@ -221,6 +221,10 @@ async fn after_a_restart_a_week_is_drawn_from_history_with_its_spike_and_the_ran
         csv.contains(&format!("from={}&to={}", week.0, week.1)) && csv.ends_with("format=csv"),
         "the download is the range shown: {csv}"
     );
+    assert!(
+        cpu_pixels_near_the_top(&browser).await > 0,
+        "the spike is drawn up to the top of the 7 d chart"
+    );
     browser
         .screenshot(&crate::page::screenshots(), "history-7d")
         .await;
