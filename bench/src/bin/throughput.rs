@@ -3,9 +3,13 @@
 //! time and 32 in flight. Bounded by time. Everything here runs on one thread, leaving the
 //! other core to the service and the broker.
 //!
-//! `cargo run --release -p bench --bin throughput -- [seconds=10]`
+//! The floor and `/publish` at 32 take turns, one second each, `seconds` times, and the ratio
+//! is the median of each turn's pair: on a machine that other work loads unevenly, two long
+//! runs one after the other would compare two different loads.
+//!
+//! `cargo run --release -p bench --bin throughput -- [turns=10]`
 
-use bench::{HttpConnection, Service};
+use bench::{median_and, HttpConnection, Service};
 use lapin::options::BasicPublishOptions;
 use shared::testing::unique_exchange;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,8 +42,13 @@ async fn product(publisher: &Service, run: Duration, connections: usize) -> f64 
     done as f64 / run.as_secs_f64()
 }
 
-async fn floor(run: Duration, body: &[u8], in_flight: usize) -> f64 {
-    let (_connection, channel, exchange) = bench::floor_channel("bench-floor-rate").await;
+/// Bare confirmed publishes on one channel of a connection of its own.
+async fn floor(
+    (channel, exchange): (&lapin::Channel, &str),
+    run: Duration,
+    body: &[u8],
+    in_flight: usize,
+) -> f64 {
     let done = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + run;
     let mut tasks = Vec::new();
@@ -47,7 +56,7 @@ async fn floor(run: Duration, body: &[u8], in_flight: usize) -> f64 {
         let (channel, done, exchange, body) = (
             channel.clone(),
             Arc::clone(&done),
-            exchange.clone(),
+            exchange.to_owned(),
             body.to_vec(),
         );
         tasks.push(tokio::spawn(async move {
@@ -71,19 +80,17 @@ async fn floor(run: Duration, body: &[u8], in_flight: usize) -> f64 {
     for task in tasks {
         task.await.expect("task");
     }
-    let _ = channel
-        .exchange_delete(exchange.as_str().into(), Default::default())
-        .await;
     done.load(Ordering::Relaxed) as f64 / run.as_secs_f64()
 }
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let seconds: u64 = std::env::args()
+    let turns: u64 = std::env::args()
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(10);
-    let run = Duration::from_secs(seconds);
+    let run = Duration::from_secs(turns);
+    let turn = Duration::from_secs(1);
     let publisher = Service::start(
         "publisher",
         &unique_exchange("bench-rate"),
@@ -96,20 +103,34 @@ async fn main() {
         .bytes()
         .await
         .expect("body");
-    let one = floor(run, &body, 1).await;
-    let many = floor(run, &body, CONCURRENCY).await;
-    let rate = product(&publisher, run, CONCURRENCY).await;
+    let (_connection, channel, exchange) = bench::floor_channel("bench-floor-rate").await;
+    let bare = (&channel, exchange.as_str());
+    let one = floor(bare, run, &body, 1).await;
+    let (mut floors, mut rates, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..turns {
+        let many = floor(bare, turn, &body, CONCURRENCY).await;
+        let rate = product(&publisher, turn, CONCURRENCY).await;
+        floors.push(many);
+        rates.push(rate);
+        ratios.push(rate / many);
+    }
     let wide = product(&publisher, run, 4 * CONCURRENCY).await;
+    let _ = channel
+        .exchange_delete(exchange.as_str().into(), Default::default())
+        .await;
+    let (many, _) = median_and(&mut floors, 0.0);
+    let (rate, _) = median_and(&mut rates, 0.0);
+    let (ratio, lowest) = median_and(&mut ratios, 0.0);
+    let (_, highest) = median_and(&mut ratios, 1.0);
     println!("| confirmed publishes | per second | ÷ floor (32 in flight) |");
     println!("|---|---|---|");
     println!(
         "| floor: bare lapin, 1 in flight | {one:.0} | {:.2} |",
         one / many
     );
-    println!("| floor: bare lapin, {CONCURRENCY} in flight | {many:.0} | 1.00 |");
+    println!("| floor: bare lapin, {CONCURRENCY} in flight (median of {turns} turns) | {many:.0} | 1.00 |");
     println!(
-        "| `/publish`, {CONCURRENCY} connections | {rate:.0} | {:.2} |",
-        rate / many
+        "| `/publish`, {CONCURRENCY} connections (median of {turns} turns) | {rate:.0} | {ratio:.2} (turns: {lowest:.2}–{highest:.2}) |"
     );
     println!(
         "| `/publish`, {} connections | {wide:.0} | {:.2} |",
