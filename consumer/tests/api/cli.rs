@@ -9,7 +9,7 @@ use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
 /// Runs the real binary with `vars` (and no settings file), feeding `stdin`.
-fn consumer(args: &[&str], vars: &[(&str, &str)], stdin: &str) -> Output {
+fn consumer_blocking(args: &[&str], vars: &[(&str, &str)], stdin: &str) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_consumer"))
         .args(args)
         .env("CONSUMER_ENV_FILE", "/dev/null")
@@ -30,13 +30,31 @@ fn consumer(args: &[&str], vars: &[(&str, &str)], stdin: &str) -> Output {
     child.wait_with_output().expect("it exits")
 }
 
+/// [`consumer_blocking`] on a blocking thread, so that a consumer the test runs in-process
+/// (on this runtime) goes on meanwhile: the command may wait for it (the store's migrations).
+async fn consumer(args: &[&str], vars: &[(&str, &str)], stdin: &str) -> Output {
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    let vars: Vec<(String, String)> = vars
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let stdin = stdin.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        consumer_blocking(&args, &vars, &stdin)
+    })
+    .await
+    .expect("the command ran")
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
 #[tokio::test]
 async fn hash_password_prints_a_hash_that_logs_in() {
-    let out = consumer(&["hash-password"], &[], "s3cret from stdin\n");
+    let out = consumer(&["hash-password"], &[], "s3cret from stdin\n").await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let hash = text(&out.stdout).trim().to_owned();
     assert!(hash.starts_with("$argon2id$"), "{hash}");
@@ -48,7 +66,7 @@ async fn hash_password_prints_a_hash_that_logs_in() {
     let response = log_in(&consumer_app, NAME, "s3cret from stdin").await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
 
-    let empty = consumer(&["hash-password"], &[], "\n");
+    let empty = consumer(&["hash-password"], &[], "\n").await;
     assert_eq!(empty.status.code(), Some(2));
     assert!(text(&empty.stderr).contains("empty"));
 }
@@ -60,7 +78,7 @@ async fn tokens_from_the_command_line(test: &str, history: &[(&'static str, &str
     let vars = [login.vars().as_slice(), history].concat();
     let consumer_app = spawn_consumer(&unique_exchange(test), &vars).await;
     let cli = [&[("DATA_DIR", login.data_dir.as_str())], history].concat();
-    let created = consumer(&["token", "create", "--name", "nightly report"], &cli, "");
+    let created = consumer(&["token", "create", "--name", "nightly report"], &cli, "").await;
     assert!(created.status.success(), "{}", text(&created.stderr));
     let secret = text(&created.stdout).trim().to_owned();
     assert!(secret.starts_with("hp_"), "{secret}");
@@ -88,7 +106,7 @@ async fn tokens_from_the_command_line(test: &str, history: &[(&'static str, &str
     // Listed without its secret; its use shows (noted in the background: a bounded wait).
     let mut listing = String::new();
     for _ in 0..50 {
-        let listed = consumer(&["token", "list"], &cli, "");
+        let listed = consumer(&["token", "list"], &cli, "").await;
         assert!(listed.status.success(), "{}", text(&listed.stderr));
         listing = text(&listed.stdout);
         let line = listing
@@ -123,16 +141,16 @@ async fn tokens_from_the_command_line(test: &str, history: &[(&'static str, &str
     );
     let id = line.split_whitespace().next().expect("an id").to_owned();
 
-    let revoked = consumer(&["token", "revoke", &id], &cli, "");
+    let revoked = consumer(&["token", "revoke", &id], &cli, "").await;
     assert!(revoked.status.success(), "{}", text(&revoked.stderr));
     assert_eq!(
         api(secret.clone()).await,
         StatusCode::UNAUTHORIZED,
         "refused from the next request"
     );
-    let again = consumer(&["token", "revoke", &id], &cli, "");
+    let again = consumer(&["token", "revoke", &id], &cli, "").await;
     assert_eq!(again.status.code(), Some(2));
-    let listed = consumer(&["token", "list"], &cli, "");
+    let listed = consumer(&["token", "list"], &cli, "").await;
     assert!(!text(&listed.stdout).contains("nightly report"));
     for out in [&revoked, &again, &listed] {
         let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
@@ -158,7 +176,7 @@ async fn tokens_from_the_binary_work_on_a_running_consumer_without_history() {
     let vars = [login.vars().as_slice(), &off].concat();
     let consumer_app = spawn_consumer(&unique_exchange("cli-token-file"), &vars).await;
     let cli = [("DATA_DIR", login.data_dir.as_str()), off[0]];
-    let created = consumer(&["token", "create", "--name", "no history"], &cli, "");
+    let created = consumer(&["token", "create", "--name", "no history"], &cli, "").await;
     assert!(created.status.success(), "{}", text(&created.stderr));
     let secret = text(&created.stdout).trim().to_owned();
     assert!(std::path::Path::new(&login.data_dir)
@@ -177,14 +195,14 @@ async fn tokens_from_the_binary_work_on_a_running_consumer_without_history() {
         }
     };
     assert_eq!(status(secret.clone()).await, StatusCode::OK);
-    let listing = text(&consumer(&["token", "list"], &cli, "").stdout);
+    let listing = text(&consumer(&["token", "list"], &cli, "").await.stdout);
     let id = listing
         .lines()
         .find(|l| l.contains("no history"))
         .and_then(|l| l.split_whitespace().next())
         .unwrap_or_else(|| panic!("listed: {listing}"))
         .to_owned();
-    let revoked = consumer(&["token", "revoke", &id], &cli, "");
+    let revoked = consumer(&["token", "revoke", &id], &cli, "").await;
     assert!(revoked.status.success(), "{}", text(&revoked.stderr));
     assert_eq!(status(secret).await, StatusCode::UNAUTHORIZED);
 }
@@ -215,14 +233,14 @@ async fn a_token_file_from_an_earlier_version_moves_into_the_history_store() {
     assert!(dir.join("api-tokens.json.imported").exists());
 
     let cli = [("DATA_DIR", login.data_dir.as_str())];
-    let listing = text(&consumer(&["token", "list"], &cli, "").stdout);
+    let listing = text(&consumer(&["token", "list"], &cli, "").await.stdout);
     let id = listing
         .lines()
         .find(|l| l.contains("from before"))
         .and_then(|l| l.split_whitespace().next())
         .unwrap_or_else(|| panic!("listed from the store: {listing}"))
         .to_owned();
-    let revoked = consumer(&["token", "revoke", &id], &cli, "");
+    let revoked = consumer(&["token", "revoke", &id], &cli, "").await;
     assert!(revoked.status.success(), "{}", text(&revoked.stderr));
     assert_eq!(status(secret).await, StatusCode::UNAUTHORIZED);
 }
@@ -240,7 +258,7 @@ fn an_open_dashboard_is_refused_beyond_loopback_unless_told() {
         ("EXCHANGE_NAME", exchange.as_str()),
     ];
 
-    let refused = consumer(&[], &base, "");
+    let refused = consumer_blocking(&[], &base, "");
     assert_eq!(refused.status.code(), Some(2));
     let line = text(&refused.stderr);
     assert_eq!(line.trim().lines().count(), 1, "{line}");
@@ -251,7 +269,7 @@ fn an_open_dashboard_is_refused_beyond_loopback_unless_told() {
     assert!(line.contains("DASHBOARD_PUBLIC=true"), "{line}");
 
     let public = [base.as_slice(), &[("DASHBOARD_PUBLIC", "true")]].concat();
-    let allowed = consumer(&[], &public, "");
+    let allowed = consumer_blocking(&[], &public, "");
     assert_eq!(allowed.status.code(), Some(1), "{}", text(&allowed.stderr));
     assert!(text(&allowed.stderr).contains("cannot listen"));
 
@@ -261,7 +279,7 @@ fn an_open_dashboard_is_refused_beyond_loopback_unless_told() {
         &[("DASHBOARD_USERS_FILE", login.users_file.as_str())],
     ]
     .concat();
-    let allowed = consumer(&[], &with_login, "");
+    let allowed = consumer_blocking(&[], &with_login, "");
     assert_eq!(allowed.status.code(), Some(1), "{}", text(&allowed.stderr));
     assert!(text(&allowed.stderr).contains("cannot listen"));
 }
