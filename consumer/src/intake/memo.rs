@@ -26,6 +26,9 @@ pub type Outcome = Result<Arc<Accepted>, Arc<Refusal>>;
 pub struct MemoBounds {
     /// Entries kept at most (taken or not).
     pub entries: usize,
+    /// Bytes of message bodies kept at most: a thousand readings of a megabyte would be a
+    /// gigabyte, so big messages are shared only while few are held.
+    pub bytes: usize,
     /// An entry older than this is dropped.
     pub max_age: Duration,
     /// How long a queue counts as taking messages after its last one (or after it started
@@ -39,6 +42,7 @@ impl Default for MemoBounds {
     fn default() -> Self {
         Self {
             entries: 1024,
+            bytes: 16 << 20,
             max_age: Duration::from_secs(5),
             // Longer than any sensible interval between readings, so a lone host is shared too.
             active_for: Duration::from_secs(60),
@@ -83,6 +87,8 @@ struct State {
     by_hash: HashMap<u64, Vec<u64>>,
     /// When each queue last took a message (or started consuming); `None` while it does not.
     last_take: Vec<Option<Instant>>,
+    /// Bytes of the bodies of the entries held.
+    bytes: usize,
 }
 
 struct Entry {
@@ -108,6 +114,7 @@ impl IngestMemo {
                 first_id: 0,
                 by_hash: HashMap::new(),
                 last_take: Vec::new(),
+                bytes: 0,
             }),
         }
     }
@@ -237,6 +244,7 @@ impl State {
     fn insert(&mut self, entry: Entry) {
         let id = self.first_id + self.slots.len() as u64;
         self.by_hash.entry(entry.hash).or_default().push(id);
+        self.bytes += entry.body.len();
         self.slots.push_back(Some(entry));
     }
 
@@ -247,6 +255,7 @@ impl State {
         let Some(entry) = slot.take() else {
             return;
         };
+        self.bytes -= entry.body.len();
         if let Some(ids) = self.by_hash.get_mut(&entry.hash) {
             ids.retain(|i| *i != id);
             if ids.is_empty() {
@@ -263,6 +272,7 @@ impl State {
                 None => false,
                 Some(entry) => {
                     self.slots.len() < bounds.entries
+                        && self.bytes <= bounds.bytes
                         && at.saturating_duration_since(entry.born) <= bounds.max_age
                 }
             };
@@ -465,10 +475,8 @@ mod tests {
     fn entries_are_bounded_in_age() {
         let start = Instant::now();
         let bounds = MemoBounds {
-            entries: 1024,
             max_age: Duration::from_secs(5),
-            // Longer than any sensible interval between readings, so a lone host is shared too.
-            active_for: Duration::from_secs(60),
+            ..MemoBounds::default()
         };
         let (memo, q) = memo(2, bounds, start);
         let hints = SenderHints::default();
@@ -486,6 +494,36 @@ mod tests {
         assert_eq!(old.1, Source::Parsed, "older than max_age: gone");
         let young = memo.ingest(q[1], &body(2), &hints, arrival(0), later);
         assert_eq!(young.1, Source::Shared);
+    }
+
+    #[test]
+    fn entries_are_bounded_in_bytes() {
+        let at = Instant::now();
+        let bounds = MemoBounds {
+            bytes: 8 * 1024,
+            max_age: Duration::from_secs(60),
+            ..MemoBounds::default()
+        };
+        let (memo, q) = memo(2, bounds, at);
+        let hints = SenderHints::default();
+        let big = |seq: u64| {
+            let mut b = body(seq);
+            b.extend(std::iter::repeat_n(b' ', 1024));
+            b
+        };
+        for seq in 0..10 {
+            let _ = memo.ingest(q[0], &big(seq), &hints, arrival(0), at);
+            // Checked before each insert: at most one entry over the bound.
+            assert!(memo.held() <= 4, "{} held", memo.held());
+        }
+        let oldest = memo.ingest(q[1], &big(0), &hints, arrival(0), at);
+        assert_eq!(
+            oldest.1,
+            Source::Parsed,
+            "beyond the bytes kept: parsed again"
+        );
+        let recent = memo.ingest(q[1], &big(9), &hints, arrival(0), at);
+        assert_eq!(recent.1, Source::Shared);
     }
 
     #[test]
