@@ -3,7 +3,7 @@
 // Filled from the snapshot's `alerts: {active, recent}`, then moved by `alert` frames.
 // Every value from the server reaches the page through textContent, never as HTML.
 
-import { onFrame, pageHooks, renderHooks, hasHost, selectHost, fmt } from "./app.js";
+import { onFrame, pageHooks, renderHooks, hasHost, selectHost, fmt, $, el } from "./app.js";
 
 const RECENT_KEPT = 200;   // resolved alerts held, as many as the consumer keeps
 const RECENT_SHOWN = 20;   // ... and shown in the panel, newest first
@@ -16,13 +16,6 @@ const alerts = {
 let drawn = { version: -1, hosts: "" };
 let byHost = new Map();    // host -> its active events, worst first
 
-const $ = (id) => document.getElementById(id);
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
 
 // ---------- data ----------
 const isEvent = (e) => e && typeof e.host === "string" && typeof e.rule === "string";

@@ -50,8 +50,8 @@ export const fmt = {
 };
 
 // ---------- DOM helpers (text only) ----------
-const $ = (id) => document.getElementById(id);
-function el(tag, className, text) {
+export const $ = (id) => document.getElementById(id);
+export function el(tag, className, text) {
   const node = document.createElement(tag);
   if (className) node.className = className;
   if (text !== undefined) node.textContent = text;

@@ -3,7 +3,7 @@
 // a zoom) they are drawn once from the history API, each line with its min–max band, and
 // stay put while readings arrive.
 
-import { renderHooks, fmt, networkTotals } from "./app.js";
+import { renderHooks, fmt, networkTotals, $ } from "./app.js";
 import { currentView, onViewChange, zoomTo } from "./range.js";
 import { fetchHistory, historyUrl, band, summed } from "./history_fetch.js";
 import { makeChart, fit, css, fullTime } from "./chart_plot.js";
@@ -12,7 +12,6 @@ const charts = {
   host: null, viewKey: null, list: [], lastHost: null,
   loading: null, // the AbortController of the history request under way
 };
-const $ = (id) => document.getElementById(id);
 
 // A step of 1, 2, 2.5 or 5 times a power of ten, so that four steps cover `max`.
 function niceStep(max) {

@@ -3,9 +3,8 @@
 // a section with nothing to show is hidden behind a short note, never shown as 0.
 // Values reach the page as text only (textContent, through app.js's fillTable).
 
-import { renderHooks, fmt, fillTable } from "./app.js";
+import { renderHooks, fmt, fillTable, $ } from "./app.js";
 
-const $ = (id) => document.getElementById(id);
 function setText(id, text) { const n = $(id); if (n.textContent !== text) n.textContent = text; }
 
 const SPLIT = ["user", "system", "iowait", "steal", "irq", "softirq", "idle"];

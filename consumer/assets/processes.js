@@ -6,9 +6,8 @@
 // shows the newest reading that carries one. A process name may hold any character: it reaches
 // the page through textContent, with control characters shown as their visible symbols.
 
-import { renderHooks, fmt, fillTable } from "./app.js";
+import { renderHooks, fmt, fillTable, $ } from "./app.js";
 
-const $ = (id) => document.getElementById(id);
 
 // Numbers sort largest first on the first click, text from A.
 const COLUMNS = {
