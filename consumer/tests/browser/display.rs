@@ -2,7 +2,7 @@
 //! a fresh snapshot without a host, and on its charts' axes.
 
 use crate::helpers::spawn_consumer;
-use crate::page::{card, reading_json, screenshots};
+use crate::page::{card, live_page, reading_json, screenshots};
 use fantoccini::Locator;
 use shared::testing::browser::Browser;
 use shared::testing::{unique_exchange, Tap};
@@ -31,11 +31,7 @@ pub(crate) async fn script(browser: &Browser, js: &str) -> serde_json::Value {
 #[tokio::test]
 async fn values_a_reading_does_not_carry_are_shown_as_a_dash_not_as_zero() {
     let exchange = unique_exchange("browser-absent");
-    let consumer = spawn_consumer(&exchange, &[]).await;
-    let tap = Tap::bind(&exchange).await;
-    let browser = Browser::start().await;
-    browser.open(&consumer.address).await;
-    browser.wait_text("#conn-badge", 10, |t| t == "live").await;
+    let (_consumer, tap, browser) = live_page(&exchange).await;
     tap.publish_raw(&reading_with("bare", 1, |v| {
         let object = v.as_object_mut().expect("object");
         object.remove("uptime_secs");
@@ -107,11 +103,7 @@ async fn values_a_reading_does_not_carry_are_shown_as_a_dash_not_as_zero() {
 #[tokio::test]
 async fn a_card_from_the_original_publisher_says_so_and_how_its_host_was_named() {
     let exchange = unique_exchange("browser-origin");
-    let consumer = spawn_consumer(&exchange, &[]).await;
-    let tap = Tap::bind(&exchange).await;
-    let browser = Browser::start().await;
-    browser.open(&consumer.address).await;
-    browser.wait_text("#conn-badge", 10, |t| t == "live").await;
+    let (_consumer, tap, browser) = live_page(&exchange).await;
     tap.publish_raw(&reading_with("old-box", 1, |v| {
         v["legacy"] = serde_json::json!({ "host_from": "fingerprint" });
     }))

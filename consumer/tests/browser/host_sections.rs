@@ -4,7 +4,7 @@
 
 use crate::display::{reading_with, script};
 use crate::helpers::spawn_consumer;
-use crate::page::{card, screenshots};
+use crate::page::{card, live_page, screenshots};
 use fantoccini::key::Key;
 use fantoccini::Locator;
 use serde_json::json;
@@ -114,11 +114,7 @@ async fn hidden(browser: &Browser, id: &str) -> bool {
 #[tokio::test]
 async fn a_reading_of_the_whole_host_shows_every_section_with_its_values() {
     let exchange = unique_exchange("browser-whole-host");
-    let consumer = spawn_consumer(&exchange, &[]).await;
-    let tap = Tap::bind(&exchange).await;
-    let browser = Browser::start().await;
-    browser.open(&consumer.address).await;
-    browser.wait_text("#conn-badge", 10, |t| t == "live").await;
+    let (_consumer, tap, browser) = live_page(&exchange).await;
     record_page_errors(&browser).await;
     tap.publish_raw(&whole_host("db-1", 1, three_processes()))
         .await;
@@ -252,11 +248,7 @@ async fn a_reading_of_the_whole_host_shows_every_section_with_its_values() {
 #[tokio::test]
 async fn the_process_table_sorts_by_the_clicked_column_with_mouse_or_keyboard() {
     let exchange = unique_exchange("browser-processes");
-    let consumer = spawn_consumer(&exchange, &[]).await;
-    let tap = Tap::bind(&exchange).await;
-    let browser = Browser::start().await;
-    browser.open(&consumer.address).await;
-    browser.wait_text("#conn-badge", 10, |t| t == "live").await;
+    let (_consumer, tap, browser) = live_page(&exchange).await;
     tap.publish_raw(&whole_host("db-1", 1, three_processes()))
         .await;
     browser
@@ -337,11 +329,7 @@ async fn the_process_table_sorts_by_the_clicked_column_with_mouse_or_keyboard() 
 #[tokio::test]
 async fn a_hostile_process_name_is_shown_as_text_and_makes_no_element() {
     let exchange = unique_exchange("browser-hostile-process");
-    let consumer = spawn_consumer(&exchange, &[]).await;
-    let tap = Tap::bind(&exchange).await;
-    let browser = Browser::start().await;
-    browser.open(&consumer.address).await;
-    browser.wait_text("#conn-badge", 10, |t| t == "live").await;
+    let (_consumer, tap, browser) = live_page(&exchange).await;
     record_page_errors(&browser).await;
     let hostile = "<img src=x onerror=alert(1)>\"'\u{7}\u{1b}[31m</td><script>alert(2)</script>";
     tap.publish_raw(&whole_host(
@@ -428,11 +416,7 @@ async fn expect_absent(browser: &Browser, legacy: bool) {
 #[tokio::test]
 async fn readings_without_the_new_fields_show_dashes_and_notes_and_raise_no_error() {
     let exchange = unique_exchange("browser-no-whole-host");
-    let consumer = spawn_consumer(&exchange, &[]).await;
-    let tap = Tap::bind(&exchange).await;
-    let browser = Browser::start().await;
-    browser.open(&consumer.address).await;
-    browser.wait_text("#conn-badge", 10, |t| t == "live").await;
+    let (_consumer, tap, browser) = live_page(&exchange).await;
     record_page_errors(&browser).await;
 
     // Today's publisher, before the whole host: the fixture as it is.

@@ -25,6 +25,17 @@ pub(crate) fn card(host: &str) -> String {
     format!(".card[data-host=\"{host}\"]")
 }
 
+/// A consumer of its own on `exchange`, a tap to publish there, and a browser showing the
+/// consumer's page once its socket is live.
+pub(crate) async fn live_page(exchange: &str) -> (crate::helpers::TestConsumer, Tap, Browser) {
+    let consumer = spawn_consumer(exchange, &[]).await;
+    let tap = Tap::bind(exchange).await;
+    let browser = Browser::start().await;
+    browser.open(&consumer.address).await;
+    browser.wait_text("#conn-badge", 10, |t| t == "live").await;
+    (consumer, tap, browser)
+}
+
 #[tokio::test]
 async fn a_published_reading_shows_in_its_card_the_detail_and_the_raw_json() {
     let exchange = unique_exchange("browser-live");
@@ -271,11 +282,7 @@ async fn a_hostile_host_name_is_shown_as_text_and_runs_nothing() {
 #[tokio::test]
 async fn a_legacy_message_from_the_python_original_is_displayed() {
     let exchange = unique_exchange("browser-legacy");
-    let consumer = spawn_consumer(&exchange, &[]).await;
-    let tap = Tap::bind(&exchange).await;
-    let browser = Browser::start().await;
-    browser.open(&consumer.address).await;
-    browser.wait_text("#conn-badge", 10, |t| t == "live").await;
+    let (_consumer, tap, browser) = live_page(&exchange).await;
     let now = chrono::Utc::now()
         .format("%Y-%m-%dT%H:%M:%S%.6f")
         .to_string();
