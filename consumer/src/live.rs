@@ -54,6 +54,12 @@ impl TooManyHosts {
     pub const REASON: &'static str = "too_many_hosts";
 }
 
+/// How long a reading that follows a gap in its host's sequence waits for the gap to be filled
+/// from the store before it is shown anyway. After a broker outage the publisher's back-fill
+/// reaches the history queue before this consumer's live queue is bound again; the store then
+/// shows the live view what it missed, a moment after the live queue's newer readings.
+pub const GAP_HOLD: Duration = Duration::from_secs(10);
+
 /// What the live view holds for one host.
 struct Host {
     /// In `collected_at` order, at most `history_len`.
@@ -62,6 +68,90 @@ struct Host {
     latest: Arc<Accepted>,
     /// When this consumer last received a reading from the host, by its own clock.
     last_seen: DateTime<Utc>,
+    /// The highest sequence number shown: a newer reading numbered above the next one
+    /// follows a gap.
+    top_seq: u64,
+    /// Readings after a gap, by `seq`, waiting for the gap to be filled (at most
+    /// `history_len`); with when the first of them came.
+    held: BTreeMap<u64, Arc<Accepted>>,
+    held_since: Option<DateTime<Utc>>,
+}
+
+impl Host {
+    fn first(accepted: &Arc<Accepted>, now: DateTime<Utc>) -> Self {
+        Self {
+            recent: VecDeque::from([Arc::clone(accepted)]),
+            latest: Arc::clone(accepted),
+            last_seen: now,
+            top_seq: accepted.reading.seq,
+            held: BTreeMap::new(),
+            held_since: None,
+        }
+    }
+
+    /// Newer than everything shown, and numbered past the next one: readings are missing
+    /// before it.
+    fn follows_gap(&self, accepted: &Accepted) -> bool {
+        let reading = &accepted.reading;
+        reading.seq > self.top_seq.saturating_add(1)
+            && reading.collected_at > self.latest.reading.collected_at
+    }
+
+    /// Puts a reading in the window; false when it shows nothing new (already held, or older
+    /// than everything a full window holds).
+    fn show(&mut self, accepted: &Arc<Accepted>, history_len: usize) -> bool {
+        let reading = &accepted.reading;
+        // Readings back-filled after an outage arrive late: keep the window in time order,
+        // not arrival order.
+        let at = self
+            .recent
+            .partition_point(|s| s.reading.collected_at <= reading.collected_at);
+        // Already held: a reading can come twice (by the live queue and again from the store
+        // after a commit, or redelivered).
+        let held = self
+            .recent
+            .range(..at)
+            .rev()
+            .take_while(|s| s.reading.collected_at == reading.collected_at)
+            .any(|s| s.reading.seq == reading.seq);
+        let too_old = at == 0 && self.recent.len() >= history_len;
+        if held || too_old {
+            return false;
+        }
+        self.recent.insert(at, Arc::clone(accepted));
+        while self.recent.len() > history_len {
+            self.recent.pop_front();
+        }
+        if reading.collected_at >= self.latest.reading.collected_at {
+            self.latest = Arc::clone(accepted);
+        }
+        self.top_seq = self.top_seq.max(reading.seq);
+        true
+    }
+
+    /// Shows the held readings whose gap is filled, or all of them once they waited
+    /// [`GAP_HOLD`] or more of them are waiting than the window holds; returns those shown.
+    fn release(&mut self, now: DateTime<Utc>, history_len: usize) -> Vec<Arc<Accepted>> {
+        let Some(since) = self.held_since else {
+            return Vec::new();
+        };
+        let hold = chrono::Duration::from_std(GAP_HOLD).unwrap_or_default();
+        let overdue = now - since >= hold || self.held.len() > history_len;
+        let mut shown = Vec::new();
+        while let Some(entry) = self.held.first_entry() {
+            if !overdue && *entry.key() > self.top_seq.saturating_add(1) {
+                break;
+            }
+            let accepted = entry.remove();
+            if self.show(&accepted, history_len) {
+                shown.push(accepted);
+            }
+        }
+        if self.held.is_empty() {
+            self.held_since = None;
+        }
+        shown
+    }
 }
 
 /// A host's latest reading and whether it still publishes.
@@ -90,6 +180,8 @@ pub struct LiveView {
     broker: watch::Receiver<BrokerState>,
     /// True once the consumer shuts down: sessions that start now close at once.
     closing: AtomicBool,
+    /// True while the store shows this view what it records: gaps are then worth a wait.
+    fills_gaps: AtomicBool,
     /// Another part of the page's first frame (the alerts), as its name and JSON.
     snapshot_part: std::sync::OnceLock<SnapshotPart>,
 }
@@ -116,6 +208,7 @@ impl LiveView {
             pushes,
             broker,
             closing: AtomicBool::new(false),
+            fills_gaps: AtomicBool::new(false),
             snapshot_part: std::sync::OnceLock::new(),
         }
     }
@@ -139,60 +232,78 @@ impl LiveView {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Adds a reading and sends it to every client.
+    /// Adds a reading and sends it to every client. A reading that follows a gap in its host's
+    /// sequence waits (up to [`GAP_HOLD`]) while the store may still fill the gap, so clients
+    /// see an outage's readings in order; see [`Self::fill_gaps_from_store`].
     pub fn publish(&self, accepted: &Arc<Accepted>) -> Result<(), TooManyHosts> {
-        let frame = Frame::from(format!(
-            "{{\"type\":\"reading\",\"data\":{}}}",
-            &*accepted.json
-        ));
         let now = self.clock.now();
         let reading = &accepted.reading;
-        let mut state = self.lock();
+        let mut guard = self.lock();
+        let state = &mut *guard;
         let hosts = state.hosts.len();
-        match state.hosts.get_mut(&reading.host) {
+        let shown = match state.hosts.get_mut(&reading.host) {
             Some(host) => {
-                // Readings back-filled after an outage arrive late: keep each host's window
-                // in time order, not arrival order.
-                let at = host
-                    .recent
-                    .partition_point(|s| s.reading.collected_at <= reading.collected_at);
-                // Already held: a reading can come twice (by the live queue and again from
-                // the store after a commit, or redelivered). Nothing new to show.
-                let held = host
-                    .recent
-                    .range(..at)
-                    .rev()
-                    .take_while(|s| s.reading.collected_at == reading.collected_at)
-                    .any(|s| s.reading.seq == reading.seq);
-                // Older than everything a full window holds: that is history, not news.
-                let too_old = at == 0 && host.recent.len() >= self.limits.history_len;
-                if held || too_old {
-                    return Ok(());
-                }
-                host.recent.insert(at, Arc::clone(accepted));
-                while host.recent.len() > self.limits.history_len {
-                    host.recent.pop_front();
-                }
-                if reading.collected_at >= host.latest.reading.collected_at {
-                    host.latest = Arc::clone(accepted);
-                }
                 host.last_seen = now;
+                if self.fills_gaps.load(Ordering::Relaxed) && host.follows_gap(accepted) {
+                    host.held.insert(reading.seq, Arc::clone(accepted));
+                    host.held_since.get_or_insert(now);
+                    host.release(now, self.limits.history_len)
+                } else {
+                    let mut shown = Vec::new();
+                    if host.show(accepted, self.limits.history_len) {
+                        shown.push(Arc::clone(accepted));
+                    }
+                    shown.extend(host.release(now, self.limits.history_len));
+                    shown
+                }
             }
             None if hosts >= self.limits.max_hosts => return Err(TooManyHosts(hosts)),
             None => {
-                let host = Host {
-                    recent: VecDeque::from([Arc::clone(accepted)]),
-                    latest: Arc::clone(accepted),
-                    last_seen: now,
-                };
-                state.hosts.insert(reading.host.clone(), host);
+                state
+                    .hosts
+                    .insert(reading.host.clone(), Host::first(accepted, now));
+                vec![Arc::clone(accepted)]
             }
+        };
+        self.send_readings(state, &shown);
+        Ok(())
+    }
+
+    /// Shows the readings whose gap was not filled within [`GAP_HOLD`] (called every second).
+    /// Returns how many were shown.
+    pub fn release_held(&self) -> usize {
+        let now = self.clock.now();
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let mut shown = Vec::new();
+        for host in state.hosts.values_mut() {
+            shown.extend(host.release(now, self.limits.history_len));
+        }
+        self.send_readings(state, &shown);
+        shown.len()
+    }
+
+    /// Says that the store shows this view every reading it records (see
+    /// [`crate::recording::StoreSink`]), so a gap in a host's sequence is worth waiting for.
+    pub fn fill_gaps_from_store(&self) {
+        self.fills_gaps.store(true, Ordering::Relaxed);
+    }
+
+    /// Sends a frame per reading, under the lock, so a client subscribing now sees each
+    /// exactly once: in its snapshot or as a frame, never both, never neither.
+    fn send_readings(&self, state: &mut State, shown: &[Arc<Accepted>]) {
+        if shown.is_empty() {
+            return;
         }
         state.version += 1;
-        // Sent under the lock, so a client subscribing now sees it exactly once: in its
-        // snapshot or as a frame, never both, never neither. No receivers is fine.
-        let _ = self.pushes.send(Push::Frame(frame));
-        Ok(())
+        for accepted in shown {
+            let frame = Frame::from(format!(
+                "{{\"type\":\"reading\",\"data\":{}}}",
+                &*accepted.json
+            ));
+            // No receivers is fine.
+            let _ = self.pushes.send(Push::Frame(frame));
+        }
     }
 
     /// Tells every client the broker's state (sent only when it changed in a way they show).
@@ -592,5 +703,84 @@ mod tests {
         assert_eq!(view.forget_silent_hosts(Duration::from_secs(60)), 1);
         assert!(view.hosts().is_empty());
         assert_eq!(view.latest_json(), "[]");
+    }
+
+    fn frame_seqs(rx: &mut broadcast::Receiver<Push>) -> Vec<u64> {
+        std::iter::from_fn(|| next_frame(rx))
+            .map(|f| {
+                let v: serde_json::Value = serde_json::from_str(&f).expect("JSON");
+                v["data"]["seq"].as_u64().expect("seq")
+            })
+            .collect()
+    }
+
+    fn at(second: u32) -> String {
+        format!("2026-11-23T12:00:{second:02}.000Z")
+    }
+
+    #[test]
+    fn readings_after_a_gap_wait_for_the_store_to_fill_it_and_then_come_in_order() {
+        let clock = ManualClock::new(start());
+        let (view, _) = view_with(10, Arc::clone(&clock));
+        view.fill_gaps_from_store();
+        let (_, mut rx) = view.subscribe();
+        view.publish(&reading("a", 1, &at(1))).expect("taken");
+        // The live queue, bound again after an outage, brings 3 and 4; 2 is in the store.
+        view.publish(&reading("a", 3, &at(3))).expect("taken");
+        view.publish(&reading("a", 4, &at(4))).expect("taken");
+        assert_eq!(frame_seqs(&mut rx), [1], "3 and 4 wait for 2");
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(view.release_held(), 0, "not yet overdue");
+        // The store commits 2, then shows 3 and 4 again.
+        for seq in 2..=4 {
+            view.publish(&reading("a", seq, &at(seq as u32)))
+                .expect("taken");
+        }
+        assert_eq!(frame_seqs(&mut rx), [2, 3, 4], "in order, once each");
+        let (snapshot, _) = view.subscribe();
+        assert_eq!(seqs(&snapshot), [1, 2, 3, 4]);
+        assert_eq!(view.hosts()[0].latest.reading.seq, 4);
+    }
+
+    #[test]
+    fn a_gap_nobody_fills_holds_its_readings_back_no_longer_than_the_hold() {
+        let clock = ManualClock::new(start());
+        let (view, _) = view_with(10, Arc::clone(&clock));
+        view.fill_gaps_from_store();
+        let (_, mut rx) = view.subscribe();
+        view.publish(&reading("a", 1, &at(1))).expect("taken");
+        view.publish(&reading("a", 5, &at(5))).expect("taken");
+        clock.advance(GAP_HOLD - Duration::from_millis(1));
+        assert_eq!(view.release_held(), 0);
+        assert_eq!(frame_seqs(&mut rx), [1]);
+        clock.advance(Duration::from_millis(1));
+        assert_eq!(view.release_held(), 1);
+        view.publish(&reading("a", 6, &at(6))).expect("taken");
+        assert_eq!(
+            frame_seqs(&mut rx),
+            [5, 6],
+            "and then the stream flows again"
+        );
+    }
+
+    #[test]
+    fn without_a_store_to_fill_them_gaps_are_not_waited_for() {
+        let view = view();
+        let (_, mut rx) = view.subscribe();
+        view.publish(&reading("a", 1, &at(1))).expect("taken");
+        view.publish(&reading("a", 7, &at(7))).expect("taken");
+        assert_eq!(frame_seqs(&mut rx), [1, 7]);
+    }
+
+    #[test]
+    fn a_restarted_publisher_counting_from_one_again_is_shown_at_once() {
+        let clock = ManualClock::new(start());
+        let (view, _) = view_with(10, clock);
+        view.fill_gaps_from_store();
+        let (_, mut rx) = view.subscribe();
+        view.publish(&reading("a", 40, &at(1))).expect("taken");
+        view.publish(&reading("a", 1, &at(2))).expect("taken");
+        view.publish(&reading("a", 2, &at(3))).expect("taken");
+        assert_eq!(frame_seqs(&mut rx), [40, 1, 2]);
     }
 }

@@ -281,6 +281,7 @@ impl Recorder {
             reconnect_cap: self.reconnect_cap,
             depth: Some(self.metrics.queue_messages.clone()),
         };
+        self.live.fill_gaps_from_store();
         let sink = StoreSink {
             store,
             live: self.live,

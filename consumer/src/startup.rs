@@ -131,7 +131,7 @@ impl Application {
                 broker.clone(),
                 Arc::clone(&live),
             )),
-            tokio::spawn(forget_silent_hosts(Arc::clone(&live), settings.host_expiry)),
+            tokio::spawn(live_upkeep(Arc::clone(&live), settings.host_expiry)),
         ];
         if history.state().enabled {
             tasks.push(tokio::spawn(recorder.record_forever()));
@@ -297,11 +297,14 @@ async fn tell_browsers_the_broker_state(
     }
 }
 
-/// Hosts silent for longer than `expiry` leave the page's snapshot and the metrics.
-async fn forget_silent_hosts(live: Arc<LiveView>, expiry: std::time::Duration) {
-    let mut ticks = tokio::time::interval(expiry.min(std::time::Duration::from_secs(60)));
+/// Every second, readings whose gap the store did not fill are shown; hosts silent for longer
+/// than `expiry` leave the page's snapshot and the metrics.
+async fn live_upkeep(live: Arc<LiveView>, expiry: std::time::Duration) {
+    let mut ticks = tokio::time::interval(std::time::Duration::from_secs(1));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
+        live.release_held();
         let forgotten = live.forget_silent_hosts(expiry);
         if forgotten > 0 {
             tracing::info!(forgotten, "forgot hosts silent for {}s", expiry.as_secs());
