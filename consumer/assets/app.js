@@ -5,8 +5,10 @@ const MAX_HISTORY = 600;          // readings kept per host in the page
 const RECONNECT_MIN_MS = 500;     // first retry after losing the socket
 const RECONNECT_MAX_MS = 30000;   // retries never wait longer than this
 
+const KNOWN_HOSTS_EVERY_MS = 60000; // how often the hosts known only from history are asked for
+
 const state = {
-  hosts: new Map(),               // host name -> { latest, history[] }
+  hosts: new Map(),               // host name -> { latest, history[], offline }
   selected: null,
   staleAfterSecs: 10,
   paused: false,
@@ -46,6 +48,10 @@ export const fmt = {
   time(iso) {
     const t = new Date(iso);
     return Number.isNaN(t.getTime()) ? "–" : t.toLocaleTimeString();
+  },
+  when(iso) {
+    const t = new Date(iso);
+    return Number.isNaN(t.getTime()) ? "an unknown time" : t.toLocaleString();
   },
 };
 
@@ -98,6 +104,7 @@ function addReading(reading, live) {
   if (!reading || typeof reading.host !== "string") return;
   let host = state.hosts.get(reading.host);
   if (!host) { host = { latest: null, history: [], keys: new Set(), seenAt: 0 }; state.hosts.set(reading.host, host); }
+  host.offline = false;
   const key = readingKey(reading);
   if (host.keys.has(key)) return;
   host.keys.add(key);
@@ -117,8 +124,9 @@ function addReading(reading, live) {
 // too); the ones it has keep the history this page gathered, merged with the snapshot's.
 function applySnapshot(readings) {
   const names = new Set(readings.filter((r) => r && typeof r.host === "string").map((r) => r.host));
-  for (const name of [...state.hosts.keys()]) if (!names.has(name)) state.hosts.delete(name);
+  for (const [name, host] of [...state.hosts]) if (!names.has(name) && !host.offline) state.hosts.delete(name);
   for (const reading of readings) addReading(reading, false);
+  loadKnownHosts();
   if (state.selected !== null && !state.hosts.has(state.selected)) {
     state.selected = [...state.hosts.keys()].sort((a, b) => a.localeCompare(b))[0] ?? null;
   }
@@ -142,6 +150,33 @@ async function loadHistory(name) {
     // Nothing to do: live frames keep coming, and the next snapshot asks again.
   }
 }
+
+// Hosts the consumer knows only from its history store (silent now, or from before it started)
+// get a card marked offline; their charts come from history at a range. A consumer without a
+// store lists none.
+async function loadKnownHosts() {
+  let listed;
+  try {
+    const response = await fetch("/api/hosts", { headers: { accept: "application/json" } });
+    if (!response.ok) return;
+    listed = await response.json();
+  } catch {
+    return; // the next snapshot or the next minute asks again
+  }
+  if (!Array.isArray(listed)) return;
+  const offline = new Map(listed.filter((h) => h?.offline === true && typeof h.host === "string").map((h) => [h.host, h]));
+  for (const [name, host] of [...state.hosts]) if (host.offline && !offline.has(name)) state.hosts.delete(name);
+  for (const [name, known] of offline) {
+    if (state.hosts.has(name) && !state.hosts.get(name).offline) continue;
+    // What the store keeps of it stands in for a reading: its name, facts and last time seen.
+    const latest = { host: name, collected_at: known.last_seen, os: known.os, cpu: known.cpu };
+    const seen = new Date(known.last_seen).getTime();
+    state.hosts.set(name, { latest, history: [], keys: new Set(), seenAt: Number.isNaN(seen) ? 0 : seen, offline: true });
+  }
+  if (state.selected === null && state.hosts.size > 0) select([...state.hosts.keys()].sort((a, b) => a.localeCompare(b))[0], false);
+  scheduleRender();
+}
+setInterval(loadKnownHosts, KNOWN_HOSTS_EVERY_MS);
 
 // ---------- rendering ----------
 function scheduleRender() {
@@ -182,7 +217,9 @@ function cardFor(name) {
 }
 
 function renderCards() {
-  const names = [...state.hosts.keys()].sort((a, b) => a.localeCompare(b));
+  // Live hosts first, then the offline ones, each by name.
+  const names = [...state.hosts.keys()].sort((a, b) =>
+    Number(state.hosts.get(a).offline === true) - Number(state.hosts.get(b).offline === true) || a.localeCompare(b));
   const container = $("host-cards");
   $("no-hosts").hidden = names.length > 0;
   setText("host-count", names.length ? `(${names.length})` : "");
@@ -190,7 +227,8 @@ function renderCards() {
     if (!state.hosts.has(name)) { card.root.remove(); cards.delete(name); }
   }
   names.forEach((name, index) => {
-    const { latest } = state.hosts.get(name);
+    const host = state.hosts.get(name);
+    const { latest } = host;
     const card = cardFor(name);
     const f = card.fields;
     const disk = fullestDisk(latest);
@@ -207,12 +245,13 @@ function renderCards() {
     }
     f.load.textContent = latest.cpu?.load_average ? Number(latest.cpu.load_average.one).toFixed(2) : "–";
     f.up.textContent = fmt.duration(latest.uptime_secs);
-    const host = state.hosts.get(name);
-    const stale = isStale(host);
+    const stale = !host.offline && isStale(host);
     card.root.classList.toggle("stale", stale);
+    card.root.classList.toggle("offline", host.offline === true);
     card.root.classList.toggle("selected", name === state.selected);
     card.button.setAttribute("aria-pressed", String(name === state.selected));
-    f.seen.textContent = stale ? `stale · last seen ${Math.round(secondsSinceSeen(host))} s ago` : "";
+    f.seen.textContent = host.offline ? `offline · last seen ${fmt.when(latest.collected_at)}`
+      : stale ? `stale · last seen ${Math.round(secondsSinceSeen(host))} s ago` : "";
     if (container.children[index] !== card.root) container.insertBefore(card.root, container.children[index] || null);
   });
 }
@@ -223,10 +262,12 @@ function renderDetail() {
   if (!host) return;
   const r = host.latest;
   setText("detail-host", r.host);
-  const stale = isStale(host);
+  const stale = host.offline || isStale(host);
   $("detail-stale").hidden = !stale;
-  setText("detail-stale", stale ? `stale · last seen ${Math.round(secondsSinceSeen(host))} s ago` : "");
-  setText("detail-time", `reading #${r.seq} at ${fmt.time(r.collected_at)}`);
+  setText("detail-stale", host.offline ? `offline · last seen ${fmt.when(r.collected_at)}`
+    : stale ? `stale · last seen ${Math.round(secondsSinceSeen(host))} s ago` : "");
+  setText("detail-time", host.offline ? "known from history only: pick a range to see its charts"
+    : `reading #${r.seq} at ${fmt.time(r.collected_at)}`);
   setText("detail-os", [r.os?.name, r.os?.version].filter(Boolean).join(" ") || "–");
   setText("detail-kernel", r.os?.kernel || "–");
   setText("detail-uptime", fmt.duration(r.uptime_secs));

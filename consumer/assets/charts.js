@@ -171,8 +171,9 @@ function update(host) {
   const view = currentView();
   const fresh = charts.host !== name || charts.viewKey !== view.key;
   if (view.live) {
-    if (fresh) { charts.loading?.abort(); charts.loading = null; build(name, view); setStatus(""); }
+    if (fresh) { charts.loading?.abort(); charts.loading = null; build(name, view); }
     drawLive(host);
+    setStatus(host.offline ? "offline: no live readings; pick a range to see its history" : "");
   } else if (fresh) {
     build(name, view);
     drawRange(name, view);

@@ -60,6 +60,10 @@ impl TooManyHosts {
 /// shows the live view what it missed, a moment after the live queue's newer readings.
 pub const GAP_HOLD: Duration = Duration::from_secs(10);
 
+/// How long after the live queue is bound again (following a loss of the broker) gaps are
+/// waited for; otherwise a reading is shown as it comes, gap or not.
+pub const REFILL_WINDOW: Duration = Duration::from_secs(60);
+
 /// What the live view holds for one host.
 struct Host {
     /// In `collected_at` order, at most `history_len`.
@@ -71,6 +75,9 @@ struct Host {
     /// The highest sequence number shown: a newer reading numbered above the next one
     /// follows a gap.
     top_seq: u64,
+    /// The last reading shown was numbered right after the one before it: this host numbers
+    /// its readings one by one, so a gap in them means readings are missing.
+    counts_by_one: bool,
     /// Readings after a gap, by `seq`, waiting for the gap to be filled (at most
     /// `history_len`); with when the first of them came.
     held: BTreeMap<u64, Arc<Accepted>>,
@@ -84,16 +91,19 @@ impl Host {
             latest: Arc::clone(accepted),
             last_seen: now,
             top_seq: accepted.reading.seq,
+            // Until it shows otherwise.
+            counts_by_one: true,
             held: BTreeMap::new(),
             held_since: None,
         }
     }
 
-    /// Newer than everything shown, and numbered past the next one: readings are missing
-    /// before it.
+    /// Newer than everything shown, and numbered past the next one by a host that numbers
+    /// one by one: readings are missing before it.
     fn follows_gap(&self, accepted: &Accepted) -> bool {
         let reading = &accepted.reading;
-        reading.seq > self.top_seq.saturating_add(1)
+        self.counts_by_one
+            && reading.seq > self.top_seq.saturating_add(1)
             && reading.collected_at > self.latest.reading.collected_at
     }
 
@@ -125,7 +135,10 @@ impl Host {
         if reading.collected_at >= self.latest.reading.collected_at {
             self.latest = Arc::clone(accepted);
         }
-        self.top_seq = self.top_seq.max(reading.seq);
+        if reading.seq > self.top_seq {
+            self.counts_by_one = reading.seq == self.top_seq.saturating_add(1);
+            self.top_seq = reading.seq;
+        }
         true
     }
 
@@ -182,6 +195,9 @@ pub struct LiveView {
     closing: AtomicBool,
     /// True while the store shows this view what it records: gaps are then worth a wait.
     fills_gaps: AtomicBool,
+    /// True once the live queue lost the broker: readings published meanwhile reach this view
+    /// only through the store.
+    lost_broker: AtomicBool,
     /// Another part of the page's first frame (the alerts), as its name and JSON.
     snapshot_part: std::sync::OnceLock<SnapshotPart>,
 }
@@ -209,6 +225,7 @@ impl LiveView {
             broker,
             closing: AtomicBool::new(false),
             fills_gaps: AtomicBool::new(false),
+            lost_broker: AtomicBool::new(false),
             snapshot_part: std::sync::OnceLock::new(),
         }
     }
@@ -238,13 +255,14 @@ impl LiveView {
     pub fn publish(&self, accepted: &Arc<Accepted>) -> Result<(), TooManyHosts> {
         let now = self.clock.now();
         let reading = &accepted.reading;
+        let refilling = self.refilling();
         let mut guard = self.lock();
         let state = &mut *guard;
         let hosts = state.hosts.len();
         let shown = match state.hosts.get_mut(&reading.host) {
             Some(host) => {
                 host.last_seen = now;
-                if self.fills_gaps.load(Ordering::Relaxed) && host.follows_gap(accepted) {
+                if refilling && host.follows_gap(accepted) {
                     host.held.insert(reading.seq, Arc::clone(accepted));
                     host.held_since.get_or_insert(now);
                     host.release(now, self.limits.history_len)
@@ -267,6 +285,18 @@ impl LiveView {
         };
         self.send_readings(state, &shown);
         Ok(())
+    }
+
+    /// Whether a gap may be filled from the store now: the store shows this view what it
+    /// records, and the live queue is back from a loss of the broker since less than
+    /// [`REFILL_WINDOW`] (by the wall clock, as the broker state's `since` is).
+    fn refilling(&self) -> bool {
+        if !self.fills_gaps.load(Ordering::Relaxed) || !self.lost_broker.load(Ordering::Relaxed) {
+            return false;
+        }
+        let broker = self.broker.borrow();
+        let window = chrono::Duration::from_std(REFILL_WINDOW).unwrap_or_default();
+        broker.connected && Utc::now() - broker.since < window
     }
 
     /// Shows the readings whose gap was not filled within [`GAP_HOLD`] (called every second).
@@ -308,6 +338,9 @@ impl LiveView {
 
     /// Tells every client the broker's state (sent only when it changed in a way they show).
     pub fn push_status(&self, previous: &BrokerState, broker: &BrokerState) {
+        if previous.connected && !broker.connected {
+            self.lost_broker.store(true, Ordering::Relaxed);
+        }
         let mut state = self.lock();
         state.version += 1;
         if previous.connected != broker.connected || previous.url != broker.url {
@@ -714,6 +747,23 @@ mod tests {
             .collect()
     }
 
+    /// A view fed by the store whose live queue just came back after losing the broker.
+    fn back_from_an_outage(clock: Arc<ManualClock>) -> (LiveView, watch::Sender<BrokerState>) {
+        let (view, broker) = view_with(10, clock);
+        view.fill_gaps_from_store();
+        let mut previous = broker.borrow().clone();
+        for state in [
+            BrokerState::up("amqp://x".into()),
+            BrokerState::down(None, "lost".into()),
+            BrokerState::up("amqp://x".into()),
+        ] {
+            broker.send_replace(state);
+            view.push_status(&previous, &broker.borrow());
+            previous = broker.borrow().clone();
+        }
+        (view, broker)
+    }
+
     fn at(second: u32) -> String {
         format!("2026-11-23T12:00:{second:02}.000Z")
     }
@@ -721,8 +771,7 @@ mod tests {
     #[test]
     fn readings_after_a_gap_wait_for_the_store_to_fill_it_and_then_come_in_order() {
         let clock = ManualClock::new(start());
-        let (view, _) = view_with(10, Arc::clone(&clock));
-        view.fill_gaps_from_store();
+        let (view, _broker) = back_from_an_outage(Arc::clone(&clock));
         let (_, mut rx) = view.subscribe();
         view.publish(&reading("a", 1, &at(1))).expect("taken");
         // The live queue, bound again after an outage, brings 3 and 4; 2 is in the store.
@@ -745,8 +794,7 @@ mod tests {
     #[test]
     fn a_gap_nobody_fills_holds_its_readings_back_no_longer_than_the_hold() {
         let clock = ManualClock::new(start());
-        let (view, _) = view_with(10, Arc::clone(&clock));
-        view.fill_gaps_from_store();
+        let (view, _broker) = back_from_an_outage(Arc::clone(&clock));
         let (_, mut rx) = view.subscribe();
         view.publish(&reading("a", 1, &at(1))).expect("taken");
         view.publish(&reading("a", 5, &at(5))).expect("taken");
@@ -764,6 +812,37 @@ mod tests {
     }
 
     #[test]
+    fn gaps_are_not_waited_for_without_an_outage_or_from_a_host_that_skips_numbers() {
+        let clock = ManualClock::new(start());
+        let (view, broker) = view_with(10, Arc::clone(&clock));
+        view.fill_gaps_from_store();
+        broker.send_replace(BrokerState::up("amqp://x".into()));
+        let (_, mut rx) = view.subscribe();
+        view.publish(&reading("a", 1, &at(1))).expect("taken");
+        view.publish(&reading("a", 3, &at(2))).expect("taken");
+        assert_eq!(
+            frame_seqs(&mut rx),
+            [1, 3],
+            "connected from the start: no outage"
+        );
+
+        let (view, _broker) = back_from_an_outage(Arc::clone(&clock));
+        let (_, mut rx) = view.subscribe();
+        // A host numbering its readings by tens (a counter shared by several hosts, say).
+        view.publish(&reading("b", 10, &at(1))).expect("taken");
+        view.publish(&reading("b", 20, &at(2))).expect("taken");
+        assert_eq!(frame_seqs(&mut rx), [10], "a first jump may be a gap");
+        clock.advance(GAP_HOLD);
+        assert_eq!(view.release_held(), 1);
+        view.publish(&reading("b", 30, &at(3))).expect("taken");
+        assert_eq!(
+            frame_seqs(&mut rx),
+            [20, 30],
+            "then it is known to skip numbers"
+        );
+    }
+
+    #[test]
     fn without_a_store_to_fill_them_gaps_are_not_waited_for() {
         let view = view();
         let (_, mut rx) = view.subscribe();
@@ -775,8 +854,7 @@ mod tests {
     #[test]
     fn a_restarted_publisher_counting_from_one_again_is_shown_at_once() {
         let clock = ManualClock::new(start());
-        let (view, _) = view_with(10, clock);
-        view.fill_gaps_from_store();
+        let (view, _broker) = back_from_an_outage(clock);
         let (_, mut rx) = view.subscribe();
         view.publish(&reading("a", 40, &at(1))).expect("taken");
         view.publish(&reading("a", 1, &at(2))).expect("taken");

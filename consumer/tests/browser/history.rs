@@ -10,6 +10,8 @@ use shared::testing::{unique_exchange, Tap};
 use std::time::Duration;
 
 const HOST: &str = "hist";
+/// A host only the first consumer heard: the second knows it from history alone.
+const GONE: &str = "gone";
 /// One reading every this many seconds over the week.
 const EVERY_SECS: i64 = 120;
 /// The week's readings start this long ago (a little over 7 days, so the 7 d view is full).
@@ -21,9 +23,13 @@ const SPIKE_CPU: f64 = 99.0;
 
 /// A valid reading of `HOST`, dated `at`, with CPU at `cpu` percent.
 fn reading(seq: u64, at: chrono::DateTime<chrono::Utc>, cpu: f64) -> Vec<u8> {
+    reading_of(HOST, seq, at, cpu)
+}
+
+fn reading_of(host: &str, seq: u64, at: chrono::DateTime<chrono::Utc>, cpu: f64) -> Vec<u8> {
     let mut v: serde_json::Value =
         serde_json::from_str(include_str!("../fixtures/reading.json")).expect("fixture");
-    v["host"] = HOST.into();
+    v["host"] = host.into();
     v["seq"] = seq.into();
     v["collected_at"] = at
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
@@ -47,8 +53,9 @@ fn written(consumer: &TestConsumer) -> f64 {
     .unwrap_or(0.0)
 }
 
-/// Publishes a week of readings (one spike among them) through the broker and waits (bounded)
-/// until the consumer's store has them all.
+/// Publishes a week of readings (one spike among them) through the broker, and three of
+/// `GONE` in the last hour, five minutes apart, and waits (bounded) until the consumer's store
+/// has them all.
 async fn record_a_week(consumer: &TestConsumer, tap: &Tap) {
     let history = consumer.history.clone();
     wait_until("the history queue is consumed", || {
@@ -63,6 +70,13 @@ async fn record_a_week(consumer: &TestConsumer, tap: &Tap) {
         let cpu = if i == spike { SPIKE_CPU } else { CALM_CPU };
         tap.publish_raw(&reading(i as u64 + 1, at, cpu)).await;
     }
+    let now = chrono::Utc::now();
+    for i in 0..3 {
+        let at = now - chrono::Duration::minutes(40 - 5 * i);
+        tap.publish_raw(&reading_of(GONE, i as u64 + 1, at, CALM_CPU))
+            .await;
+    }
+    let count = count + 3;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while written(consumer) < count as f64 {
         assert!(
@@ -206,6 +220,14 @@ async fn after_a_restart_a_week_is_drawn_from_history_with_its_spike_and_the_ran
         .parse()
         .expect("a count");
     assert!(points >= 500, "the week is full: {points} points");
+    // The host the first consumer heard and this one never did has a card, marked offline.
+    browser
+        .wait_text(
+            &format!(".card.offline[data-host='{GONE}'] .seen"),
+            10,
+            |t| t.starts_with("offline · last seen"),
+        )
+        .await;
     assert_eq!(
         attribute(&browser, "#range-picker [data-range='7d']", "aria-pressed").await,
         "true"
@@ -270,6 +292,24 @@ async fn after_a_restart_a_week_is_drawn_from_history_with_its_spike_and_the_ran
     drawn(&browser, "live").await;
     let url = browser.client.current_url().await.expect("url");
     assert_eq!(url.fragment(), Some(format!("host={HOST}").as_str()));
+
+    // The offline host opens like any other; its charts come from history at a range.
+    click(&browser, &format!(".card[data-host='{GONE}'] .name")).await;
+    browser
+        .wait_text("#detail-stale", 10, |t| {
+            t.starts_with("offline · last seen")
+        })
+        .await;
+    browser
+        .wait_text("#range-status", 10, |t| t.starts_with("offline"))
+        .await;
+    click(&browser, "#range-picker [data-range='24h']").await;
+    drawn(&browser, "24h:").await;
+    assert_eq!(
+        attribute(&browser, "#chart-cpu", "data-points").await,
+        "3",
+        "its three readings of the last hour"
+    );
     tap.cleanup().await;
     browser.close().await;
 }
