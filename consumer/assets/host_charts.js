@@ -4,6 +4,15 @@
 // readings carries its figures (today's publisher without them, the original publisher).
 
 import { renderHooks, fmt } from "./app.js";
+import { currentView, onViewChange } from "./range.js";
+
+// At a range, these charts still show what the page received live: the history store does not
+// keep their figures, and the page says so instead of passing them off as the range.
+function showNote() {
+  document.getElementById("host-charts-note").hidden = currentView().live;
+}
+onViewChange(showNote);
+showNote();
 
 const HEIGHT = 150;
 // At least this much time, ending now: one reading is a point in the last minute.

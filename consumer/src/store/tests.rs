@@ -714,39 +714,10 @@ fn store_futures_are_send(store: &Store, batch: &[&Reading]) {
     send(store.health());
 }
 
-/// A database written before the packed tiers (only migration 0001, rows per reading) opens
-/// with its history readable; a redelivered old reading is still stored once, and new
-/// readings merge with the old rows in every tier.
-#[tokio::test]
-async fn sqlite_a_database_from_before_the_packed_tiers_keeps_its_history() {
-    let dir = std::env::temp_dir().join(format!("hostpulse-store-{:016x}", rand::random::<u64>()));
-    let settings = sqlite_settings(&dir, Retention::default());
-    let HistoryTarget::Sqlite(path) = &settings.target else {
-        panic!("sqlite")
-    };
-    // The first migration alone, as the consumer before this change applied it.
-    let old = dir.join("migrations-0001");
-    std::fs::create_dir_all(&old).expect("dir");
-    std::fs::create_dir_all(path.parent().expect("parent")).expect("dir");
-    std::fs::write(
-        old.join("0001_history.sql"),
-        include_str!("../../migrations/sqlite/0001_history.sql"),
-    )
-    .expect("copy");
-    let options = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(path)
-        .create_if_missing(true);
-    let pool = sqlx::SqlitePool::connect_with(options)
-        .await
-        .expect("opens");
-    sqlx::migrate::Migrator::new(old.as_path())
-        .await
-        .expect("migrations")
-        .run(&pool)
-        .await
-        .expect("0001");
-    // What the row-per-reading writer left: three readings at 10, 20, 30 % and their minute
-    // and hour buckets.
+/// The rows the row-per-reading writer (before the packed tiers) left: host `old-1`, its disk
+/// `/`, three readings at 10, 20, 30 % and their minute and hour buckets. Plain SQL that both
+/// databases take.
+fn rows_from_before_the_packed_tiers() -> Vec<String> {
     let statements = [
         format!("INSERT INTO hosts VALUES (1, 'old-1', 'Debian GNU/Linux', '12', '6.1.0', 'Test CPU', 2, {}, {})", (NOW - 30) * 1000, (NOW - 28) * 1000),
         "INSERT INTO items VALUES (1, 1, 0, '/')".to_owned(),
@@ -759,12 +730,12 @@ async fn sqlite_a_database_from_before_the_packed_tiers_keeps_its_history() {
             "INSERT INTO {table} VALUES (1, {bucket}, 3, 1000, 6000, 3000, 1, 3, 1, 2, 6, 2, 3, 9, 3, 0, 0, 0, 4, 12, 4, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)"
         ));
     }
-    for sql in statements.iter().chain(&rollups) {
-        sqlx::query(sql).execute(&pool).await.expect(sql);
-    }
-    pool.close().await;
+    statements.into_iter().chain(rollups).collect()
+}
 
-    let store = Store::open(&settings).await.expect("opens").expect("on");
+/// A store opened on a database from before the packed tiers keeps its history: a redelivered
+/// old reading is still stored once, and new readings merge with the old rows in every tier.
+async fn a_database_from_before_the_packed_tiers_keeps_its_history(store: &Store) {
     // Redelivered: stored already (in the old table), so not again.
     let again = store
         .write_batch(&[reading("old-1", NOW - 29, 1, 20.0)], at(NOW))
@@ -805,6 +776,85 @@ async fn sqlite_a_database_from_before_the_packed_tiers_keeps_its_history() {
             "{tier:?}"
         );
     }
+}
+
+/// A SQLite file written before the packed tiers (only migration 0001, rows per reading).
+#[tokio::test]
+async fn sqlite_a_database_from_before_the_packed_tiers_keeps_its_history() {
+    let dir = std::env::temp_dir().join(format!("hostpulse-store-{:016x}", rand::random::<u64>()));
+    let settings = sqlite_settings(&dir, Retention::default());
+    let HistoryTarget::Sqlite(path) = &settings.target else {
+        panic!("sqlite")
+    };
+    // The first migration alone, as the consumer before this change applied it.
+    let old = dir.join("migrations-0001");
+    std::fs::create_dir_all(&old).expect("dir");
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("dir");
+    std::fs::write(
+        old.join("0001_history.sql"),
+        include_str!("../../migrations/sqlite/0001_history.sql"),
+    )
+    .expect("copy");
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true);
+    let pool = sqlx::SqlitePool::connect_with(options)
+        .await
+        .expect("opens");
+    sqlx::migrate::Migrator::new(old.as_path())
+        .await
+        .expect("migrations")
+        .run(&pool)
+        .await
+        .expect("0001");
+    for sql in rows_from_before_the_packed_tiers() {
+        sqlx::query(&sql).execute(&pool).await.expect(&sql);
+    }
+    pool.close().await;
+
+    let store = Store::open(&settings).await.expect("opens").expect("on");
+    a_database_from_before_the_packed_tiers_keeps_its_history(&store).await;
     store.close().await;
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The same in PostgreSQL: a database that only migration 0001 ever touched.
+#[tokio::test]
+async fn postgres_a_database_from_before_the_packed_tiers_keeps_its_history() {
+    let db = PgDatabase::create().await;
+    let old = std::env::temp_dir().join(format!(
+        "hostpulse-pg-migrations-0001-{:016x}",
+        rand::random::<u64>()
+    ));
+    std::fs::create_dir_all(&old).expect("dir");
+    std::fs::write(
+        old.join("0001_history.sql"),
+        include_str!("../../migrations/postgres/0001_history.sql"),
+    )
+    .expect("copy");
+    let pool = sqlx::PgPool::connect(&db.url).await.expect("connects");
+    sqlx::migrate::Migrator::new(old.as_path())
+        .await
+        .expect("migrations")
+        .run(&pool)
+        .await
+        .expect("0001");
+    for sql in rows_from_before_the_packed_tiers() {
+        sqlx::query(&sql).execute(&pool).await.expect(&sql);
+    }
+    // Ids given explicitly above; the old writer's ids came from the sequences.
+    for table in ["hosts", "items"] {
+        sqlx::query(&format!(
+            "SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"
+        ))
+        .execute(&pool)
+        .await
+        .expect("setval");
+    }
+    pool.close().await;
+    let _ = std::fs::remove_dir_all(&old);
+
+    let store = pg_store(&db, Retention::default()).await;
+    a_database_from_before_the_packed_tiers_keeps_its_history(&store).await;
+    store.close().await;
 }

@@ -254,6 +254,11 @@ async fn after_a_restart_a_week_is_drawn_from_history_with_its_spike_and_the_ran
     click(&browser, "#range-picker [data-range='24h']").await;
     let day = drawn(&browser, "24h:").await;
     assert_eq!(day.1 - day.0, 86_400, "{day:?}");
+    // The whole-host charts are live only, and the page says so at a range (WebDriver reads
+    // no text from a hidden element).
+    browser
+        .wait_text("#host-charts-note", 5, |t| t.contains("received live"))
+        .await;
     charts_match_the_api(&browser, &consumer, day).await;
     assert_eq!(
         cpu_pixels_near_the_top(&browser).await,
@@ -290,6 +295,9 @@ async fn after_a_restart_a_week_is_drawn_from_history_with_its_spike_and_the_ran
     // Back to live: the readings this consumer holds, moving again.
     click(&browser, "#range-picker [data-range='live']").await;
     drawn(&browser, "live").await;
+    browser
+        .wait_text("#host-charts-note", 5, str::is_empty)
+        .await;
     let url = browser.client.current_url().await.expect("url");
     assert_eq!(url.fragment(), Some(format!("host={HOST}").as_str()));
 
