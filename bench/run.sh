@@ -31,8 +31,8 @@ install_quietly "prometheus-node-exporter" prometheus-node-exporter || say "node
 install_quietly "netdata" netdata || say "netdata unavailable: its row will be missing"
 
 cargo build --release --quiet -p bench -p publisher -p consumer
-# The publisher as shipped (Dockerfile, systemd unit): the size-optimised `agent` profile.
-cargo build --profile agent --quiet -p publisher
+# The publisher as shipped (Dockerfile, systemd unit): scripts/build-agent.sh.
+agent=$(scripts/build-agent.sh --quiet)
 bin=target/release
 out=$(mktemp)
 section() { echo; echo "## $1 (\`$2\`)"; echo; }
@@ -52,7 +52,7 @@ section() { echo; echo "## $1 (\`$2\`)"; echo; }
   section "Ingest" "ingest 10 200000"
   "$bin/ingest" 10 200000
   section "The publisher beside its peers, 1 reading/s" "peers 60"
-  HOSTPULSE_PUBLISHER_BIN=target/agent/publisher "$bin/peers" 60
+  HOSTPULSE_PUBLISHER_BIN="$agent" "$bin/peers" 60
   section "Consumer footprint and start-up" "footprint"
   "$bin/footprint"
   section "Broker restart" "broker_recovery 3 5"
