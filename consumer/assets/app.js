@@ -157,7 +157,7 @@ async function loadHistory(name) {
 async function loadKnownHosts() {
   let listed;
   try {
-    const response = await fetch("/api/hosts", { headers: { accept: "application/json" } });
+    const response = await fetch("/api/hosts?only=offline", { headers: { accept: "application/json" } });
     if (!response.ok) return;
     listed = await response.json();
   } catch {

@@ -6,13 +6,31 @@ use actix_web::http::StatusCode;
 use actix_web::{http::header::ContentType, web, HttpResponse};
 use std::sync::Arc;
 
+/// `?only=offline`: the hosts known only from history, without the live ones (the page asks
+/// for these every minute; a thousand live hosts' latest readings are megabytes).
+#[derive(Debug, serde::Deserialize)]
+pub struct HostsQuery {
+    only: Option<String>,
+}
+
 /// A JSON array of readings, sorted by host name, each exactly as received; then the hosts
 /// known only from history, each as `{"host", "offline": true, "last_seen", "os", "cpu"}`.
 pub async fn hosts(
+    query: web::Query<HostsQuery>,
     live: web::Data<Arc<LiveView>>,
     history: web::Data<Arc<crate::recording::History>>,
 ) -> HttpResponse {
-    let latest = live.latest_json();
+    let latest = match query.only.as_deref() {
+        None => live.latest_json(),
+        Some("offline") => "[]".to_owned(),
+        Some(other) => {
+            return shared::http::error_body(
+                StatusCode::BAD_REQUEST,
+                "bad_parameter",
+                &format!("only: expected \"offline\", got {other:?}"),
+            )
+        }
+    };
     let Some(store) = history.store() else {
         return HttpResponse::Ok()
             .content_type(ContentType::json())

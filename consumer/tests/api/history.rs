@@ -209,6 +209,37 @@ async fn a_restarted_consumer_still_shows_the_hours_before() {
         .find(|h| h["host"] == "kept")
         .unwrap_or_else(|| panic!("a host known only from history is listed: {hosts}"));
     assert_eq!(kept["offline"], true, "{kept}");
+    // A live host beside it: `?only=offline` leaves the live ones out.
+    tap.publish_raw(&reading("alive", 1, chrono::Utc::now(), 5.0))
+        .await;
+    let live = second.live.clone();
+    wait_until("the live host is shown", || live.hosts().len() == 1).await;
+    let (status, all) = get_json(&format!("{}/api/hosts", second.address)).await;
+    assert_eq!(status, 200);
+    assert!(
+        all.as_array()
+            .expect("array")
+            .iter()
+            .any(|h| h["host"] == "alive"),
+        "{all}"
+    );
+    let (status, offline) = get_json(&format!("{}/api/hosts?only=offline", second.address)).await;
+    assert_eq!(status, 200);
+    let names: Vec<&str> = offline
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|h| h["host"].as_str())
+        .collect();
+    assert_eq!(names, ["kept"], "{offline}");
+    let (status, bad) = get_json(&format!("{}/api/hosts?only=dead", second.address)).await;
+    assert_eq!(status, 400, "{bad}");
+    assert!(
+        bad["error"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("only:")),
+        "the error names the parameter: {bad}"
+    );
     tap.cleanup().await;
 }
 
