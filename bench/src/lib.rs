@@ -20,12 +20,7 @@ pub fn sibling(name: &str) -> PathBuf {
 }
 
 /// A free loopback port.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+pub use shared::testing::private_broker::free_port;
 
 impl Service {
     /// Starts `publisher` or `consumer` on a free port and `exchange`, and waits for `/ready`.

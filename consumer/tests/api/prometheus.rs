@@ -40,10 +40,7 @@ impl Drop for Prometheus {
 }
 
 fn start_prometheus(targets: &[(&str, String)]) -> Prometheus {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
+    let port = shared::testing::private_broker::free_port();
     let dir = std::env::temp_dir().join(format!("hostpulse-prometheus-{port}"));
     std::fs::create_dir_all(&dir).expect("dir");
     let mut config = String::from(

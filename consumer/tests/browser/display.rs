@@ -134,11 +134,7 @@ async fn a_card_from_the_original_publisher_says_so_and_how_its_host_was_named()
 #[tokio::test]
 async fn a_fresh_snapshot_without_a_host_removes_its_card_and_the_selection_moves_on() {
     let exchange = unique_exchange("browser-gone");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-        .to_string();
+    let port = shared::testing::private_broker::free_port().to_string();
     let first = spawn_consumer(&exchange, &[("APP_PORT", &port)]).await;
     let tap = Tap::bind(&exchange).await;
     tap.publish_raw(&reading_json("gone", 1)).await;

@@ -309,11 +309,7 @@ async fn a_legacy_message_from_the_python_original_is_displayed() {
 #[tokio::test]
 async fn the_page_reconnects_by_itself_when_the_consumer_restarts() {
     let exchange = unique_exchange("browser-restart");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-        .to_string();
+    let port = shared::testing::private_broker::free_port().to_string();
     let first = spawn_consumer(&exchange, &[("APP_PORT", &port)]).await;
     let publisher = spawn_publisher(&exchange, "steady").await;
     let browser = Browser::start().await;

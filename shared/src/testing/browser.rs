@@ -17,18 +17,11 @@ pub struct Browser {
     _turn: tokio::sync::MutexGuard<'static, ()>,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 impl Browser {
     /// Starts chromedriver and a headless Chromium session.
     pub async fn start() -> Self {
         let turn = TURN.lock().await;
-        let port = free_port();
+        let port = super::private_broker::free_port();
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
             // Its own process group, so that dropping the browser also ends the Chromium it

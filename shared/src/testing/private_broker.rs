@@ -13,12 +13,34 @@ pub struct PrivateBroker {
     dir: PathBuf,
 }
 
-/// A free loopback port.
+/// A free loopback port for a server a test starts (a service, a private broker or
+/// PostgreSQL, a WebDriver), taken from below the kernel's ephemeral range. A port of that
+/// range is not safe to wait on: while nothing listens on it, another test's port-0 listener
+/// may take it, and a connection retrying it may be given that same port as its source and
+/// connect to itself (a "broker" answering with the client's own AMQP header). Ports are
+/// handed out once per process, from an offset that differs per process.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    use std::hash::BuildHasher;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    static NEXT: OnceLock<AtomicU64> = OnceLock::new();
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u64>().ok())
+        .unwrap_or(32_768);
+    let floor = low.saturating_sub(12_000).max(1_024);
+    let span = low.saturating_sub(floor).max(1);
+    let next = NEXT.get_or_init(|| {
+        AtomicU64::new(std::collections::hash_map::RandomState::new().hash_one(std::process::id()))
+    });
+    for _ in 0..span {
+        let port = u16::try_from(floor + next.fetch_add(1, Ordering::Relaxed) % span)
+            .expect("ports below the ephemeral range fit in u16");
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {floor}..{low}");
 }
 
 impl PrivateBroker {
@@ -131,5 +153,27 @@ impl Drop for PrivateBroker {
             .stderr(Stdio::null())
             .status();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::free_port;
+
+    #[test]
+    fn free_ports_are_distinct_bindable_and_below_the_ephemeral_range() {
+        let low: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+            .expect("Linux says its ephemeral range")
+            .split_whitespace()
+            .next()
+            .and_then(|n| n.parse().ok())
+            .expect("a number");
+        let ports: Vec<u16> = (0..50).map(|_| free_port()).collect();
+        for port in &ports {
+            assert!(*port < low, "{port} is in the ephemeral range from {low}");
+            std::net::TcpListener::bind(("127.0.0.1", *port)).expect("free");
+        }
+        let distinct: std::collections::BTreeSet<_> = ports.iter().collect();
+        assert_eq!(distinct.len(), ports.len(), "handed out twice: {ports:?}");
     }
 }
