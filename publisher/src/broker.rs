@@ -339,8 +339,7 @@ impl ReadingPublisher {
         body: Vec<u8>,
         mandatory: bool,
     ) -> Result<Published, PublishError> {
-        let properties = broker::reading_properties(reading, APP_ID)
-            .with_message_id(format!("{}:{seq}", reading.host).into());
+        let properties = broker::reading_properties(reading, seq, APP_ID);
         let timer = self.metrics.confirm_seconds.start_timer();
         let confirmed = tokio::time::timeout(self.confirm_timeout, async {
             channel

@@ -159,7 +159,6 @@ fn run(
             .wrap(actix_web::middleware::from_fn(
                 shared::http::limit_body_size,
             ))
-            .wrap(tracing_actix_web::TracingLogger::default())
             .app_data(collector.clone())
             .app_data(publisher.clone())
             .app_data(metrics.clone())

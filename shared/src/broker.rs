@@ -230,13 +230,14 @@ pub async fn declare_consumer_queue(
     Ok(name)
 }
 
-/// The AMQP properties of a published reading.
-pub fn reading_properties(reading: &Reading, app_id: &str) -> BasicProperties {
+/// The AMQP properties of `reading` published as number `seq` (one sample may go out under
+/// several numbers).
+pub fn reading_properties(reading: &Reading, seq: u64, app_id: &str) -> BasicProperties {
     BasicProperties::default()
         .with_content_type("application/json".into())
         .with_delivery_mode(PERSISTENT)
         .with_timestamp(u64::try_from(reading.collected_at.timestamp()).unwrap_or(0))
-        .with_message_id(reading.message_id().into())
+        .with_message_id(crate::reading::message_id(&reading.host, seq).into())
         .with_app_id(app_id.into())
 }
 

@@ -283,8 +283,13 @@ impl Reading {
 
     /// The AMQP `message_id`: host and sequence number, unique per publisher run.
     pub fn message_id(&self) -> String {
-        format!("{}:{}", self.host, self.seq)
+        message_id(&self.host, self.seq)
     }
+}
+
+/// The AMQP `message_id` of `host`'s reading number `seq`.
+pub fn message_id(host: &str, seq: u64) -> String {
+    format!("{host}:{seq}")
 }
 
 /// Rounds a percentage to two decimals: more precision is noise and costs bytes on the wire.

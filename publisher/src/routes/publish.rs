@@ -3,8 +3,12 @@
 use crate::broker::{Published, ReadingPublisher, SubmitError, Submitted};
 use crate::collector::{CollectError, Collector};
 use crate::outbox::{QueueError, WhenFull};
+use actix_web::body::{BodySize, MessageBody};
+use actix_web::web::Bytes;
 use actix_web::{http::StatusCode, web, HttpResponse, ResponseError};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 /// Why `/publish` could not publish.
 #[derive(Debug, thiserror::Error)]
@@ -55,7 +59,6 @@ impl ResponseError for PublishRouteError {
 }
 
 /// Publishes a reading taken now and shows what was sent.
-#[tracing::instrument(name = "publish", skip_all)]
 pub async fn publish(
     req: actix_web::HttpRequest,
     token: web::Data<crate::auth::PublishToken>,
@@ -65,7 +68,10 @@ pub async fn publish(
     if !token.allows(&req) {
         return Err(PublishRouteError::Unauthorized);
     }
-    let reading = collector.reading().await?;
+    let reading = collector
+        .reading()
+        .await
+        .inspect_err(|e| tracing::error!(error = %e, "no reading to publish"))?;
     let submitted = publisher
         .submit(&reading, WhenFull::Refuse)
         .await
@@ -83,21 +89,53 @@ pub async fn publish(
     };
     Ok(HttpResponse::Ok()
         .content_type(actix_web::http::header::ContentType::json())
-        .body(published_answer(&published, &reading.host).map_err(SubmitError::Encode)?))
+        .body(PublishedAnswer::new(published, &reading.host).map_err(SubmitError::Encode)?))
 }
 
 /// `{status, seq, host, bytes, reading}`, where `reading` is the body exactly as the broker
-/// took it, spliced in rather than parsed and serialized again.
-fn published_answer(published: &Published, host: &str) -> Result<Vec<u8>, serde_json::Error> {
-    let mut answer = Vec::with_capacity(published.body.len() + 128);
-    answer.extend_from_slice(b"{\"status\":\"published\",\"seq\":");
-    serde_json::to_writer(&mut answer, &published.seq)?;
-    answer.extend_from_slice(b",\"host\":");
-    serde_json::to_writer(&mut answer, host)?;
-    answer.extend_from_slice(b",\"bytes\":");
-    serde_json::to_writer(&mut answer, &published.body.len())?;
-    answer.extend_from_slice(b",\"reading\":");
-    answer.extend_from_slice(&published.body);
-    answer.push(b'}');
-    Ok(answer)
+/// took it: sent as it is between the answer's opening and its closing brace, neither parsed
+/// and serialised again nor copied into a buffer of its own.
+struct PublishedAnswer {
+    /// The opening, the reading, the closing brace; each taken once.
+    parts: [Option<Bytes>; 3],
+    size: u64,
+}
+
+impl PublishedAnswer {
+    fn new(published: Published, host: &str) -> Result<Self, serde_json::Error> {
+        let mut opening = Vec::with_capacity(64 + host.len());
+        opening.extend_from_slice(b"{\"status\":\"published\",\"seq\":");
+        serde_json::to_writer(&mut opening, &published.seq)?;
+        opening.extend_from_slice(b",\"host\":");
+        serde_json::to_writer(&mut opening, host)?;
+        opening.extend_from_slice(b",\"bytes\":");
+        serde_json::to_writer(&mut opening, &published.body.len())?;
+        opening.extend_from_slice(b",\"reading\":");
+        let closing = Bytes::from_static(b"}");
+        let size = (opening.len() + published.body.len() + closing.len()) as u64;
+        Ok(Self {
+            parts: [
+                Some(opening.into()),
+                Some(published.body.into()),
+                Some(closing),
+            ],
+            size,
+        })
+    }
+}
+
+impl MessageBody for PublishedAnswer {
+    type Error = std::convert::Infallible;
+
+    fn size(&self) -> BodySize {
+        BodySize::Sized(self.size)
+    }
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        let next = self.get_mut().parts.iter_mut().find_map(Option::take);
+        Poll::Ready(next.map(Ok))
+    }
 }
