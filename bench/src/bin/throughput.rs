@@ -5,11 +5,13 @@
 //!
 //! The floor and `/publish` at 32 take turns, one second each, `seconds` times, and the ratio
 //! is the median of each turn's pair: on a machine that other work loads unevenly, two long
-//! runs one after the other would compare two different loads.
+//! runs one after the other would compare two different loads. `/publish` is driven twice a
+//! turn: by hyper's client (the figure kept since the first measurement) and by a bare one
+//! ([`bench::LightHttp`]), whose smaller cost leaves more of the two cores to the service.
 //!
 //! `cargo run --release -p bench --bin throughput -- [turns=10]`
 
-use bench::{median_and, HttpConnection, Service};
+use bench::{median_and, HttpConnection, LightHttp, Service};
 use lapin::options::BasicPublishOptions;
 use shared::testing::unique_exchange;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,22 +20,48 @@ use std::time::{Duration, Instant};
 
 const CONCURRENCY: usize = 32;
 
+/// The publisher's AMQP `app_id` (`publisher::broker::APP_ID`).
+const APP_ID: &str = "hostpulse-publisher";
+
+/// Which HTTP client drives `/publish`.
+#[derive(Clone, Copy)]
+enum Client {
+    Hyper,
+    Light,
+}
+
 /// `/publish` from `connections` kept-alive connections, each waiting for its answer before
-/// the next request, on this (single) thread: a light client, so the figure is the service's.
-async fn product(publisher: &Service, run: Duration, connections: usize) -> f64 {
+/// the next request, on this (single) thread.
+async fn product(publisher: &Service, run: Duration, connections: usize, client: Client) -> f64 {
     let deadline = Instant::now() + run;
-    let mut clients = Vec::new();
+    let mut clients: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = u64>>>> = Vec::new();
     for _ in 0..connections {
-        let mut http = HttpConnection::open(publisher.port).await;
-        clients.push(async move {
-            let mut done = 0u64;
-            while Instant::now() < deadline {
-                let (status, body) = http.get("/publish").await;
-                assert_eq!(status, 200, "{body:?}");
-                done += 1;
+        match client {
+            Client::Hyper => {
+                let mut http = HttpConnection::open(publisher.port).await;
+                clients.push(Box::pin(async move {
+                    let mut done = 0u64;
+                    while Instant::now() < deadline {
+                        let (status, body) = http.get("/publish").await;
+                        assert_eq!(status, 200, "{body:?}");
+                        done += 1;
+                    }
+                    done
+                }));
             }
-            done
-        });
+            Client::Light => {
+                let mut http = LightHttp::open(publisher.port).await;
+                clients.push(Box::pin(async move {
+                    let mut done = 0u64;
+                    while Instant::now() < deadline {
+                        let (status, body) = http.get("/publish").await;
+                        assert_eq!(status, 200, "{}", String::from_utf8_lossy(body));
+                        done += 1;
+                    }
+                    done
+                }));
+            }
+        }
     }
     let done: u64 = futures_util::future::join_all(clients)
         .await
@@ -46,18 +74,19 @@ async fn product(publisher: &Service, run: Duration, connections: usize) -> f64 
 async fn floor(
     (channel, exchange): (&lapin::Channel, &str),
     run: Duration,
-    body: &[u8],
+    (body, properties): (&[u8], &lapin::BasicProperties),
     in_flight: usize,
 ) -> f64 {
     let done = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + run;
     let mut tasks = Vec::new();
     for _ in 0..in_flight {
-        let (channel, done, exchange, body) = (
+        let (channel, done, exchange, body, properties) = (
             channel.clone(),
             Arc::clone(&done),
             exchange.to_owned(),
             body.to_vec(),
+            properties.clone(),
         );
         tasks.push(tokio::spawn(async move {
             while Instant::now() < deadline {
@@ -67,7 +96,7 @@ async fn floor(
                         "".into(),
                         BasicPublishOptions::default(),
                         &body,
-                        Default::default(),
+                        properties.clone(),
                     )
                     .await
                     .expect("publish")
@@ -103,18 +132,35 @@ async fn main() {
         .bytes()
         .await
         .expect("body");
+    // The floor's messages carry no properties; the service's carry five (content type,
+    // persistent delivery, timestamp, message id, app id). A second floor sends those too, to
+    // show what the message costs apart from the service.
+    let reading: shared::reading::Reading = serde_json::from_slice(&body).expect("a reading");
+    let properties = shared::broker::reading_properties(&reading, reading.seq, APP_ID);
+    let (bare_message, service_message) = (
+        (&body[..], &lapin::BasicProperties::default()),
+        (&body[..], &properties),
+    );
     let (_connection, channel, exchange) = bench::floor_channel("bench-floor-rate").await;
     let bare = (&channel, exchange.as_str());
-    let one = floor(bare, run, &body, 1).await;
+    let one = floor(bare, run, bare_message, 1).await;
     let (mut floors, mut rates, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut light_rates, mut light_ratios) = (Vec::new(), Vec::new());
+    let (mut same_floors, mut same_ratios) = (Vec::new(), Vec::new());
     for _ in 0..turns {
-        let many = floor(bare, turn, &body, CONCURRENCY).await;
-        let rate = product(&publisher, turn, CONCURRENCY).await;
+        let many = floor(bare, turn, bare_message, CONCURRENCY).await;
+        let same = floor(bare, turn, service_message, CONCURRENCY).await;
+        let rate = product(&publisher, turn, CONCURRENCY, Client::Hyper).await;
+        let light = product(&publisher, turn, CONCURRENCY, Client::Light).await;
         floors.push(many);
         rates.push(rate);
         ratios.push(rate / many);
+        light_rates.push(light);
+        light_ratios.push(light / many);
+        same_floors.push(same / many);
+        same_ratios.push(rate / same);
     }
-    let wide = product(&publisher, run, 4 * CONCURRENCY).await;
+    let wide = product(&publisher, run, 4 * CONCURRENCY, Client::Hyper).await;
     let _ = channel
         .exchange_delete(exchange.as_str().into(), Default::default())
         .await;
@@ -122,6 +168,12 @@ async fn main() {
     let (rate, _) = median_and(&mut rates, 0.0);
     let (ratio, lowest) = median_and(&mut ratios, 0.0);
     let (_, highest) = median_and(&mut ratios, 1.0);
+    let (same_floor, _) = median_and(&mut same_floors, 0.0);
+    let (same_ratio, same_lowest) = median_and(&mut same_ratios, 0.0);
+    let (_, same_highest) = median_and(&mut same_ratios, 1.0);
+    let (light, _) = median_and(&mut light_rates, 0.0);
+    let (light_ratio, light_lowest) = median_and(&mut light_ratios, 0.0);
+    let (_, light_highest) = median_and(&mut light_ratios, 1.0);
     println!("| confirmed publishes | per second | ÷ floor (32 in flight) |");
     println!("|---|---|---|");
     println!(
@@ -130,7 +182,14 @@ async fn main() {
     );
     println!("| floor: bare lapin, {CONCURRENCY} in flight (median of {turns} turns) | {many:.0} | 1.00 |");
     println!(
+        "| floor with the service's message properties, {CONCURRENCY} in flight (median of {turns} turns; `/publish` ÷ it: {same_ratio:.2}, turns {same_lowest:.2}–{same_highest:.2}) | {:.0} | {same_floor:.2} |",
+        many * same_floor
+    );
+    println!(
         "| `/publish`, {CONCURRENCY} connections (median of {turns} turns) | {rate:.0} | {ratio:.2} (turns: {lowest:.2}–{highest:.2}) |"
+    );
+    println!(
+        "| `/publish`, {CONCURRENCY} connections, bare client (median of {turns} turns) | {light:.0} | {light_ratio:.2} (turns: {light_lowest:.2}–{light_highest:.2}) |"
     );
     println!(
         "| `/publish`, {} connections | {wide:.0} | {:.2} |",
