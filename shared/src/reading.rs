@@ -280,14 +280,9 @@ impl Reading {
         }
         Ok(())
     }
-
-    /// The AMQP `message_id`: host and sequence number, unique per publisher run.
-    pub fn message_id(&self) -> String {
-        message_id(&self.host, self.seq)
-    }
 }
 
-/// The AMQP `message_id` of `host`'s reading number `seq`.
+/// The AMQP `message_id` of `host`'s reading number `seq`: unique per publisher run.
 pub fn message_id(host: &str, seq: u64) -> String {
     format!("{host}:{seq}")
 }
@@ -584,7 +579,8 @@ mod tests {
 
     #[test]
     fn message_id_is_host_and_seq() {
-        assert_eq!(sample().message_id(), "web-1:7");
+        let reading = sample();
+        assert_eq!(message_id(&reading.host, reading.seq), "web-1:7");
     }
 
     #[test]
