@@ -210,6 +210,7 @@ mod tests {
         let sink = captured.clone();
         let subscriber =
             shared::telemetry::get_subscriber("warn", move || sink.clone(), false).expect("filter");
+        let _lines = shared::testing::log_lines_stay_on();
         let metrics = ConsumerMetrics::new().expect("metrics");
         let clock = ManualClock::new(
             chrono::Utc

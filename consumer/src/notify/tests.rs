@@ -562,11 +562,8 @@ async fn logs_show_failures_but_never_a_secret() {
     let sink = logs.clone();
     let subscriber =
         shared::telemetry::get_subscriber("debug", move || sink.clone(), false).expect("filter");
+    let _lines = shared::testing::log_lines_stay_on();
     let _guard = tracing::subscriber::set_default(subscriber);
-    // tracing caches each log line's interest globally: a line that another test (on a thread
-    // with no subscriber) reached while this subscriber was being registered can stay cached
-    // as "never", and the line would be missing here. Asked again now, with this one present.
-    tracing::callsite::rebuild_interest_cache();
 
     let silent = HttpServer::start(vec![Reply::Silent]).await;
     let failing = HttpServer::start(vec![Reply::Status(500)]).await;

@@ -170,3 +170,13 @@ pub fn metric(text: &str, series: &str) -> Option<f64> {
                 .ok()
         })
 }
+
+/// Hold this while a test captures logs with a scoped subscriber (`set_default`,
+/// `with_default`). With only one subscriber registered, tracing decides whether a log line is
+/// on from the default of whichever thread reaches the line first, and keeps that answer:
+/// another test's thread, with no subscriber, switches the line off for the whole process. A
+/// second registered dispatcher makes tracing ask every registered subscriber instead.
+#[must_use = "hold it for as long as the scoped subscriber"]
+pub fn log_lines_stay_on() -> tracing::Dispatch {
+    tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default())
+}
