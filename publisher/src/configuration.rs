@@ -7,9 +7,14 @@ use std::time::Duration;
 /// The publisher's own port, as in the original.
 pub const DEFAULT_PORT: u16 = 8000;
 
-/// One HTTP thread: a publisher answers a scrape and the odd `/publish`, and it must cost its
-/// host as little as possible.
-pub const DEFAULT_HTTP_WORKERS: usize = 1;
+/// Threads serving HTTP unless `HTTP_WORKERS` says otherwise: one per CPU, at most two. A
+/// publisher mostly answers a scrape and the odd `/publish`, but callers that trigger publishes
+/// together should not queue behind one thread's parsing and sending: a second thread gives
+/// `/publish` at 32 connections ~8–10 % more on two cores for ~55 KB of memory (BENCHMARKS.md,
+/// "Throughput"). More threads than that would cost every big host memory for nothing.
+pub fn default_http_workers() -> usize {
+    shared::settings::workers_per_cpu().min(2)
+}
 
 /// Where the service keeps its outbox when `OUTBOX_DIR` is not set: under the working
 /// directory (the systemd unit gives it `/var/lib/hostpulse/outbox`).
@@ -72,7 +77,7 @@ impl Settings {
         }
         let reconnect_cap = env.positive_seconds_or("RECONNECT_MAX_SECS", 30, 3600)?;
         let confirm_timeout = env.positive_seconds_or("CONFIRM_TIMEOUT_SECS", 5, 300)?;
-        let http = HttpSettings::from_env(env, DEFAULT_PORT, DEFAULT_HTTP_WORKERS)?;
+        let http = HttpSettings::from_env(env, DEFAULT_PORT, default_http_workers())?;
         let publish_token =
             crate::auth::PublishToken::new(env.get("PUBLISH_TOKEN").map(str::to_owned));
         check_exposure(
@@ -131,6 +136,16 @@ mod tests {
         assert_eq!(settings.http.port, 8000);
         assert_eq!(settings.publish_interval, Duration::from_secs(1));
         assert_eq!(settings.broker.exchange, "system_info");
+    }
+
+    #[test]
+    fn http_is_served_by_one_thread_per_cpu_up_to_two_unless_told() {
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        let settings = Settings::from_env(&EnvSource::default()).expect("defaults");
+        assert_eq!(settings.http.workers, cpus.min(2));
+        assert!((1..=2).contains(&settings.http.workers));
+        let told = EnvSource::from_pairs([("HTTP_WORKERS", "3")]);
+        assert_eq!(Settings::from_env(&told).expect("valid").http.workers, 3);
     }
 
     #[test]
