@@ -11,6 +11,8 @@ use std::time::Duration;
 pub struct Service {
     pub port: u16,
     child: Child,
+    /// The service's files (the consumer's history, the publisher's outbox), removed on drop.
+    scratch: PathBuf,
 }
 
 /// A binary built next to this one (`cargo build --release` builds them all).
@@ -31,6 +33,7 @@ impl Service {
         let path = std::env::var_os(format!("HOSTPULSE_{}_BIN", binary.to_uppercase()))
             .map(PathBuf::from)
             .unwrap_or_else(|| sibling(binary));
+        let scratch = std::env::temp_dir().join(format!("hostpulse-bench-{port}"));
         let mut command = Command::new(path);
         command
             .env(format!("{}_ENV_FILE", binary.to_uppercase()), "/dev/null")
@@ -39,13 +42,10 @@ impl Service {
             .env("APP_PORT", port.to_string())
             .env("RUST_LOG", "warn")
             // The consumer's history in a scratch folder, its queue gone a minute after.
-            .env(
-                "DATA_DIR",
-                std::env::temp_dir().join(format!("hostpulse-bench-{port}")),
-            )
+            .env("DATA_DIR", &scratch)
             .env("HISTORY_QUEUE_EXPIRES_SECS", "60")
-            // The publisher's outbox in memory: no folder left in the working directory.
-            .env("OUTBOX_DIR", "off")
+            // The publisher's outbox on disk, as shipped, in the same scratch folder.
+            .env("OUTBOX_DIR", scratch.join("outbox"))
             .stdout(Stdio::null());
         for (name, value) in vars {
             command.env(name, value);
@@ -53,7 +53,11 @@ impl Service {
         let child = command
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {binary} (build with --release): {e}"));
-        let service = Self { port, child };
+        let service = Self {
+            port,
+            child,
+            scratch,
+        };
         // Polled often: start-up time is one of the figures.
         for _ in 0..2500 {
             if service.ready() {
@@ -94,6 +98,7 @@ impl Drop for Service {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.scratch);
     }
 }
 
