@@ -8,6 +8,9 @@
 //! runs one after the other would compare two different loads. `/publish` is driven twice a
 //! turn: by hyper's client (the figure kept since the first measurement) and by a bare one
 //! ([`bench::LightHttp`]), whose smaller cost leaves more of the two cores to the service.
+//! Each turn also drives `publish_ceiling` (actix-web and lapin with nothing of the service
+//! around them, publishing the same reading) by both clients: how far the service is from
+//! what its parts allow, in the same minute.
 //!
 //! `cargo run --release -p bench --bin throughput -- [turns=10]`
 
@@ -141,17 +144,37 @@ async fn main() {
         (&body[..], &lapin::BasicProperties::default()),
         (&body[..], &properties),
     );
+    let reading_file =
+        std::env::temp_dir().join(format!("hostpulse-bench-reading-{}.json", publisher.port));
+    std::fs::write(&reading_file, &body).expect("the reading written for publish_ceiling");
+    let ceiling = Service::start(
+        "publish_ceiling",
+        &unique_exchange("bench-ceiling"),
+        &[("READING_FILE", &reading_file.display().to_string())],
+    )
+    .await;
+    let _ = std::fs::remove_file(&reading_file);
     let (_connection, channel, exchange) = bench::floor_channel("bench-floor-rate").await;
     let bare = (&channel, exchange.as_str());
     let one = floor(bare, run, bare_message, 1).await;
     let (mut floors, mut rates, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     let (mut light_rates, mut light_ratios) = (Vec::new(), Vec::new());
     let (mut same_floors, mut same_ratios) = (Vec::new(), Vec::new());
+    let (mut ceiling_rates, mut ceiling_ratios, mut ceiling_light_ratios) =
+        (Vec::new(), Vec::new(), Vec::new());
+    // `/publish` ÷ `publish_ceiling` in the same turn, by each client.
+    let mut service_shares = Vec::new();
     for _ in 0..turns {
         let many = floor(bare, turn, bare_message, CONCURRENCY).await;
         let same = floor(bare, turn, service_message, CONCURRENCY).await;
         let rate = product(&publisher, turn, CONCURRENCY, Client::Hyper).await;
         let light = product(&publisher, turn, CONCURRENCY, Client::Light).await;
+        let least = product(&ceiling, turn, CONCURRENCY, Client::Hyper).await;
+        let least_light = product(&ceiling, turn, CONCURRENCY, Client::Light).await;
+        ceiling_rates.push((least, least_light));
+        service_shares.push((rate / least, light / least_light));
+        ceiling_ratios.push(least / many);
+        ceiling_light_ratios.push(least_light / many);
         floors.push(many);
         rates.push(rate);
         ratios.push(rate / many);
@@ -160,6 +183,7 @@ async fn main() {
         same_floors.push(same / many);
         same_ratios.push(rate / same);
     }
+    drop(ceiling);
     let wide = product(&publisher, run, 4 * CONCURRENCY, Client::Hyper).await;
     let _ = channel
         .exchange_delete(exchange.as_str().into(), Default::default())
@@ -174,6 +198,15 @@ async fn main() {
     let (light, _) = median_and(&mut light_rates, 0.0);
     let (light_ratio, light_lowest) = median_and(&mut light_ratios, 0.0);
     let (_, light_highest) = median_and(&mut light_ratios, 1.0);
+    let (mut least_rates, mut least_light_rates): (Vec<f64>, Vec<f64>) =
+        ceiling_rates.into_iter().unzip();
+    let (least_rate, _) = median_and(&mut least_rates, 0.0);
+    let (least_light_rate, _) = median_and(&mut least_light_rates, 0.0);
+    let (mut share, mut light_share): (Vec<f64>, Vec<f64>) = service_shares.into_iter().unzip();
+    let (share, _) = median_and(&mut share, 0.0);
+    let (light_share, _) = median_and(&mut light_share, 0.0);
+    let (least, _) = median_and(&mut ceiling_ratios, 0.0);
+    let (least_light, _) = median_and(&mut ceiling_light_ratios, 0.0);
     println!("| confirmed publishes | per second | ÷ floor (32 in flight) |");
     println!("|---|---|---|");
     println!(
@@ -195,5 +228,8 @@ async fn main() {
         "| `/publish`, {} connections | {wide:.0} | {:.2} |",
         4 * CONCURRENCY,
         wide / many
+    );
+    println!(
+        "| `publish_ceiling` (actix-web + lapin alone), {CONCURRENCY} connections (medians of {turns} turns; `/publish` ÷ it: {share:.2}, {light_share:.2}): hyper client, bare client | {least_rate:.0}, {least_light_rate:.0} | {least:.2}, {least_light:.2} |"
     );
 }

@@ -1,0 +1,137 @@
+//! The least a `/publish` can be on the publisher's own parts: actix-web answering, lapin
+//! publishing with confirms, nothing else — no sampling (the body is a fixed reading), no
+//! outbox, no metrics, no timeout, no authorization check. `throughput` runs it beside the
+//! publisher, so each run says how far the service is from what its parts allow on this
+//! machine.
+//!
+//! Serves `GET /ready`, `GET /api/reading` (the body) and `GET /publish` (publishes the body,
+//! answers `{status, seq, host, bytes, reading}` once confirmed, 503 when nacked) on
+//! `127.0.0.1:APP_PORT`, to `EXCHANGE_NAME` at `AMQP_URL`, with the publisher's worker count
+//! (one per CPU, at most two); the body is read from `READING_FILE`.
+
+use actix_web::{web, App, HttpResponse, HttpServer};
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
+use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// What every `/publish` sends.
+struct Message {
+    channel: Channel,
+    exchange: String,
+    body: Vec<u8>,
+    host: String,
+    seq: AtomicU64,
+}
+
+fn setting(name: &str) -> Result<String, String> {
+    std::env::var(name).map_err(|_| format!("{name} is not set"))
+}
+
+async fn publish(message: web::Data<Message>) -> HttpResponse {
+    let seq = message.seq.fetch_add(1, Ordering::Relaxed);
+    let properties = BasicProperties::default()
+        .with_content_type("application/json".into())
+        .with_delivery_mode(2)
+        .with_message_id(shared::reading::message_id(&message.host, seq).into())
+        .with_app_id("hostpulse-publisher".into());
+    let confirmed = async {
+        message
+            .channel
+            .basic_publish(
+                message.exchange.as_str().into(),
+                "".into(),
+                BasicPublishOptions::default(),
+                &message.body,
+                properties,
+            )
+            .await?
+            .await
+    }
+    .await;
+    if !matches!(confirmed, Ok(Confirmation::Ack(_))) {
+        return HttpResponse::ServiceUnavailable().finish();
+    }
+    let mut answer = Vec::with_capacity(message.body.len() + 96);
+    answer.extend_from_slice(b"{\"status\":\"published\",\"seq\":");
+    answer.extend_from_slice(seq.to_string().as_bytes());
+    answer.extend_from_slice(b",\"host\":");
+    answer.extend_from_slice(&serde_json::to_vec(&message.host).unwrap_or_default());
+    answer.extend_from_slice(format!(",\"bytes\":{},\"reading\":", message.body.len()).as_bytes());
+    answer.extend_from_slice(&message.body);
+    answer.push(b'}');
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(answer)
+}
+
+async fn reading(message: web::Data<Message>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(message.body.clone())
+}
+
+async fn serve() -> Result<(), String> {
+    let port: u16 = setting("APP_PORT")?
+        .parse()
+        .map_err(|e| format!("APP_PORT: {e}"))?;
+    let exchange = setting("EXCHANGE_NAME")?;
+    let file = setting("READING_FILE")?;
+    let body = std::fs::read(&file).map_err(|e| format!("{file}: {e}"))?;
+    let host = serde_json::from_slice::<shared::reading::Reading>(&body)
+        .map_err(|e| format!("{file}: not a reading: {e}"))?
+        .host;
+    let connection = Connection::connect(&setting("AMQP_URL")?, ConnectionProperties::default())
+        .await
+        .map_err(|e| format!("broker: {e}"))?;
+    let channel = connection
+        .create_channel()
+        .await
+        .map_err(|e| format!("channel: {e}"))?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .map_err(|e| format!("confirms: {e}"))?;
+    channel
+        .exchange_declare(
+            exchange.as_str().into(),
+            lapin::ExchangeKind::Fanout,
+            ExchangeDeclareOptions {
+                durable: true,
+                ..ExchangeDeclareOptions::default()
+            },
+            Default::default(),
+        )
+        .await
+        .map_err(|e| format!("exchange: {e}"))?;
+    let message = web::Data::new(Message {
+        channel,
+        exchange,
+        body,
+        host,
+        seq: AtomicU64::new(0),
+    });
+    HttpServer::new(move || {
+        App::new()
+            .app_data(message.clone())
+            .route("/ready", web::get().to(HttpResponse::Ok))
+            .route("/api/reading", web::get().to(reading))
+            .route("/publish", web::get().to(publish))
+    })
+    .workers(shared::settings::workers_per_cpu().min(2))
+    .bind(("127.0.0.1", port))
+    .map_err(|e| format!("port {port}: {e}"))?
+    .run()
+    .await
+    .map_err(|e| e.to_string())
+}
+
+#[actix_web::main]
+async fn main() -> std::process::ExitCode {
+    match serve().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("publish_ceiling: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
