@@ -11,15 +11,20 @@
 
 use actix_web::{web, App, HttpResponse, HttpServer};
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
-use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
+use lapin::{Channel, Confirmation, Connection, ConnectionProperties};
+use shared::reading::Reading;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The publisher's AMQP `app_id` (`publisher::broker::APP_ID`).
+const APP_ID: &str = "hostpulse-publisher";
 
 /// What every `/publish` sends.
 struct Message {
     channel: Channel,
     exchange: String,
     body: Vec<u8>,
-    host: String,
+    /// The body, read: for the message's properties and the answer's `host`.
+    reading: Reading,
     seq: AtomicU64,
 }
 
@@ -29,11 +34,7 @@ fn setting(name: &str) -> Result<String, String> {
 
 async fn publish(message: web::Data<Message>) -> HttpResponse {
     let seq = message.seq.fetch_add(1, Ordering::Relaxed);
-    let properties = BasicProperties::default()
-        .with_content_type("application/json".into())
-        .with_delivery_mode(2)
-        .with_message_id(shared::reading::message_id(&message.host, seq).into())
-        .with_app_id("hostpulse-publisher".into());
+    let properties = shared::broker::reading_properties(&message.reading, seq, APP_ID);
     let confirmed = async {
         message
             .channel
@@ -55,7 +56,7 @@ async fn publish(message: web::Data<Message>) -> HttpResponse {
     answer.extend_from_slice(b"{\"status\":\"published\",\"seq\":");
     answer.extend_from_slice(seq.to_string().as_bytes());
     answer.extend_from_slice(b",\"host\":");
-    answer.extend_from_slice(&serde_json::to_vec(&message.host).unwrap_or_default());
+    answer.extend_from_slice(&serde_json::to_vec(&message.reading.host).unwrap_or_default());
     answer.extend_from_slice(format!(",\"bytes\":{},\"reading\":", message.body.len()).as_bytes());
     answer.extend_from_slice(&message.body);
     answer.push(b'}');
@@ -64,7 +65,7 @@ async fn publish(message: web::Data<Message>) -> HttpResponse {
         .body(answer)
 }
 
-async fn reading(message: web::Data<Message>) -> HttpResponse {
+async fn the_reading(message: web::Data<Message>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")
         .body(message.body.clone())
@@ -77,9 +78,8 @@ async fn serve() -> Result<(), String> {
     let exchange = setting("EXCHANGE_NAME")?;
     let file = setting("READING_FILE")?;
     let body = std::fs::read(&file).map_err(|e| format!("{file}: {e}"))?;
-    let host = serde_json::from_slice::<shared::reading::Reading>(&body)
-        .map_err(|e| format!("{file}: not a reading: {e}"))?
-        .host;
+    let reading = serde_json::from_slice::<Reading>(&body)
+        .map_err(|e| format!("{file}: not a reading: {e}"))?;
     let connection = Connection::connect(&setting("AMQP_URL")?, ConnectionProperties::default())
         .await
         .map_err(|e| format!("broker: {e}"))?;
@@ -107,14 +107,14 @@ async fn serve() -> Result<(), String> {
         channel,
         exchange,
         body,
-        host,
+        reading,
         seq: AtomicU64::new(0),
     });
     HttpServer::new(move || {
         App::new()
             .app_data(message.clone())
             .route("/ready", web::get().to(HttpResponse::Ok))
-            .route("/api/reading", web::get().to(reading))
+            .route("/api/reading", web::get().to(the_reading))
             .route("/publish", web::get().to(publish))
     })
     .workers(shared::settings::workers_per_cpu().min(2))
