@@ -15,9 +15,6 @@ use lapin::{Channel, Confirmation, Connection, ConnectionProperties};
 use shared::reading::Reading;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// The publisher's AMQP `app_id` (`publisher::broker::APP_ID`).
-const APP_ID: &str = "hostpulse-publisher";
-
 /// What every `/publish` sends.
 struct Message {
     channel: Channel,
@@ -34,7 +31,8 @@ fn setting(name: &str) -> Result<String, String> {
 
 async fn publish(message: web::Data<Message>) -> HttpResponse {
     let seq = message.seq.fetch_add(1, Ordering::Relaxed);
-    let properties = shared::broker::reading_properties(&message.reading, seq, APP_ID);
+    let properties =
+        shared::broker::reading_properties(&message.reading, seq, publisher::broker::APP_ID);
     let confirmed = async {
         message
             .channel
@@ -117,7 +115,7 @@ async fn serve() -> Result<(), String> {
             .route("/api/reading", web::get().to(the_reading))
             .route("/publish", web::get().to(publish))
     })
-    .workers(shared::settings::workers_per_cpu().min(2))
+    .workers(publisher::configuration::default_http_workers())
     .bind(("127.0.0.1", port))
     .map_err(|e| format!("port {port}: {e}"))?
     .run()

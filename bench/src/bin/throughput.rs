@@ -23,9 +23,6 @@ use std::time::{Duration, Instant};
 
 const CONCURRENCY: usize = 32;
 
-/// The publisher's AMQP `app_id` (`publisher::broker::APP_ID`).
-const APP_ID: &str = "hostpulse-publisher";
-
 /// Which HTTP client drives `/publish`.
 #[derive(Clone, Copy)]
 enum Client {
@@ -139,7 +136,8 @@ async fn main() {
     // persistent delivery, timestamp, message id, app id). A second floor sends those too, to
     // show what the message costs apart from the service.
     let reading: shared::reading::Reading = serde_json::from_slice(&body).expect("a reading");
-    let properties = shared::broker::reading_properties(&reading, reading.seq, APP_ID);
+    let properties =
+        shared::broker::reading_properties(&reading, reading.seq, publisher::broker::APP_ID);
     let (bare_message, service_message) = (
         (&body[..], &lapin::BasicProperties::default()),
         (&body[..], &properties),
