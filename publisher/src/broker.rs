@@ -1,11 +1,12 @@
-//! The publisher's side of RabbitMQ: one connection and one confirm-mode channel, shared by
-//! every request and the interval task, kept open (and reopened) by a supervisor task.
+//! The publisher's side of RabbitMQ: readings numbered, published with confirms over the
+//! link's one confirm-mode channel (`link.rs`, shared by every request and the interval task,
+//! kept open and reopened by its supervisor), and queued in the outbox when the broker cannot
+//! take them.
 
+use crate::link::{ConfirmChannel, Confirmed, Link, LinkError};
 use crate::metrics::{PublisherMetrics, OUTBOX_FULL};
 use crate::outbox::{Outbox, QueueError, WhenFull};
-use lapin::options::BasicPublishOptions;
-use lapin::{Channel, Confirmation, ExchangeKind};
-use shared::broker::{self, BrokerState};
+use shared::broker::BrokerState;
 use shared::reading::Reading;
 use shared::settings::BrokerSettings;
 use std::sync::Arc;
@@ -25,7 +26,7 @@ pub enum PublishError {
     #[error("the broker did not confirm the message within {0:?}")]
     ConfirmTimeout(Duration),
     #[error("broker error: {0}")]
-    Broker(#[from] lapin::Error),
+    Broker(#[from] LinkError),
     #[error("cannot encode the reading: {0}")]
     Encode(#[from] serde_json::Error),
     #[error("no queue is bound to the exchange")]
@@ -81,7 +82,7 @@ const OUTBOX_RETRY: Duration = Duration::from_millis(250);
 pub struct ReadingPublisher {
     exchange: String,
     confirm_timeout: Duration,
-    channel: watch::Receiver<Option<Channel>>,
+    channel: watch::Receiver<Option<Arc<ConfirmChannel>>>,
     state: watch::Receiver<BrokerState>,
     /// Tells the supervisor the channel broke while the connection looked fine.
     reopen: Arc<Notify>,
@@ -111,12 +112,7 @@ impl ReadingPublisher {
         metrics: PublisherMetrics,
     ) -> Arc<Self> {
         metrics.outbox_len.set(outbox.len() as i64);
-        let confirm = shared::reconnect::ConfirmChannel::start(
-            settings.clone(),
-            ExchangeKind::Fanout,
-            APP_ID,
-            reconnect_cap,
-        );
+        let confirm = Link::start(settings.clone(), APP_ID, reconnect_cap);
         let publisher = Arc::new(Self {
             exchange: settings.exchange.clone(),
             confirm_timeout,
@@ -312,7 +308,7 @@ impl ReadingPublisher {
     /// `mandatory` asks the broker to return it when no queue is bound.
     async fn publish_confirmed(
         &self,
-        channel: &Channel,
+        channel: &ConfirmChannel,
         reading: &Reading,
         seq: u64,
         body: Vec<u8>,
@@ -333,37 +329,27 @@ impl ReadingPublisher {
     /// Publishes `body`, the JSON of `reading` numbered `seq`.
     async fn publish_once(
         &self,
-        channel: &Channel,
+        channel: &ConfirmChannel,
         reading: &Reading,
         seq: u64,
         body: Vec<u8>,
         mandatory: bool,
     ) -> Result<Published, PublishError> {
-        let properties = broker::reading_properties(reading, seq, APP_ID);
+        let properties = reading_properties(reading, seq);
         let timer = self.metrics.confirm_seconds.start_timer();
-        let confirmed = tokio::time::timeout(self.confirm_timeout, async {
-            channel
-                .basic_publish(
-                    self.exchange.as_str().into(),
-                    "".into(),
-                    BasicPublishOptions {
-                        mandatory,
-                        ..BasicPublishOptions::default()
-                    },
-                    &body,
-                    properties,
-                )
-                .await?
-                .await
-        })
+        // amqprs takes the body by value; the answer to `/publish` shows it too.
+        let confirmed = tokio::time::timeout(
+            self.confirm_timeout,
+            channel.publish(&self.exchange, body.clone(), properties, mandatory),
+        )
         .await;
         timer.observe_duration();
         match confirmed {
-            Ok(Ok(Confirmation::Ack(Some(_)))) => Err(PublishError::Unroutable),
-            Ok(Ok(Confirmation::Ack(None))) => Ok(Published { seq, body }),
-            Ok(Ok(Confirmation::Nack(_) | Confirmation::NotRequested)) => Err(PublishError::Nacked),
+            Ok(Ok(Confirmed::Ack)) => Ok(Published { seq, body }),
+            Ok(Ok(Confirmed::Returned)) => Err(PublishError::Unroutable),
+            Ok(Ok(Confirmed::Nack)) => Err(PublishError::Nacked),
             Ok(Err(e)) => {
-                if !channel.status().connected() {
+                if !channel.is_open() {
                     self.reopen.notify_one();
                 }
                 Err(PublishError::Broker(e))
@@ -373,15 +359,59 @@ impl ReadingPublisher {
     }
 }
 
+/// `host:seq`, the message id readers see, held to an AMQP short string's 255 bytes (amqprs
+/// panics beyond them): a host name near its 253-byte limit loses its end, never the number.
+fn message_id(host: &str, seq: u64) -> String {
+    let id = shared::reading::message_id(host, seq);
+    if id.len() <= 255 {
+        return id;
+    }
+    let suffix = format!(":{seq}");
+    let mut end = 255 - suffix.len();
+    while !host.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{suffix}", &host[..end])
+}
+
+/// The AMQP properties of `reading` published as number `seq`: the same as
+/// `shared::broker::reading_properties` gives the consumer's side (content type, persistent
+/// delivery, timestamp, message id, app id), in amqprs's terms.
+pub fn reading_properties(reading: &Reading, seq: u64) -> amqprs::BasicProperties {
+    let mut properties = amqprs::BasicProperties::default();
+    properties
+        .with_content_type("application/json")
+        .with_delivery_mode(shared::broker::PERSISTENT)
+        .with_timestamp(u64::try_from(reading.collected_at.timestamp()).unwrap_or(0))
+        .with_message_id(&message_id(&reading.host, seq))
+        .with_app_id(APP_ID);
+    properties
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::metrics::FAILURE_REASONS;
 
     #[test]
+    fn a_message_id_fits_an_amqp_short_string_whatever_the_host_name() {
+        assert_eq!(message_id("web-1", 7), "web-1:7");
+        // 253 bytes of two-byte characters and a number as long as a u64's.
+        let host = "é".repeat(126) + "x";
+        let id = message_id(&host, u64::MAX);
+        assert!(id.len() <= 255, "{} bytes", id.len());
+        assert!(id.ends_with(&format!(":{}", u64::MAX)), "{id}");
+        assert!(id.starts_with("éé"), "{id}");
+        // And amqprs takes it.
+        let mut properties = amqprs::BasicProperties::default();
+        properties.with_message_id(&id);
+        assert_eq!(properties.message_id(), Some(&id));
+    }
+
+    #[test]
     fn every_failure_reason_is_exported_from_start() {
         let encode = serde_json::from_str::<u8>("x").expect_err("not a number");
-        let broker = lapin::Error::from(lapin::ErrorKind::ChannelsLimitReached);
+        let broker = LinkError::Closed;
         for error in [
             PublishError::NotConnected,
             PublishError::Nacked,

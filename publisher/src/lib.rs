@@ -6,6 +6,7 @@ pub mod broker;
 pub mod collector;
 pub mod configuration;
 pub mod interval;
+pub mod link;
 pub mod metrics;
 pub mod outbox;
 pub mod routes;

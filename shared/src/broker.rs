@@ -13,7 +13,7 @@ use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Exchange
 use serde::Serialize;
 
 /// AMQP persistent delivery mode.
-const PERSISTENT: u8 = 2;
+pub const PERSISTENT: u8 = 2;
 
 /// The largest AMQP frame asked for, unless the URL sets `frame_max`.
 const FRAME_MAX: u32 = 8 * 1024;

@@ -1,6 +1,8 @@
 //! Staying connected, written once for both services: connect, set up what runs on the
 //! connection, run it until the connection fails, report each change of state, wait a
-//! growing, jittered delay, and start over. Each service says what it runs as a [`Session`].
+//! growing, jittered delay, and start over. Each service says what it runs as a [`Session`],
+//! on the AMQP [`Client`] it uses: lapin for the consumer, amqprs for the publisher (its
+//! `link` module).
 
 use crate::broker::{self, BrokerState};
 use crate::settings::BrokerSettings;
@@ -10,8 +12,52 @@ use std::future::Future;
 use std::time::Duration;
 use tokio::sync::watch;
 
+/// An AMQP client, as the supervisor drives it.
+pub trait Client {
+    type Connection: Send + Sync;
+
+    /// Connects to the first node that answers, each attempt bounded by the connect timeout;
+    /// the connection and that node's URL with the password masked. An error names every
+    /// node tried and never holds a password.
+    fn connect(
+        settings: &BrokerSettings,
+        connection_name: &str,
+    ) -> impl Future<Output = Result<(Self::Connection, String), String>> + Send;
+
+    /// Waits until the connection fails (socket closed, heartbeat missed, broker shut down)
+    /// and says why.
+    fn lost(connection: &Self::Connection) -> impl Future<Output = String> + Send;
+
+    /// Closes the connection; the supervisor bounds how long it waits.
+    fn close(connection: &Self::Connection) -> impl Future<Output = ()> + Send;
+}
+
+/// lapin, as the consumer uses it.
+pub struct Lapin;
+
+impl Client for Lapin {
+    type Connection = Connection;
+
+    async fn connect(
+        settings: &BrokerSettings,
+        connection_name: &str,
+    ) -> Result<(Connection, String), String> {
+        broker::connect(settings, connection_name)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn lost(connection: &Connection) -> String {
+        broker::connection_lost(connection).await
+    }
+
+    async fn close(connection: &Connection) {
+        let _ = connection.close(200, "reconnecting".into()).await;
+    }
+}
+
 /// What a service runs on each connection.
-pub trait Session: Send {
+pub trait Session<C: Client = Lapin>: Send {
     /// What [`Session::open`] sets up and [`Session::run`] uses (channels, consumers).
     type Open: Send;
 
@@ -19,7 +65,7 @@ pub trait Session: Send {
     /// Bounded by the connect timeout.
     fn open(
         &mut self,
-        connection: &Connection,
+        connection: &C::Connection,
         url: &str,
     ) -> impl Future<Output = Result<Self::Open, String>> + Send;
 
@@ -31,9 +77,20 @@ pub trait Session: Send {
     fn ended(&mut self) {}
 }
 
+/// [`supervise_with`] on lapin.
+pub async fn supervise<S: Session>(
+    settings: &BrokerSettings,
+    connection_name: &str,
+    reconnect_cap: Duration,
+    status: &watch::Sender<BrokerState>,
+    session: &mut S,
+) {
+    supervise_with::<Lapin, S>(settings, connection_name, reconnect_cap, status, session).await;
+}
+
 /// Keeps `session` running on a connection to the broker for as long as the task lives,
 /// reconnecting at most `reconnect_cap` apart; every change of state goes to `status`.
-pub async fn supervise<S: Session>(
+pub async fn supervise_with<C: Client, S: Session<C>>(
     settings: &BrokerSettings,
     connection_name: &str,
     reconnect_cap: Duration,
@@ -43,7 +100,7 @@ pub async fn supervise<S: Session>(
     let mut delays = reconnect_delays(reconnect_cap);
     let mut retries = RetryLog::default();
     loop {
-        match broker::connect(settings, connection_name).await {
+        match C::connect(settings, connection_name).await {
             Ok((connection, url)) => {
                 let opened =
                     tokio::time::timeout(settings.connect_timeout, session.open(&connection, &url))
@@ -57,7 +114,7 @@ pub async fn supervise<S: Session>(
                         delays = reconnect_delays(reconnect_cap);
                         status.send_replace(BrokerState::up(url.clone()));
                         let why = tokio::select! {
-                            why = broker::connection_lost(&connection) => why,
+                            why = C::lost(&connection) => why,
                             why = session.run(open) => why,
                         };
                         session.ended();
@@ -71,14 +128,9 @@ pub async fn supervise<S: Session>(
                     }
                 }
                 // A connection that broke may never answer a close: never wait on it for long.
-                let _ = tokio::time::timeout(
-                    settings.connect_timeout,
-                    connection.close(200, "reconnecting".into()),
-                )
-                .await;
+                let _ = tokio::time::timeout(settings.connect_timeout, C::close(&connection)).await;
             }
             Err(why) => {
-                let why = why.to_string();
                 retries.failed(&why);
                 status.send_replace(BrokerState::down(None, why));
             }

@@ -407,7 +407,7 @@ async fn main() {
     let (own, libraries, anonymous) = rss_by_part(publisher.pid());
     println!();
     println!(
-        "The publisher's RSS by part: its own code and data {own:.1} MiB (actix-web, lapin, rustls \
+        "The publisher's RSS by part: its own code and data {own:.1} MiB (actix-web, amqprs, rustls \
          for amqps://, tokio, sysinfo, prometheus), shared libraries {libraries:.1} MiB (libc, libm, \
          the loader), heap, stacks and buffers {anonymous:.1} MiB."
     );

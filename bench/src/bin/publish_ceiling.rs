@@ -1,5 +1,5 @@
-//! The least a `/publish` can be on the publisher's own parts: actix-web answering, lapin
-//! publishing with confirms, nothing else — no sampling (the body is a fixed reading), no
+//! The least a `/publish` can be on the publisher's own parts: actix-web answering, the
+//! publisher's AMQP link (`publisher::link`, on amqprs) publishing with confirms, nothing else — no sampling (the body is a fixed reading), no
 //! outbox, no metrics, no timeout, no authorization check. `throughput` runs it beside the
 //! publisher, so each run says how far the service is from what its parts allow on this
 //! machine.
@@ -10,14 +10,14 @@
 //! (one per CPU, at most two); the body is read from `READING_FILE`.
 
 use actix_web::{web, App, HttpResponse, HttpServer};
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
-use lapin::{Channel, Confirmation, Connection, ConnectionProperties};
+use publisher::link::{ConfirmChannel, Confirmed, Link};
 use shared::reading::Reading;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// What every `/publish` sends.
 struct Message {
-    channel: Channel,
+    channel: Arc<ConfirmChannel>,
     exchange: String,
     body: Vec<u8>,
     /// The body, read: for the message's properties and the answer's `host`.
@@ -31,23 +31,12 @@ fn setting(name: &str) -> Result<String, String> {
 
 async fn publish(message: web::Data<Message>) -> HttpResponse {
     let seq = message.seq.fetch_add(1, Ordering::Relaxed);
-    let properties =
-        shared::broker::reading_properties(&message.reading, seq, publisher::broker::APP_ID);
-    let confirmed = async {
-        message
-            .channel
-            .basic_publish(
-                message.exchange.as_str().into(),
-                "".into(),
-                BasicPublishOptions::default(),
-                &message.body,
-                properties,
-            )
-            .await?
-            .await
-    }
-    .await;
-    if !matches!(confirmed, Ok(Confirmation::Ack(_))) {
+    let properties = publisher::broker::reading_properties(&message.reading, seq);
+    let confirmed = message
+        .channel
+        .publish(&message.exchange, message.body.clone(), properties, false)
+        .await;
+    if !matches!(confirmed, Ok(Confirmed::Ack)) {
         return HttpResponse::ServiceUnavailable().finish();
     }
     let mut answer = Vec::with_capacity(message.body.len() + 96);
@@ -78,29 +67,25 @@ async fn serve() -> Result<(), String> {
     let body = std::fs::read(&file).map_err(|e| format!("{file}: {e}"))?;
     let reading = serde_json::from_slice::<Reading>(&body)
         .map_err(|e| format!("{file}: not a reading: {e}"))?;
-    let connection = Connection::connect(&setting("AMQP_URL")?, ConnectionProperties::default())
-        .await
-        .map_err(|e| format!("broker: {e}"))?;
-    let channel = connection
-        .create_channel()
-        .await
-        .map_err(|e| format!("channel: {e}"))?;
-    channel
-        .confirm_select(ConfirmSelectOptions::default())
-        .await
-        .map_err(|e| format!("confirms: {e}"))?;
-    channel
-        .exchange_declare(
-            exchange.as_str().into(),
-            lapin::ExchangeKind::Fanout,
-            ExchangeDeclareOptions {
-                durable: true,
-                ..ExchangeDeclareOptions::default()
-            },
-            Default::default(),
-        )
-        .await
-        .map_err(|e| format!("exchange: {e}"))?;
+    let env = shared::settings::EnvSource::from_pairs([
+        ("AMQP_URL", setting("AMQP_URL")?),
+        ("EXCHANGE_NAME", exchange.clone()),
+    ]);
+    let broker = shared::settings::BrokerSettings::from_env(&env).map_err(|e| e.to_string())?;
+    let mut link = Link::start(
+        broker,
+        publisher::broker::APP_ID,
+        std::time::Duration::from_secs(5),
+    );
+    let channel = tokio::time::timeout(
+        std::time::Duration::from_secs(15),
+        link.channel.wait_for(Option::is_some),
+    )
+    .await
+    .map_err(|_| "broker: not connected within 15 s".to_owned())?
+    .map_err(|e| format!("broker: {e}"))?
+    .clone()
+    .ok_or("broker: no channel")?;
     let message = web::Data::new(Message {
         channel,
         exchange,

@@ -8,8 +8,8 @@
 //! runs one after the other would compare two different loads. `/publish` is driven twice a
 //! turn: by hyper's client (the figure kept since the first measurement) and by a bare one
 //! ([`bench::LightHttp`]), whose smaller cost leaves more of the two cores to the service.
-//! Each turn also drives `publish_ceiling` (actix-web and lapin with nothing of the service
-//! around them, publishing the same reading) by both clients: how far the service is from
+//! Each turn also drives `publish_ceiling` (actix-web and the publisher's AMQP link with
+//! nothing of the service around them, publishing the same reading) by both clients: how far the service is from
 //! what its parts allow, in the same minute.
 //!
 //! `cargo run --release -p bench --bin throughput -- [turns=10]`
@@ -228,6 +228,6 @@ async fn main() {
         wide / many
     );
     println!(
-        "| `publish_ceiling` (actix-web + lapin alone), {CONCURRENCY} connections (medians of {turns} turns; `/publish` ÷ it: {share:.2}, {light_share:.2}): hyper client, bare client | {least_rate:.0}, {least_light_rate:.0} | {least:.2}, {least_light:.2} |"
+        "| `publish_ceiling` (actix-web + the publisher's AMQP link alone), {CONCURRENCY} connections (medians of {turns} turns; `/publish` ÷ it: {share:.2}, {light_share:.2}): hyper client, bare client | {least_rate:.0}, {least_light_rate:.0} | {least:.2}, {least_light:.2} |"
     );
 }

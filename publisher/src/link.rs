@@ -1,0 +1,535 @@
+//! The publisher's connection to RabbitMQ, on amqprs: connect (to the first node that
+//! answers, over TLS for `amqps://`), declare the durable fanout exchange, open one channel in
+//! confirm mode, offer it to every publishing task, and start over when any of it breaks.
+//!
+//! The consumer stays on lapin (`shared::reconnect`); the publisher, which runs on every host,
+//! uses amqprs because lapin keeps two fixed 256 KiB rings per connection whose pages become
+//! resident as bytes pass (BENCHMARKS.md, "After hours, not after a minute").
+//!
+//! amqprs reports confirmations and returned messages to a callback; [`ConfirmChannel`] turns
+//! them back into one answer per publish: each publish takes the next delivery tag while it
+//! holds the order lock, so tags follow the order the frames leave in; a `basic.return` (which
+//! the broker sends before the same message's `basic.ack`) marks its publish by message id.
+
+use amqprs::callbacks::{ChannelCallback, ConnectionCallback};
+use amqprs::channel::{
+    BasicPublishArguments, Channel, ConfirmSelectArguments, ExchangeDeclareArguments,
+};
+use amqprs::connection::{Connection, OpenConnectionArguments};
+use amqprs::{Ack, BasicProperties, Cancel, Close, CloseChannel, Nack, Return};
+use shared::broker::BrokerState;
+use shared::reconnect::{supervise_with, Client, Session};
+use shared::settings::BrokerSettings;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::sync::{oneshot, watch, Notify};
+
+/// What the broker made of one publish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confirmed {
+    /// Taken, and routed to at least one queue (or not asked to be).
+    Ack,
+    /// Taken, but no queue was bound: returned (only for `mandatory` publishes).
+    Returned,
+    /// Refused.
+    Nack,
+}
+
+/// Why a publish got no confirmation.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("the channel closed before the broker confirmed")]
+    Closed,
+    #[error("{0}")]
+    Amqp(#[from] amqprs::error::Error),
+}
+
+/// One publish waiting for its confirmation.
+struct Waiting {
+    message_id: String,
+    returned: bool,
+    answer: oneshot::Sender<Confirmed>,
+}
+
+/// Publishes not yet confirmed, by delivery tag.
+#[derive(Default)]
+struct Pending {
+    /// The last delivery tag given (the broker numbers a confirm channel's messages from 1).
+    last_tag: u64,
+    waiting: BTreeMap<u64, Waiting>,
+    /// Set once the channel is gone: later publishes fail at once.
+    closed: bool,
+}
+
+type Shared = Arc<Mutex<Pending>>;
+
+fn lock(pending: &Shared) -> std::sync::MutexGuard<'_, Pending> {
+    // Nothing here can leave the map half-changed; a panic elsewhere does not poison it.
+    pending.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A channel in confirm mode on one connection; every task publishes through it.
+pub struct ConfirmChannel {
+    channel: Channel,
+    pending: Shared,
+    /// Held from taking a delivery tag until the frames are handed to amqprs, so that tags
+    /// and the broker's numbering agree.
+    order: tokio::sync::Mutex<()>,
+}
+
+impl ConfirmChannel {
+    /// Publishes `body` to `exchange` and waits for the broker's answer.
+    pub async fn publish(
+        &self,
+        exchange: &str,
+        body: Vec<u8>,
+        properties: BasicProperties,
+        mandatory: bool,
+    ) -> Result<Confirmed, LinkError> {
+        let (answer, confirmed) = oneshot::channel();
+        let message_id = properties.message_id().cloned().unwrap_or_default();
+        {
+            let _order = self.order.lock().await;
+            let tag = {
+                let mut pending = lock(&self.pending);
+                if pending.closed {
+                    return Err(LinkError::Closed);
+                }
+                pending.last_tag += 1;
+                let tag = pending.last_tag;
+                pending.waiting.insert(
+                    tag,
+                    Waiting {
+                        message_id,
+                        returned: false,
+                        answer,
+                    },
+                );
+                tag
+            };
+            let arguments = BasicPublishArguments::new(exchange, "")
+                .mandatory(mandatory)
+                .finish();
+            if let Err(e) = self
+                .channel
+                .basic_publish(properties, body, arguments)
+                .await
+            {
+                // Not sent: the broker will not number it, so the tag is given back.
+                let mut pending = lock(&self.pending);
+                pending.waiting.remove(&tag);
+                pending.last_tag -= 1;
+                return Err(e.into());
+            }
+        }
+        confirmed.await.map_err(|_| LinkError::Closed)
+    }
+
+    /// Whether the channel is still usable.
+    pub fn is_open(&self) -> bool {
+        self.channel.is_open() && !lock(&self.pending).closed
+    }
+}
+
+/// Fails every waiting publish and every later one.
+fn close_pending(pending: &Shared) {
+    let mut pending = lock(pending);
+    pending.closed = true;
+    // Dropping the senders answers each waiting publish with `LinkError::Closed`.
+    pending.waiting.clear();
+}
+
+/// Turns the channel's callbacks into answers.
+struct Callbacks {
+    pending: Shared,
+    /// Wakes the supervisor when the broker closes the channel.
+    reopen: Arc<Notify>,
+}
+
+impl Callbacks {
+    fn settle(&self, tag: u64, multiple: bool, how: Confirmed) {
+        let mut pending = lock(&self.pending);
+        let settled: Vec<u64> = if multiple {
+            pending.waiting.range(..=tag).map(|(t, _)| *t).collect()
+        } else {
+            vec![tag]
+        };
+        for tag in settled {
+            if let Some(waiting) = pending.waiting.remove(&tag) {
+                let answer = match how {
+                    Confirmed::Ack if waiting.returned => Confirmed::Returned,
+                    other => other,
+                };
+                // The publisher may have stopped waiting (its timeout): nothing to tell.
+                let _ = waiting.answer.send(answer);
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl ChannelCallback for Callbacks {
+    async fn close(
+        &mut self,
+        _: &Channel,
+        close: CloseChannel,
+    ) -> Result<(), amqprs::error::Error> {
+        tracing::warn!(reason = %close, "the broker closed the publishing channel");
+        close_pending(&self.pending);
+        self.reopen.notify_one();
+        Ok(())
+    }
+
+    async fn cancel(&mut self, _: &Channel, _: Cancel) -> Result<(), amqprs::error::Error> {
+        Ok(())
+    }
+
+    async fn flow(&mut self, _: &Channel, active: bool) -> Result<bool, amqprs::error::Error> {
+        Ok(active)
+    }
+
+    async fn publish_ack(&mut self, _: &Channel, ack: Ack) {
+        self.settle(ack.delivery_tag(), ack.mutiple(), Confirmed::Ack);
+    }
+
+    async fn publish_nack(&mut self, _: &Channel, nack: Nack) {
+        self.settle(nack.delivery_tag(), nack.multiple(), Confirmed::Nack);
+    }
+
+    async fn publish_return(
+        &mut self,
+        _: &Channel,
+        _: Return,
+        properties: BasicProperties,
+        _: Vec<u8>,
+    ) {
+        let Some(id) = properties.message_id() else {
+            return;
+        };
+        let mut pending = lock(&self.pending);
+        if let Some(waiting) = pending
+            .waiting
+            .values_mut()
+            .find(|w| !w.returned && w.message_id == *id)
+        {
+            waiting.returned = true;
+        }
+    }
+}
+
+/// The connection's own callbacks: a broker that stops taking messages (a memory or disk
+/// alarm) is worth a line in the log.
+struct ConnectionEvents;
+
+#[async_trait::async_trait]
+impl ConnectionCallback for ConnectionEvents {
+    async fn close(&mut self, _: &Connection, close: Close) -> Result<(), amqprs::error::Error> {
+        tracing::warn!(reason = %close, "the broker closed the connection");
+        Ok(())
+    }
+
+    async fn blocked(&mut self, _: &Connection, reason: String) {
+        tracing::warn!(%reason, "the broker stopped taking messages (blocked)");
+    }
+
+    async fn unblocked(&mut self, _: &Connection) {
+        tracing::info!("the broker takes messages again (unblocked)");
+    }
+
+    async fn secret_updated(&mut self, _: &Connection) {}
+}
+
+/// The link as publishing code sees it.
+pub struct Link {
+    /// The channel while connected, `None` otherwise.
+    pub channel: watch::Receiver<Option<Arc<ConfirmChannel>>>,
+    /// The connection's state.
+    pub state: watch::Receiver<BrokerState>,
+    /// Wake it when a publish found the channel closed while the connection looked fine: it
+    /// reconnects.
+    pub reopen: Arc<Notify>,
+}
+
+impl Link {
+    /// Starts the supervisor (`shared::reconnect`, it runs until the runtime ends) and
+    /// returns at once: publishing code sees the channel come and go.
+    pub fn start(settings: BrokerSettings, connection_name: &'static str, cap: Duration) -> Self {
+        let (channel_tx, channel) = watch::channel(None);
+        let (state_tx, state) = watch::channel(BrokerState::connecting());
+        let reopen = Arc::new(Notify::new());
+        let mut session = Publishing {
+            exchange: settings.exchange.clone(),
+            offered: channel_tx,
+            current: None,
+            reopen: Arc::clone(&reopen),
+        };
+        tokio::spawn(async move {
+            supervise_with::<Amqprs, _>(&settings, connection_name, cap, &state_tx, &mut session)
+                .await;
+        });
+        Self {
+            channel,
+            state,
+            reopen,
+        }
+    }
+}
+
+/// amqprs, as the supervisor drives it.
+pub struct Amqprs;
+
+impl Client for Amqprs {
+    type Connection = Connection;
+
+    async fn connect(
+        settings: &BrokerSettings,
+        connection_name: &str,
+    ) -> Result<(Connection, String), String> {
+        connect(settings, connection_name).await
+    }
+
+    async fn lost(connection: &Connection) -> String {
+        // A connection that failed before anyone listened is not waited on. amqprs says only
+        // whether the network failed, not how, so both ways are named.
+        if !connection.is_open() || connection.listen_network_io_failure().await {
+            format!(
+                "the connection to the broker failed: the socket broke, or the broker sent \
+                 nothing, not even a heartbeat, for two heartbeat intervals ({} s each)",
+                connection.heartbeat()
+            )
+        } else {
+            "the broker closed the connection".to_owned()
+        }
+    }
+
+    async fn close(connection: &Connection) {
+        // In a task of its own: amqprs's reader task panics when a request it answers was
+        // dropped half-way, which the supervisor's timeout around this would do.
+        let connection = connection.clone();
+        let _ = tokio::spawn(async move { connection.close().await }).await;
+    }
+}
+
+/// What runs on each connection: the exchange declared and one channel in confirm mode,
+/// offered to every publishing task until it breaks.
+struct Publishing {
+    exchange: String,
+    offered: watch::Sender<Option<Arc<ConfirmChannel>>>,
+    /// The channel offered now, to fail what still waits on it once it is gone.
+    current: Option<Arc<ConfirmChannel>>,
+    reopen: Arc<Notify>,
+}
+
+impl Session<Amqprs> for Publishing {
+    type Open = ();
+
+    async fn open(&mut self, connection: &Connection, url: &str) -> Result<(), String> {
+        let pending = Shared::default();
+        let (connection, callbacks, exchange) = (
+            connection.clone(),
+            Callbacks {
+                pending: Arc::clone(&pending),
+                reopen: Arc::clone(&self.reopen),
+            },
+            self.exchange.clone(),
+        );
+        // In a task of its own, so that the supervisor's timeout never drops amqprs's requests
+        // half-way (its reader task panics when an answer finds no one waiting).
+        let prepared = tokio::spawn(async move {
+            let channel = connection.open_channel(None).await?;
+            channel.register_callback(callbacks).await?;
+            channel
+                .exchange_declare(
+                    ExchangeDeclareArguments::new(&exchange, "fanout")
+                        .durable(true)
+                        .finish(),
+                )
+                .await?;
+            channel
+                .confirm_select(ConfirmSelectArguments::default())
+                .await?;
+            Ok::<_, amqprs::error::Error>(channel)
+        });
+        let channel = prepared
+            .await
+            .map_err(|e| format!("{url}: cannot prepare the channel: {e}"))?
+            .map_err(|e| format!("{url}: cannot prepare the channel: {e}"))?;
+        tracing::info!(broker = %url, exchange = %self.exchange, "connected to the broker");
+        let channel = Arc::new(ConfirmChannel {
+            channel,
+            pending,
+            order: tokio::sync::Mutex::new(()),
+        });
+        // Offered before the state says "connected", so a request that sees the state up
+        // finds the channel too.
+        self.offered.send_replace(Some(Arc::clone(&channel)));
+        self.current = Some(channel);
+        Ok(())
+    }
+
+    async fn run(&mut self, (): ()) -> String {
+        self.reopen.notified().await;
+        "the publishing channel closed".to_owned()
+    }
+
+    fn ended(&mut self) {
+        self.offered.send_replace(None);
+        if let Some(channel) = self.current.take() {
+            close_pending(&channel.pending);
+        }
+    }
+}
+
+/// Connects to the first broker node that answers, each attempt bounded by the timeout.
+/// Returns the connection and the masked URL of the node that answered.
+async fn connect(
+    settings: &BrokerSettings,
+    connection_name: &str,
+) -> Result<(Connection, String), String> {
+    let mut failures = Vec::new();
+    for (url, redacted) in settings.expose_urls() {
+        let arguments = match arguments(url, settings, connection_name) {
+            Ok(arguments) => arguments,
+            Err(why) => {
+                failures.push(format!("{redacted}: {why}"));
+                continue;
+            }
+        };
+        // In a task of its own, for the reason `Publishing::open` gives; one that answers
+        // after the timeout is dropped, which closes it.
+        let opening = tokio::spawn(async move { Connection::open(&arguments).await });
+        match tokio::time::timeout(settings.connect_timeout, opening).await {
+            Ok(Err(e)) => failures.push(format!("{redacted}: {e}")),
+            Ok(Ok(Ok(connection))) => {
+                if let Err(e) = connection.register_callback(ConnectionEvents).await {
+                    failures.push(format!("{redacted}: {e}"));
+                    let _ = connection.close().await;
+                    continue;
+                }
+                return Ok((connection, redacted.to_owned()));
+            }
+            Ok(Ok(Err(e))) => failures.push(format!("{redacted}: {e}")),
+            Err(_) => failures.push(format!(
+                "{redacted}: no answer within {}s",
+                settings.connect_timeout.as_secs()
+            )),
+        }
+    }
+    Err(format!("no broker reachable: {}", failures.join("; ")))
+}
+
+/// amqprs's connection arguments for one node's URL (already checked by the settings).
+fn arguments(
+    url: &str,
+    settings: &BrokerSettings,
+    connection_name: &str,
+) -> Result<OpenConnectionArguments, String> {
+    let uri: lapin::uri::AMQPUri = url.parse().map_err(|_| "not a valid AMQP URL".to_owned())?;
+    // amqprs panics on a short string longer than 255 bytes; lapin's parser lets one through.
+    if uri.vhost.len() > 255 {
+        return Err("the virtual host is longer than 255 bytes".to_owned());
+    }
+    let host = uri.authority.host.clone();
+    let mut arguments = OpenConnectionArguments::new(
+        &host,
+        uri.authority.port,
+        &uri.authority.userinfo.username,
+        &uri.authority.userinfo.password,
+    );
+    arguments
+        .virtual_host(&uri.vhost)
+        .heartbeat(uri.query.heartbeat.unwrap_or(settings.heartbeat_secs))
+        .connection_name(connection_name);
+    if uri.scheme == lapin::uri::AMQPScheme::AMQPS {
+        arguments.tls_adaptor(tls(&settings.tls, host)?);
+    }
+    Ok(arguments)
+}
+
+/// TLS for `amqps://`: the broker's certificate checked against `AMQP_CA_FILE` (else the
+/// system's roots), our own certificate shown when one is set.
+fn tls(
+    files: &shared::settings::TlsFiles,
+    domain: String,
+) -> Result<amqprs::tls::TlsAdaptor, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    use secrecy::ExposeSecret;
+    let mut roots = rustls::RootCertStore::empty();
+    match &files.ca_pem {
+        Some(pem) => {
+            for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+                let cert = cert.map_err(|e| format!("AMQP_CA_FILE: {e}"))?;
+                roots.add(cert).map_err(|e| format!("AMQP_CA_FILE: {e}"))?;
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            for cert in found.certs {
+                // One unusable system certificate does not stop the others.
+                let _ = roots.add(cert);
+            }
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| format!("TLS: {e}"))?
+    .with_root_certificates(roots);
+    let config = match &files.client {
+        None => config.with_no_client_auth(),
+        Some((cert, key)) => {
+            let chain = CertificateDer::pem_slice_iter(cert)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("AMQP_CLIENT_CERT: {e}"))?;
+            // The key's own text never goes into an error.
+            let key = PrivateKeyDer::from_pem_slice(key.expose_secret().as_bytes())
+                .map_err(|_| "AMQP_CLIENT_KEY: not a PEM private key".to_owned())?;
+            config
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| format!("AMQP_CLIENT_CERT: {e}"))?
+        }
+    };
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    Ok(amqprs::tls::TlsAdaptor::new(connector, domain))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> BrokerSettings {
+        BrokerSettings::from_env(&shared::settings::EnvSource::from_pairs([(
+            "EXCHANGE_NAME",
+            "link-test",
+        )]))
+        .expect("defaults")
+    }
+
+    #[test]
+    fn a_virtual_host_too_long_for_amqp_is_refused_not_a_panic() {
+        let long = format!("amqp://guest:guest@127.0.0.1:5672/{}", "v".repeat(256));
+        let refused = arguments(&long, &settings(), "test")
+            .map(|_| ())
+            .expect_err("too long");
+        assert!(refused.contains("255 bytes"), "{refused}");
+        let fits = format!("amqp://guest:guest@127.0.0.1:5672/{}", "v".repeat(255));
+        assert!(arguments(&fits, &settings(), "test").is_ok());
+    }
+
+    #[test]
+    fn an_amqps_url_gets_tls_and_a_bad_client_key_is_named_without_its_text() {
+        let mut tls = settings();
+        tls.tls.client = Some((
+            b"not a certificate".to_vec(),
+            secrecy::SecretString::from("hunter2-not-a-key"),
+        ));
+        let refused = arguments("amqps://guest:guest@localhost:5671/%2f", &tls, "test")
+            .map(|_| ())
+            .expect_err("no usable client key");
+        assert!(refused.starts_with("AMQP_CLIENT_KEY"), "{refused}");
+        assert!(!refused.contains("hunter2"), "{refused}");
+    }
+}
