@@ -62,6 +62,50 @@ struct Pending {
     closed: bool,
 }
 
+impl Pending {
+    /// The next delivery tag, for a publish that waits on `answer`.
+    fn take(
+        &mut self,
+        message_id: String,
+        answer: oneshot::Sender<Confirmed>,
+    ) -> Result<u64, LinkError> {
+        if self.closed {
+            return Err(LinkError::Closed);
+        }
+        self.last_tag += 1;
+        let waiting = Waiting {
+            message_id,
+            returned: false,
+            answer,
+        };
+        self.waiting.insert(self.last_tag, waiting);
+        Ok(self.last_tag)
+    }
+
+    /// Gives back the last tag taken, for a message that was never sent.
+    fn give_back(&mut self, tag: u64) {
+        if self.waiting.remove(&tag).is_some() && self.last_tag == tag {
+            self.last_tag -= 1;
+        }
+    }
+}
+
+/// A delivery tag taken for a publish: given back unless the message reached amqprs, so that
+/// a publish that failed or was dropped half-way does not shift the numbering of the next ones.
+struct TagTaken<'a> {
+    pending: &'a Shared,
+    tag: u64,
+    sent: bool,
+}
+
+impl Drop for TagTaken<'_> {
+    fn drop(&mut self) {
+        if !self.sent {
+            lock(self.pending).give_back(self.tag);
+        }
+    }
+}
+
 type Shared = Arc<Mutex<Pending>>;
 
 fn lock(pending: &Shared) -> std::sync::MutexGuard<'_, Pending> {
@@ -91,37 +135,20 @@ impl ConfirmChannel {
         let message_id = properties.message_id().cloned().unwrap_or_default();
         {
             let _order = self.order.lock().await;
-            let tag = {
-                let mut pending = lock(&self.pending);
-                if pending.closed {
-                    return Err(LinkError::Closed);
-                }
-                pending.last_tag += 1;
-                let tag = pending.last_tag;
-                pending.waiting.insert(
-                    tag,
-                    Waiting {
-                        message_id,
-                        returned: false,
-                        answer,
-                    },
-                );
-                tag
+            let mut taken = TagTaken {
+                pending: &self.pending,
+                tag: lock(&self.pending).take(message_id, answer)?,
+                sent: false,
             };
             let arguments = BasicPublishArguments::new(exchange, "")
                 .mandatory(mandatory)
                 .finish();
-            if let Err(e) = self
-                .channel
+            // amqprs hands the message to its writer with one cancel-safe send: an error, or
+            // this publish dropped by its caller's timeout, means the broker never sees it.
+            self.channel
                 .basic_publish(properties, body, arguments)
-                .await
-            {
-                // Not sent: the broker will not number it, so the tag is given back.
-                let mut pending = lock(&self.pending);
-                pending.waiting.remove(&tag);
-                pending.last_tag -= 1;
-                return Err(e.into());
-            }
+                .await?;
+            taken.sent = true;
         }
         confirmed.await.map_err(|_| LinkError::Closed)
     }
@@ -499,6 +526,41 @@ fn tls(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tag_taken_for_a_message_never_sent_is_given_back() {
+        let pending = Shared::default();
+        let (first, _first_waits) = oneshot::channel();
+        let sent = TagTaken {
+            pending: &pending,
+            tag: lock(&pending).take("a:1".into(), first).expect("open"),
+            sent: true,
+        };
+        assert_eq!(sent.tag, 1);
+        drop(sent);
+        let (second, _second_waits) = oneshot::channel();
+        let dropped = TagTaken {
+            pending: &pending,
+            tag: lock(&pending).take("a:2".into(), second).expect("open"),
+            sent: false,
+        };
+        assert_eq!(dropped.tag, 2);
+        drop(dropped);
+        // The broker numbers the next message it sees 2: so must we.
+        let (third, _third_waits) = oneshot::channel();
+        assert_eq!(lock(&pending).take("a:3".into(), third).expect("open"), 2);
+        assert_eq!(
+            lock(&pending).waiting.keys().copied().collect::<Vec<_>>(),
+            [1, 2]
+        );
+        // Once the channel is gone, no tag is handed out.
+        close_pending(&pending);
+        let (fourth, _fourth_waits) = oneshot::channel();
+        assert!(matches!(
+            lock(&pending).take("a:4".into(), fourth),
+            Err(LinkError::Closed)
+        ));
+    }
 
     fn settings() -> BrokerSettings {
         BrokerSettings::from_env(&shared::settings::EnvSource::from_pairs([(
