@@ -141,9 +141,9 @@ pub async fn supervise_with<C: Client, S: Session<C>>(
     }
 }
 
-/// A channel in confirm mode on `exchange`, kept open by its own supervised connection and
-/// offered to every publisher task; for the readings' fanout exchange and the alerts' topic
-/// exchange alike.
+/// A channel in confirm mode on `exchange`, on lapin, kept open by its own supervised
+/// connection and offered to every publisher task: the consumer's alerts exchange. (The
+/// publisher's readings go through its own link on amqprs, `publisher/src/link.rs`.)
 pub struct ConfirmChannel {
     /// The channel while connected, `None` otherwise.
     pub channel: watch::Receiver<Option<lapin::Channel>>,
