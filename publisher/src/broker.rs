@@ -359,21 +359,6 @@ impl ReadingPublisher {
     }
 }
 
-/// `host:seq`, the message id readers see, held to an AMQP short string's 255 bytes (amqprs
-/// panics beyond them): a host name near its 253-byte limit loses its end, never the number.
-fn message_id(host: &str, seq: u64) -> String {
-    let id = shared::reading::message_id(host, seq);
-    if id.len() <= 255 {
-        return id;
-    }
-    let suffix = format!(":{seq}");
-    let mut end = 255 - suffix.len();
-    while !host.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}{suffix}", &host[..end])
-}
-
 /// The AMQP properties of `reading` published as number `seq`: the same as
 /// `shared::broker::reading_properties` gives the consumer's side (content type, persistent
 /// delivery, timestamp, message id, app id), in amqprs's terms.
@@ -383,7 +368,7 @@ pub fn reading_properties(reading: &Reading, seq: u64) -> amqprs::BasicPropertie
         .with_content_type("application/json")
         .with_delivery_mode(shared::broker::PERSISTENT)
         .with_timestamp(u64::try_from(reading.collected_at.timestamp()).unwrap_or(0))
-        .with_message_id(&message_id(&reading.host, seq))
+        .with_message_id(&shared::reading::message_id(&reading.host, seq))
         .with_app_id(APP_ID);
     properties
 }
@@ -394,15 +379,9 @@ mod tests {
     use crate::metrics::FAILURE_REASONS;
 
     #[test]
-    fn a_message_id_fits_an_amqp_short_string_whatever_the_host_name() {
-        assert_eq!(message_id("web-1", 7), "web-1:7");
-        // 253 bytes of two-byte characters and a number as long as a u64's.
-        let host = "é".repeat(126) + "x";
-        let id = message_id(&host, u64::MAX);
-        assert!(id.len() <= 255, "{} bytes", id.len());
-        assert!(id.ends_with(&format!(":{}", u64::MAX)), "{id}");
-        assert!(id.starts_with("éé"), "{id}");
-        // And amqprs takes it.
+    fn amqprs_takes_the_message_id_of_the_longest_host_name() {
+        // amqprs panics on a message id beyond 255 bytes; shared's is held to them.
+        let id = shared::reading::message_id(&("é".repeat(126) + "x"), u64::MAX);
         let mut properties = amqprs::BasicProperties::default();
         properties.with_message_id(&id);
         assert_eq!(properties.message_id(), Some(&id));

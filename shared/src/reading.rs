@@ -282,9 +282,16 @@ impl Reading {
     }
 }
 
-/// The AMQP `message_id` of `host`'s reading number `seq`: unique per publisher run.
+/// The AMQP `message_id` of `host`'s reading number `seq`: unique per publisher run. Held to
+/// an AMQP short string's 255 bytes (amqprs panics beyond them, lapin fails the publish): a
+/// host name near its 253-byte limit loses its end, never the number.
 pub fn message_id(host: &str, seq: u64) -> String {
-    format!("{host}:{seq}")
+    let suffix = format!(":{seq}");
+    let mut end = host.len().min(255 - suffix.len());
+    while !host.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{suffix}", &host[..end])
 }
 
 /// Rounds a percentage to two decimals: more precision is noise and costs bytes on the wire.
@@ -581,6 +588,16 @@ mod tests {
     fn message_id_is_host_and_seq() {
         let reading = sample();
         assert_eq!(message_id(&reading.host, reading.seq), "web-1:7");
+    }
+
+    #[test]
+    fn a_message_id_fits_an_amqp_short_string_whatever_the_host_name() {
+        // 253 bytes of two-byte characters and a number as long as a u64's.
+        let host = "é".repeat(126) + "x";
+        let id = message_id(&host, u64::MAX);
+        assert!(id.len() <= 255, "{} bytes", id.len());
+        assert!(id.ends_with(&format!(":{}", u64::MAX)), "{id}");
+        assert!(id.starts_with("éé"), "{id}");
     }
 
     #[test]
