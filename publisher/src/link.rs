@@ -176,21 +176,22 @@ struct Callbacks {
 
 impl Callbacks {
     fn settle(&self, tag: u64, multiple: bool, how: Confirmed) {
-        let mut pending = lock(&self.pending);
-        let settled: Vec<u64> = if multiple {
-            pending.waiting.range(..=tag).map(|(t, _)| *t).collect()
-        } else {
-            vec![tag]
+        let answer = |waiting: Waiting| {
+            let answer = match how {
+                Confirmed::Ack if waiting.returned => Confirmed::Returned,
+                other => other,
+            };
+            // The publisher may have stopped waiting (its timeout): nothing to tell.
+            let _ = waiting.answer.send(answer);
         };
-        for tag in settled {
-            if let Some(waiting) = pending.waiting.remove(&tag) {
-                let answer = match how {
-                    Confirmed::Ack if waiting.returned => Confirmed::Returned,
-                    other => other,
-                };
-                // The publisher may have stopped waiting (its timeout): nothing to tell.
-                let _ = waiting.answer.send(answer);
-            }
+        let mut pending = lock(&self.pending);
+        if multiple {
+            // Every tag up to `tag`: what stays is what comes after it.
+            let later = pending.waiting.split_off(&(tag + 1));
+            let settled = std::mem::replace(&mut pending.waiting, later);
+            settled.into_values().for_each(answer);
+        } else if let Some(waiting) = pending.waiting.remove(&tag) {
+            answer(waiting);
         }
     }
 }
@@ -526,6 +527,40 @@ fn tls(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_multiple_ack_answers_every_publish_up_to_its_tag_and_no_later_one() {
+        let pending = Shared::default();
+        let callbacks = Callbacks {
+            pending: Arc::clone(&pending),
+            reopen: Arc::new(Notify::new()),
+        };
+        let mut answers = Vec::new();
+        for seq in 1..=3 {
+            let (answer, waits) = oneshot::channel();
+            lock(&pending)
+                .take(format!("a:{seq}"), answer)
+                .expect("open");
+            answers.push(waits);
+        }
+        callbacks.settle(2, true, Confirmed::Ack);
+        let mut answers = answers.into_iter();
+        for _ in 0..2 {
+            let mut answer = answers.next().expect("an answer");
+            assert_eq!(answer.try_recv(), Ok(Confirmed::Ack));
+        }
+        let mut third = answers.next().expect("the third");
+        assert!(third.try_recv().is_err(), "tag 3 is not confirmed yet");
+        // Returned before its ack: the ack answers "returned".
+        lock(&pending)
+            .waiting
+            .get_mut(&3)
+            .expect("waiting")
+            .returned = true;
+        callbacks.settle(3, false, Confirmed::Ack);
+        assert_eq!(third.try_recv(), Ok(Confirmed::Returned));
+        assert!(lock(&pending).waiting.is_empty());
+    }
 
     #[test]
     fn a_tag_taken_for_a_message_never_sent_is_given_back() {
