@@ -3,7 +3,7 @@
 //! kept open and reopened by its supervisor), and queued in the outbox when the broker cannot
 //! take them.
 
-use crate::link::{ConfirmChannel, Confirmed, Link, LinkError};
+use crate::link::{ConfirmChannel, Confirmed, Link, LinkError, LinkHome};
 use crate::metrics::{PublisherMetrics, OUTBOX_FULL};
 use crate::outbox::{Outbox, QueueError, WhenFull};
 use shared::broker::BrokerState;
@@ -86,6 +86,8 @@ pub struct ReadingPublisher {
     state: watch::Receiver<BrokerState>,
     /// Tells the supervisor the channel broke while the connection looked fine.
     reopen: Arc<Notify>,
+    /// Where the connection runs (the HTTP thread, see `startup`).
+    home: LinkHome,
     outbox: Outbox,
     /// The last sample's JSON, so that publishes of one sample serialise it once.
     bodies: crate::body::BodyCache,
@@ -101,9 +103,10 @@ pub struct ReadingPublisher {
 }
 
 impl ReadingPublisher {
-    /// Starts the supervisor that connects (and reconnects, at most `reconnect_cap` apart)
-    /// and the outbox flusher, and returns the handle at once: the service runs whether or
-    /// not the broker is there. What already waits in `outbox` goes out first.
+    /// Prepares the link that connects (and reconnects, at most `reconnect_cap` apart),
+    /// starts the outbox flusher, and returns the handle at once: the service runs whether or
+    /// not the broker is there. What already waits in `outbox` goes out first. Nothing
+    /// connects until the link is settled on a runtime ([`Self::link_home`]).
     pub fn start(
         settings: BrokerSettings,
         reconnect_cap: Duration,
@@ -112,13 +115,14 @@ impl ReadingPublisher {
         metrics: PublisherMetrics,
     ) -> Arc<Self> {
         metrics.outbox_len.set(outbox.len() as i64);
-        let confirm = Link::start(settings.clone(), APP_ID, reconnect_cap);
+        let confirm = Link::new(settings.clone(), APP_ID, reconnect_cap);
         let publisher = Arc::new(Self {
             exchange: settings.exchange.clone(),
             confirm_timeout,
             channel: confirm.channel,
             state: confirm.state,
             reopen: confirm.reopen,
+            home: confirm.home,
             outbox,
             bodies: crate::body::BodyCache::default(),
             queued: Notify::new(),
@@ -128,6 +132,11 @@ impl ReadingPublisher {
         });
         tokio::spawn(Arc::clone(&publisher).flush_forever());
         publisher
+    }
+
+    /// Where the broker link runs: settle it on the runtime that publishes most.
+    pub fn link_home(&self) -> LinkHome {
+        self.home.clone()
     }
 
     /// The broker connection's current state.
@@ -291,9 +300,12 @@ impl ReadingPublisher {
     }
 
     /// At shutdown: tries to empty the outbox for up to `deadline`; returns what is left.
+    /// The link ended with the HTTP thread it ran on; it is settled again here (at once, or
+    /// as soon as that thread's runtime is gone).
     pub async fn drain(&self, deadline: Duration) -> usize {
         let _ = tokio::time::timeout(deadline, async {
             while !self.outbox.is_empty() {
+                self.home.settle_here();
                 self.flush_once().await;
                 if !self.outbox.is_empty() {
                     tokio::time::sleep(OUTBOX_RETRY).await;

@@ -7,13 +7,14 @@ use std::time::Duration;
 /// The publisher's own port, as in the original.
 pub const DEFAULT_PORT: u16 = 8000;
 
-/// Threads serving HTTP unless `HTTP_WORKERS` says otherwise: one per CPU, at most two. A
-/// publisher mostly answers a scrape and the odd `/publish`, but callers that trigger publishes
-/// together should not queue behind one thread's parsing and sending: a second thread gives
-/// `/publish` at 32 connections ~8–10 % more on two cores for ~55 KB of memory (BENCHMARKS.md,
-/// "Throughput"). More threads than that would cost every big host memory for nothing.
+/// Threads serving HTTP unless `HTTP_WORKERS` says otherwise: one. The broker link runs on
+/// that thread too, so a `/publish` and its confirmation never wake another thread: one
+/// thread publishes ~25 % more at 32 connections than two threads with the link on a third
+/// did, and the agent keeps one thread fewer (BENCHMARKS.md, "One thread serves and
+/// publishes"). A second thread (`HTTP_WORKERS=2`) serves in parallel, but its publishes
+/// cross to the first one.
 pub fn default_http_workers() -> usize {
-    shared::settings::workers_per_cpu().min(2)
+    1
 }
 
 /// Where the service keeps its outbox when `OUTBOX_DIR` is not set: under the working
@@ -139,11 +140,9 @@ mod tests {
     }
 
     #[test]
-    fn http_is_served_by_one_thread_per_cpu_up_to_two_unless_told() {
-        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    fn http_is_served_by_one_thread_unless_told() {
         let settings = Settings::from_env(&EnvSource::default()).expect("defaults");
-        assert_eq!(settings.http.workers, cpus.min(2));
-        assert!((1..=2).contains(&settings.http.workers));
+        assert_eq!(settings.http.workers, 1);
         let told = EnvSource::from_pairs([("HTTP_WORKERS", "3")]);
         assert_eq!(Settings::from_env(&told).expect("valid").http.workers, 3);
     }

@@ -21,6 +21,7 @@ use shared::broker::BrokerState;
 use shared::reconnect::{supervise_with, Client, Session};
 use shared::settings::BrokerSettings;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::{oneshot, watch, Notify};
@@ -277,30 +278,111 @@ pub struct Link {
     /// Wake it when a publish found the channel closed while the connection looked fine: it
     /// reconnects.
     pub reopen: Arc<Notify>,
+    /// Where the connection runs; nothing connects until it is settled somewhere.
+    pub home: LinkHome,
 }
 
 impl Link {
-    /// Starts the supervisor (`shared::reconnect`, it runs until the runtime ends) and
-    /// returns at once: publishing code sees the channel come and go.
-    pub fn start(settings: BrokerSettings, connection_name: &'static str, cap: Duration) -> Self {
-        let (channel_tx, channel) = watch::channel(None);
+    /// Prepares the link; it connects once [`LinkHome::settle_here`] is called on the
+    /// runtime it is to run on. Publishing code sees the channel come and go.
+    pub fn new(settings: BrokerSettings, connection_name: &'static str, cap: Duration) -> Self {
+        let (offered, channel) = watch::channel(None);
         let (state_tx, state) = watch::channel(BrokerState::connecting());
         let reopen = Arc::new(Notify::new());
-        let mut session = Publishing {
-            exchange: settings.exchange.clone(),
-            offered: channel_tx,
-            current: None,
+        let home = LinkHome(Arc::new(Home {
+            settings,
+            connection_name,
+            cap,
+            state: state_tx,
+            offered,
             reopen: Arc::clone(&reopen),
-        };
-        tokio::spawn(async move {
-            supervise_with::<Amqprs, _>(&settings, connection_name, cap, &state_tx, &mut session)
-                .await;
-        });
+            settled: AtomicBool::new(false),
+        }));
         Self {
             channel,
             state,
             reopen,
+            home,
         }
+    }
+}
+
+/// Runs the link's supervisor (`shared::reconnect`: connect, keep one confirm channel open,
+/// reconnect) on a runtime chosen by whoever calls [`LinkHome::settle_here`].
+///
+/// amqprs runs its reader and writer as tasks of the runtime that opened the connection, so
+/// the connection lives where the supervisor does. The publisher settles it on the thread
+/// that serves HTTP: a `/publish` and its confirmation then never wake another thread, which
+/// is most of what a publish cost (BENCHMARKS.md, "One thread serves and publishes"). When that
+/// runtime ends (the server stopped), the supervisor ends with it and may be settled again
+/// elsewhere: the shutdown drain does so on the main runtime.
+#[derive(Clone)]
+pub struct LinkHome(Arc<Home>);
+
+struct Home {
+    settings: BrokerSettings,
+    connection_name: &'static str,
+    cap: Duration,
+    state: watch::Sender<BrokerState>,
+    offered: watch::Sender<Option<Arc<ConfirmChannel>>>,
+    reopen: Arc<Notify>,
+    /// Whether a supervisor runs somewhere now.
+    settled: AtomicBool,
+}
+
+impl LinkHome {
+    /// Starts the supervisor on the current runtime unless one runs already (here or on
+    /// another runtime still alive); returns whether it started it.
+    pub fn settle_here(&self) -> bool {
+        if self.0.settled.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        let home = Arc::clone(&self.0);
+        tokio::spawn(async move {
+            let mut resident = Resident {
+                session: Publishing {
+                    exchange: home.settings.exchange.clone(),
+                    offered: home.offered.clone(),
+                    current: None,
+                    reopen: Arc::clone(&home.reopen),
+                },
+                home,
+            };
+            let Resident { session, home } = &mut resident;
+            supervise_with::<Amqprs, _>(
+                &home.settings,
+                home.connection_name,
+                home.cap,
+                &home.state,
+                session,
+            )
+            .await;
+        });
+        true
+    }
+
+    /// Whether a supervisor runs now.
+    pub fn is_settled(&self) -> bool {
+        self.0.settled.load(Ordering::Acquire)
+    }
+}
+
+/// A running supervisor's session; dropped with its runtime, it withdraws the channel,
+/// fails what still waits on it, says the link is down, and frees the link to settle again.
+struct Resident {
+    session: Publishing,
+    home: Arc<Home>,
+}
+
+impl Drop for Resident {
+    fn drop(&mut self) {
+        self.session.ended();
+        let url = self.home.state.borrow().url.clone();
+        self.home.state.send_replace(BrokerState::down(
+            url,
+            "the thread the broker link ran on stopped".to_owned(),
+        ));
+        self.home.settled.store(false, Ordering::Release);
     }
 }
 

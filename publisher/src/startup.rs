@@ -154,7 +154,11 @@ fn run(
     let collector = web::Data::new(collector);
     let publisher = web::Data::new(publisher);
     let metrics = web::Data::new(metrics);
+    let link = publisher.link_home();
     let server = HttpServer::new(move || {
+        // Called on each HTTP thread as it starts: the first one also runs the broker link,
+        // so that a `/publish` on it never waits for another thread (`link::LinkHome`).
+        link.settle_here();
         App::new()
             .wrap(actix_web::middleware::from_fn(
                 shared::http::limit_body_size,

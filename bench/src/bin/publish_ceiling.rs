@@ -7,7 +7,8 @@
 //! Serves `GET /ready`, `GET /api/reading` (the body) and `GET /publish` (publishes the body,
 //! answers `{status, seq, host, bytes, reading}` once confirmed, 503 when nacked) on
 //! `127.0.0.1:APP_PORT`, to `EXCHANGE_NAME` at `AMQP_URL`, with the publisher's worker count
-//! (one per CPU, at most two); the body is read from `READING_FILE`.
+//! and its link on the first HTTP thread, as in the publisher; the body is read from
+//! `READING_FILE`.
 
 use actix_web::{web, App, HttpResponse, HttpServer};
 use publisher::link::{ConfirmChannel, Confirmed, Link};
@@ -17,7 +18,8 @@ use std::sync::Arc;
 
 /// What every `/publish` sends.
 struct Message {
-    channel: Arc<ConfirmChannel>,
+    /// The link's channel while connected.
+    channel: tokio::sync::watch::Receiver<Option<Arc<ConfirmChannel>>>,
     exchange: String,
     body: Vec<u8>,
     /// The body, read: for the message's properties and the answer's `host`.
@@ -30,10 +32,12 @@ fn setting(name: &str) -> Result<String, String> {
 }
 
 async fn publish(message: web::Data<Message>) -> HttpResponse {
+    let Some(channel) = message.channel.borrow().clone() else {
+        return HttpResponse::ServiceUnavailable().finish();
+    };
     let seq = message.seq.fetch_add(1, Ordering::Relaxed);
     let properties = publisher::broker::reading_properties(&message.reading, seq);
-    let confirmed = message
-        .channel
+    let confirmed = channel
         .publish(&message.exchange, message.body.clone(), properties, false)
         .await;
     if !matches!(confirmed, Ok(Confirmed::Ack)) {
@@ -50,6 +54,15 @@ async fn publish(message: web::Data<Message>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")
         .body(answer)
+}
+
+/// 200 once the link has a channel.
+async fn ready(message: web::Data<Message>) -> HttpResponse {
+    if message.channel.borrow().is_some() {
+        HttpResponse::Ok().finish()
+    } else {
+        HttpResponse::ServiceUnavailable().finish()
+    }
 }
 
 async fn the_reading(message: web::Data<Message>) -> HttpResponse {
@@ -72,20 +85,12 @@ async fn serve() -> Result<(), String> {
         ("EXCHANGE_NAME", exchange.clone()),
     ]);
     let broker = shared::settings::BrokerSettings::from_env(&env).map_err(|e| e.to_string())?;
-    let mut link = Link::start(
+    let link = Link::new(
         broker,
         publisher::broker::APP_ID,
         std::time::Duration::from_secs(5),
     );
-    let channel = tokio::time::timeout(
-        std::time::Duration::from_secs(15),
-        link.channel.wait_for(Option::is_some),
-    )
-    .await
-    .map_err(|_| "broker: not connected within 15 s".to_owned())?
-    .map_err(|e| format!("broker: {e}"))?
-    .clone()
-    .ok_or("broker: no channel")?;
+    let (channel, home) = (link.channel, link.home);
     let message = web::Data::new(Message {
         channel,
         exchange,
@@ -94,9 +99,11 @@ async fn serve() -> Result<(), String> {
         seq: AtomicU64::new(0),
     });
     HttpServer::new(move || {
+        // As the publisher does: the link runs on the (first) HTTP thread.
+        home.settle_here();
         App::new()
             .app_data(message.clone())
-            .route("/ready", web::get().to(HttpResponse::Ok))
+            .route("/ready", web::get().to(ready))
             .route("/api/reading", web::get().to(the_reading))
             .route("/publish", web::get().to(publish))
     })

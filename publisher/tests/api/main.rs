@@ -2,6 +2,7 @@ mod health;
 mod helpers;
 mod https;
 mod interval;
+mod link;
 mod metrics;
 mod outbox_disk;
 mod publish;
