@@ -331,8 +331,9 @@ struct Home {
 }
 
 impl LinkHome {
-    /// Starts the supervisor on the current runtime unless one runs already (here or on
-    /// another runtime still alive); returns whether it started it.
+    /// Starts the supervisor on the current Tokio runtime (call it from inside one) unless
+    /// one runs already (here or on another runtime still alive); returns whether it started
+    /// it.
     pub fn settle_here(&self) -> bool {
         if self.0.settled.swap(true, Ordering::AcqRel) {
             return false;
