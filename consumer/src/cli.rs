@@ -1,11 +1,11 @@
 //! The consumer's command line: no subcommand serves the dashboard; the others manage logins
 //! and API tokens and exit.
 
-use crate::auth::tokens::{self, TokenStore};
-use crate::auth::{FileTokenStore, Imported, StoreTokenStore};
 use crate::clock::SystemClock;
-use crate::store::settings::DEFAULT_DATA_DIR;
-use crate::store::{HistorySettings, Store};
+use crate::history::store::settings::DEFAULT_DATA_DIR;
+use crate::history::store::{HistorySettings, Store};
+use crate::web::auth::tokens::{self, TokenStore};
+use crate::web::auth::{FileTokenStore, Imported, StoreTokenStore};
 use clap::{Parser, Subcommand};
 use shared::settings::EnvSource;
 use std::io::{BufRead, IsTerminal, Write};
@@ -70,7 +70,7 @@ fn hash_password() -> ExitCode {
             return ExitCode::from(EXIT_BAD_INPUT);
         }
     };
-    match crate::auth::hash_password(&password) {
+    match crate::web::auth::hash_password(&password) {
         Ok(hash) => {
             println!("{hash}");
             ExitCode::SUCCESS

@@ -27,21 +27,21 @@ pub struct Settings {
     /// Longest wait between reconnect attempts (`RECONNECT_MAX_SECS`).
     pub reconnect_cap: Duration,
     /// Pages of other origins that may open the WebSocket (`ALLOWED_ORIGINS`).
-    pub allowed_origins: crate::origin::AllowedOrigins,
-    /// Login, API tokens, `/metrics` token (see [`crate::auth`]).
-    pub auth: crate::auth::AuthSettings,
+    pub allowed_origins: crate::web::origin::AllowedOrigins,
+    /// Login, API tokens, `/metrics` token (see [`crate::web::auth`]).
+    pub auth: crate::web::auth::AuthSettings,
     /// HTTPS: `TLS_CERT_FILE` and `TLS_KEY_FILE`, reloaded when renewed.
     pub tls: Option<shared::tls::TlsFiles>,
     /// Where history is kept and for how long (`HISTORY_URL`, `DATA_DIR`, `HISTORY_*_RETENTION`).
-    pub history: crate::store::HistorySettings,
+    pub history: crate::history::store::HistorySettings,
     /// The queue that feeds the store (`HISTORY_QUEUE`, `HISTORY_QUEUE_MAX_LENGTH`,
     /// `HISTORY_QUEUE_EXPIRES`).
-    pub history_queue: crate::recording::HistoryQueue,
+    pub history_queue: crate::history::recorder::HistoryQueue,
     /// The alert rules: the defaults, with `ALERT_RULES_FILE` laid over them.
     pub alert_rules: std::sync::Arc<crate::alerts::RuleSet>,
     /// Where notifications go (`ALERT_WEBHOOK_URL`, `ALERT_NTFY_URL`, `ALERT_SLACK_URL`,
     /// `ALERT_SMTP_URL`, …).
-    pub notify: crate::notify::NotifySettings,
+    pub notify: crate::alerts::notify::NotifySettings,
     /// The evaluator's queue (`ALERT_QUEUE`; default `<exchange>.alerts`).
     pub alert_queue: String,
     /// Whether this consumer may be the fleet's alert evaluator (`ALERTS`: `on`, the default,
@@ -77,12 +77,12 @@ impl Settings {
         let reconnect_cap = env.positive_seconds_or("RECONNECT_MAX_SECS", 30, 3600)?;
         let host_expiry = env.positive_seconds_or("HOST_EXPIRY_SECS", 3600, 30 * 86_400)?;
         let http = HttpSettings::from_env(env, DEFAULT_PORT, shared::settings::workers_per_cpu())?;
-        let auth = crate::auth::AuthSettings::from_env(env)?;
+        let auth = crate::web::auth::AuthSettings::from_env(env)?;
         let history_queue_name = env.get("HISTORY_QUEUE").map(str::to_owned);
         if let Some(name) = &history_queue_name {
             check_amqp_name("HISTORY_QUEUE", name)?;
         }
-        let history_queue = crate::recording::HistoryQueue {
+        let history_queue = crate::history::recorder::HistoryQueue {
             name: history_queue_name,
             // A week of one host at 1 Hz, or ten minutes of a thousand hosts.
             max_length: u32::try_from(env.count_or(
@@ -124,15 +124,15 @@ impl Settings {
             stale_after,
             host_expiry,
             reconnect_cap,
-            allowed_origins: crate::origin::AllowedOrigins::from_env(env)?,
+            allowed_origins: crate::web::origin::AllowedOrigins::from_env(env)?,
             auth,
             tls: shared::tls::TlsFiles::from_env(env)?,
-            history: crate::store::HistorySettings::from_env(env)?,
+            history: crate::history::store::HistorySettings::from_env(env)?,
             alert_rules: std::sync::Arc::new(
                 crate::alerts::RuleSet::load(env.get("ALERT_RULES_FILE").map(std::path::Path::new))
                     .map_err(|e| SettingsError::invalid("ALERT_RULES_FILE", e))?,
             ),
-            notify: crate::notify::NotifySettings::from_env(env)?,
+            notify: crate::alerts::notify::NotifySettings::from_env(env)?,
             alert_queue,
             evaluate_alerts,
             history_queue,

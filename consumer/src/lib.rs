@@ -1,27 +1,28 @@
-//! The hostpulse consumer. Every reading follows one path:
+//! The hostpulse consumer. Every reading follows one path, and the modules are its stages:
 //!
-//! `broker` (a queue) → `intake` (one parse per message, shared by every queue that carries
-//! it) → `ingest` (bytes → accepted reading or refusal) → a `sink`: the `live` view (latest
-//! per host, broadcast to browsers over `ws`), the store (`recording`) and the alerts
-//! (`alerting`), each fed from a queue of its own. `startup` wires the path and the HTTP
-//! `routes`.
+//! ```text
+//! intake ─┬▶ live    (latest per host, broadcast to browsers)  ─┐
+//!         ├▶ history (the store, three tiers)                   ├▶ web (page, /ws, /api, /metrics)
+//!         └▶ alerts  (one evaluator per fleet, notifications)  ─┘
+//! ```
+//! - [`intake`]: each queue's deliveries → accepted readings (one parse per message) → a sink.
+//! - [`live`]: the live view, fed by the live queue.
+//! - [`history`]: the history store, fed by its own durable queue.
+//! - [`alerts`]: rules, the evaluator, notifications, every consumer's view of the alerts.
+//! - [`web`]: HTTP routes, WebSocket sessions, login and tokens.
+//! - [`metrics`]: the pipeline's counters and the fleet's gauges.
+//!
+//! `startup` wires the path; `configuration` reads the settings; `clock` is the time the
+//! consumer reads (tests drive it); `cli` is the command line.
 
-pub mod alerting;
 pub mod alerts;
-pub mod auth;
-pub mod broker;
-pub mod cli;
-pub mod clock;
-pub mod configuration;
-pub mod ingest;
+pub mod history;
 pub mod intake;
 pub mod live;
 pub mod metrics;
-pub mod notify;
-pub mod origin;
-pub mod recording;
-pub mod routes;
-pub mod sink;
+pub mod web;
+
+pub mod cli;
+pub mod clock;
+pub mod configuration;
 pub mod startup;
-pub mod store;
-pub mod ws;

@@ -1,29 +1,30 @@
 //! Building and running the consumer: the path every reading follows, then the HTTP server.
 //!
 //! ```text
-//! live queue    ─▶ broker ─┐          ┌▶ LiveSink  ─▶ live view ─▶ /ws, /api/hosts, fleet gauges
-//! history queue ─▶ broker ─┼▶ intake ─┼▶ StoreSink ─▶ store     ─▶ /api/hosts/{host}/history
-//! alerts queue  ─▶ broker ─┘ (ingest) └▶ AlertSink ─▶ engine    ─▶ notifications, hostpulse.alerts
+//! live queue    ─▶ intake ─▶ LiveSink   ─▶ live view ─▶ /ws, /api/hosts, fleet gauges
+//! history queue ─▶ intake ─▶ StoreSink  ─▶ store     ─▶ /api/hosts/{host}/history
+//! alerts queue  ─▶ intake ─▶ AlertSink  ─▶ engine    ─▶ notifications, hostpulse.alerts
 //! hostpulse.alerts ─▶ AlertView ─▶ /api/alerts, the page, hostpulse_alert_active
 //! ```
-//! Sinks that must see every reading (the store, the alerts) get queues of their own, fed the
-//! same way by [`broker::consume_forever`]; the intake parses each message once for all three.
+//! Every queue is consumed the same way by [`queue::consume_forever`]; the intake parses each
+//! message once for all three.
 
-use crate::alerting::{self, AlertCollector, AlertView, Evaluator};
-use crate::broker::{self, Source};
+use crate::alerts::evaluator::Evaluator;
+use crate::alerts::notify::Notifier;
+use crate::alerts::view::{self, AlertCollector, AlertView};
 use crate::clock::{SharedClock, SystemClock};
 use crate::configuration::Settings;
-use crate::ingest::IngestLimits;
+use crate::history::recorder::{History, Recorder};
+use crate::history::store::HistoryTarget;
+use crate::intake::parse::IngestLimits;
+use crate::intake::queue::{self, Source};
 use crate::intake::Intake;
+use crate::live::LiveSink;
 use crate::live::{LiveLimits, LiveView};
 use crate::metrics::fleet::FleetCollector;
 use crate::metrics::history::HistoryMetrics;
 use crate::metrics::ConsumerMetrics;
-use crate::notify::Notifier;
-use crate::recording::{History, Recorder};
-use crate::sink::LiveSink;
-use crate::store::HistoryTarget;
-use crate::{routes, ws};
+use crate::web::{routes, ws};
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 use shared::broker::BrokerState;
@@ -99,7 +100,7 @@ impl Application {
             settings.history.redacted.clone(),
             history_queue,
         ));
-        let guard = web::Data::new(crate::auth::Guard::new(
+        let guard = web::Data::new(crate::web::auth::Guard::new(
             &settings.auth,
             token_store(&settings, &history, intake.clock()),
             Arc::clone(intake.clock()),
@@ -120,8 +121,8 @@ impl Application {
         };
         let clock = Arc::clone(intake.clock());
         let mut tasks = vec![
-            tokio::spawn(crate::auth::expire_sessions(guard.clone())),
-            tokio::spawn(broker::consume_forever(
+            tokio::spawn(crate::web::auth::expire_sessions(guard.clone())),
+            tokio::spawn(queue::consume_forever(
                 live_queue,
                 broker_tx,
                 intake.queue(true)?,
@@ -144,7 +145,7 @@ impl Application {
         metrics
             .registry
             .register(Box::new(AlertCollector::new(Arc::clone(&alerts))?))?;
-        tasks.push(tokio::spawn(alerting::watch_alerts(
+        tasks.push(tokio::spawn(view::watch_alerts(
             settings.broker.clone(),
             settings.reconnect_cap,
             Arc::clone(&alerts),
@@ -274,7 +275,7 @@ fn start_evaluator(
         reconnect_cap: settings.reconnect_cap,
         depth: None,
     };
-    let consuming = tokio::spawn(broker::consume_forever(
+    let consuming = tokio::spawn(queue::consume_forever(
         alert_queue,
         alert_status_tx,
         // Counted once, by the live queue's path: these are the same readings.
@@ -317,8 +318,8 @@ struct Parts {
     live: Arc<LiveView>,
     metrics: ConsumerMetrics,
     broker: watch::Receiver<BrokerState>,
-    origins: crate::origin::AllowedOrigins,
-    guard: web::Data<crate::auth::Guard>,
+    origins: crate::web::origin::AllowedOrigins,
+    guard: web::Data<crate::web::auth::Guard>,
     history: Arc<History>,
     clock: SharedClock,
     alerts: Arc<AlertView>,
@@ -341,7 +342,7 @@ fn run(
     let alerts = web::Data::new(parts.alerts);
     let server = HttpServer::new(move || {
         App::new()
-            .wrap(actix_web::middleware::from_fn(crate::auth::require))
+            .wrap(actix_web::middleware::from_fn(crate::web::auth::require))
             .wrap(actix_web::middleware::from_fn(
                 shared::http::limit_body_size,
             ))
@@ -357,7 +358,7 @@ fn run(
             .app_data(history.clone())
             .app_data(clock.clone())
             .app_data(alerts.clone())
-            .configure(crate::auth::routes)
+            .configure(crate::web::auth::routes)
             .service(get("/", routes::index))
             .service(get("/assets/{file:.*}", routes::asset))
             .service(get("/ws", ws::ws))
@@ -390,15 +391,15 @@ fn token_store(
     settings: &Settings,
     history: &Arc<History>,
     clock: &SharedClock,
-) -> Arc<dyn crate::auth::TokenStore> {
+) -> Arc<dyn crate::web::auth::TokenStore> {
     let dir = &settings.auth.data_dir;
     if settings.history.enabled() {
-        Arc::new(crate::auth::StoreTokenStore::serving(
+        Arc::new(crate::web::auth::StoreTokenStore::serving(
             Arc::clone(history),
             dir,
             Arc::clone(clock),
         ))
     } else {
-        Arc::new(crate::auth::FileTokenStore::open(dir))
+        Arc::new(crate::web::auth::FileTokenStore::open(dir))
     }
 }

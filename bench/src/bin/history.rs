@@ -19,7 +19,7 @@
 
 use bench::{cpu_seconds, median_and};
 use chrono::{DateTime, TimeZone, Utc};
-use consumer::store::{HistorySettings, Store};
+use consumer::history::store::{HistorySettings, Store};
 use shared::reading::Reading;
 use shared::settings::EnvSource;
 use sqlx::Connection;

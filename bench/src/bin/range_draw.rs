@@ -14,7 +14,7 @@
 
 use bench::median_and;
 use chrono::{DateTime, TimeZone, Utc};
-use consumer::store::{HistorySettings, Store};
+use consumer::history::store::{HistorySettings, Store};
 use fantoccini::Locator;
 use shared::reading::Reading;
 use shared::settings::EnvSource;

@@ -31,6 +31,17 @@ pub enum EventKind {
     Reminder,
 }
 
+impl EventKind {
+    /// The kind as `hostpulse_alert_events_total{kind}` writes it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Fired => "fired",
+            Self::Resolved => "resolved",
+            Self::Reminder => "reminder",
+        }
+    }
+}
+
 /// One alert event, as notifications and the API will carry it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertEvent {

@@ -1,10 +1,26 @@
-//! Alert rules and their evaluation (issue #12), apart from the hub and the WebSocket code.
+//! Alerts: the rules, their evaluation, and where the events go.
 //!
-//! [`RuleSet`] holds the rules (defaults compiled in, `ALERT_RULES_FILE` laid over them);
-//! [`AlertState`] turns readings and ticks into [`AlertEvent`]s with the time passed in.
+//! ```text
+//! alerts queue ─▶ intake ─▶ AlertSink (evaluator.rs) ─▶ engine ─▶ Dispatch (dispatch.rs)
+//!                                                                  ├▶ the store (the state)
+//!                                                                  ├▶ notify/ (webhook, ntfy, Slack, e-mail)
+//!                                                                  └▶ hostpulse.alerts
+//! hostpulse.alerts ─▶ AlertView (view.rs) ─▶ /api/alerts, the page, hostpulse_alert_active
+//! ```
+//! - [`rules`]: the rules (defaults compiled in, `ALERT_RULES_FILE` laid over them).
+//! - [`engine`]: [`AlertState`] turns readings and ticks into [`AlertEvent`]s, with the time
+//!   passed in (a pure function of its inputs, tested without a broker).
+//! - [`evaluator`]: the alerts queue's sink and the tick, on the fleet's active evaluator.
+//! - [`dispatch`]: the events kept, notified and announced.
+//! - [`notify`]: the notification channels.
+//! - [`view`]: every consumer's view of the alerts, from the alerts exchange.
 
+pub mod dispatch;
 pub mod engine;
+pub mod evaluator;
+pub mod notify;
 pub mod rules;
+pub mod view;
 
 #[cfg(test)]
 mod prometheus_rules;
@@ -15,3 +31,9 @@ pub use engine::{
     group_by_host, ActiveAlert, ActiveEntry, AlertEvent, AlertState, EventKind, HostBatch, Ignored,
 };
 pub use rules::{Levels, Metric, Rule, RuleSet, RulesError, Severity, DEFAULT_RULES_TOML};
+
+/// The topic exchange every alert event is published to.
+pub const ALERTS_EXCHANGE: &str = "hostpulse.alerts";
+/// The header naming the fleet (the readings' exchange) an event is about: one broker can
+/// carry several fleets, and each consumer's view shows its own fleet's alerts only.
+pub const FLEET_HEADER: &str = "x-hostpulse-fleet";

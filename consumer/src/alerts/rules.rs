@@ -69,6 +69,16 @@ pub enum Severity {
     Critical,
 }
 
+impl Severity {
+    /// The severity as labels and routing keys write it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Warning => "warning",
+            Self::Critical => "critical",
+        }
+    }
+}
+
 /// A level and the level at which an alert at that severity clears again.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -11,7 +11,8 @@
 //! ones came: a queue that lags further behind than that (a store catching up on a backlog)
 //! parses the message again, as it would without the memo.
 
-use crate::ingest::{self, legacy::SenderHints, Accepted, IngestLimits, Refusal};
+use crate::intake::legacy::SenderHints;
+use crate::intake::parse::{self, Accepted, IngestLimits, Refusal};
 use chrono::{DateTime, Utc};
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, RandomState};
@@ -193,7 +194,7 @@ impl IngestMemo {
         let outcome = cell
             .get_or_init(|| {
                 source = Source::Parsed;
-                ingest::ingest(body, hints, now, self.limits).map_err(Arc::new)
+                parse::ingest(body, hints, now, self.limits).map_err(Arc::new)
             })
             .clone();
         (outcome, source)

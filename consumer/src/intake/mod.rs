@@ -1,16 +1,30 @@
-//! Intake: deliveries become accepted readings, once per message for the whole consumer.
+//! Intake: the first stage of the path. Every queue's deliveries become accepted readings,
+//! once per message for the whole consumer, and go to the queue's [`sink::Sink`].
 //!
-//! One message reaches this consumer on up to three queues (live, history, alerts). The
-//! [`memo`] in front of [`crate::ingest`] parses it once and hands every queue the same
-//! outcome; the live queue counts it and logs a refusal, the others stay silent, so
-//! `/metrics` and the log show each message once.
+//! ```text
+//! queue (queue.rs) ─▶ memo (memo.rs) ─▶ parse (parse.rs, legacy.rs) ─▶ a Sink (sink.rs)
+//! ```
+//! - [`queue`]: declares and consumes one queue, hands each batch to its sink and acknowledges
+//!   it once the sink took it; reconnects on its own.
+//! - [`parse`]: the bytes of one delivery → an accepted reading or a refusal with a reason;
+//!   [`legacy`] converts the original Python publisher's messages.
+//! - [`memo`]: one message reaches this consumer on up to three queues (live, history,
+//!   alerts); the memo parses it once and hands every queue the same outcome. The live queue
+//!   counts it and logs a refusal, the others stay silent, so `/metrics` and the log show each
+//!   message once.
+//! - [`sink`]: what a queue feeds (the live view, the history store, the alerts).
 
+pub mod legacy;
 pub mod memo;
+pub mod parse;
+pub mod queue;
+pub mod sink;
 
 use crate::clock::SharedClock;
-use crate::ingest::{legacy::SenderHints, Accepted, IngestLimits};
+use crate::intake::legacy::SenderHints;
+use crate::intake::parse::{Accepted, IngestLimits};
+use crate::intake::sink::Refused;
 use crate::metrics::ConsumerMetrics;
-use crate::sink::Refused;
 use memo::{IngestMemo, MemoBounds, QueueId, Source};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

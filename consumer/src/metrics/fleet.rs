@@ -194,7 +194,8 @@ impl Collector for FleetCollector {
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
-    use crate::ingest::{ingest, legacy::SenderHints, IngestLimits};
+    use crate::intake::legacy::SenderHints;
+    use crate::intake::parse::{ingest, IngestLimits};
     use crate::live::LiveLimits;
     use chrono::TimeZone;
 

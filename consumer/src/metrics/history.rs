@@ -97,10 +97,10 @@ impl HistoryMetrics {
         for reason in ["too_old", "unwritable"] {
             metrics.skipped.with_label_values(&[reason]);
         }
-        for reason in crate::store::StoreError::REASONS {
+        for reason in crate::history::store::StoreError::REASONS {
             metrics.write_errors.with_label_values(&[reason]);
         }
-        for tier in crate::store::Tier::ALL {
+        for tier in crate::history::store::Tier::ALL {
             metrics.rows.with_label_values(&[tier.label()]);
         }
         Ok(metrics)

@@ -144,7 +144,7 @@ impl ConsumerMetrics {
         for reason in WS_DROP_REASONS {
             self.ws_dropped.with_label_values(&[reason]);
         }
-        for retimed in crate::ingest::Retimed::ALL {
+        for retimed in crate::intake::parse::Retimed::ALL {
             self.retimed.with_label_values(&[retimed.reason()]);
         }
         self

@@ -112,7 +112,7 @@ async fn alert_tap() -> (lapin::Connection, lapin::Consumer) {
     let channel = connection.create_channel().await.expect("channel");
     shared::broker::declare_exchange_of(
         &channel,
-        consumer::alerting::ALERTS_EXCHANGE,
+        consumer::alerts::ALERTS_EXCHANGE,
         lapin::ExchangeKind::Topic,
     )
     .await
@@ -132,7 +132,7 @@ async fn alert_tap() -> (lapin::Connection, lapin::Consumer) {
     channel
         .queue_bind(
             queue.name().as_str().into(),
-            consumer::alerting::ALERTS_EXCHANGE.into(),
+            consumer::alerts::ALERTS_EXCHANGE.into(),
             "#".into(),
             QueueBindOptions::default(),
             FieldTable::default(),
@@ -195,7 +195,7 @@ async fn a_reading_over_a_level_fires_once_everywhere_and_one_below_resolves_it(
                 .properties
                 .headers()
                 .as_ref()
-                .and_then(|h| h.inner().get(consumer::alerting::FLEET_HEADER).cloned());
+                .and_then(|h| h.inner().get(consumer::alerts::FLEET_HEADER).cloned());
             break (delivery.routing_key.to_string(), event, fleet);
         }
     };

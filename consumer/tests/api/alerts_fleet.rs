@@ -69,7 +69,7 @@ async fn shows_active(consumer: &TestConsumer, host: &str) {
 #[tokio::test]
 async fn two_consumers_notify_each_event_once_and_the_second_takes_over_without_repeating() {
     // One store for both (the kept alert state is what a successor goes on from).
-    let db = consumer::store::test_db::PgDatabase::create().await;
+    let db = shared::testing::postgres::PgDatabase::create().await;
     let exchange = unique_exchange("alerts-pair");
     let suffix = &exchange[exchange.len() - 8..];
     let (first_host, second_host) = (format!("one-{suffix}"), format!("two-{suffix}"));

@@ -5,8 +5,8 @@ use crate::auth_helpers::{
     client, log_in, session_cookie, spawn_with_clock, Login, NAME, PASSWORD,
 };
 use crate::helpers::{spawn_consumer, TestConsumer};
-use consumer::auth::tokens::{self, TokenStore};
-use consumer::auth::FileTokenStore;
+use consumer::web::auth::tokens::{self, TokenStore};
+use consumer::web::auth::FileTokenStore;
 use futures_util::StreamExt;
 use reqwest::header::{COOKIE, LOCATION, ORIGIN, SET_COOKIE};
 use reqwest::StatusCode;

@@ -21,7 +21,7 @@ impl Login {
     pub fn new(test: &str) -> Self {
         let dir = std::env::temp_dir().join(unique_exchange(test));
         std::fs::create_dir_all(&dir).expect("temp dir");
-        let hash = consumer::auth::hash_password(PASSWORD).expect("hashes");
+        let hash = consumer::web::auth::hash_password(PASSWORD).expect("hashes");
         let users_file = dir.join("users");
         std::fs::write(&users_file, format!("{NAME}:{hash}\n")).expect("users file");
         Self {

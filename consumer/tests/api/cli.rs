@@ -165,7 +165,7 @@ async fn tokens_from_the_binary_work_on_a_running_consumer_with_sqlite_history()
 
 #[tokio::test]
 async fn tokens_from_the_binary_work_on_a_running_consumer_with_postgres_history() {
-    let db = consumer::store::test_db::PgDatabase::create().await;
+    let db = shared::testing::postgres::PgDatabase::create().await;
     tokens_from_the_command_line("cli-token-pg", &[("HISTORY_URL", db.url.as_str())]).await;
 }
 
@@ -210,8 +210,8 @@ async fn tokens_from_the_binary_work_on_a_running_consumer_without_history() {
 #[tokio::test]
 async fn a_token_file_from_an_earlier_version_moves_into_the_history_store() {
     let login = Login::new("cli-token-import");
-    let file = consumer::auth::FileTokenStore::open(std::path::Path::new(&login.data_dir));
-    let (_, secret) = consumer::auth::tokens::issue(&file, "from before", chrono::Utc::now())
+    let file = consumer::web::auth::FileTokenStore::open(std::path::Path::new(&login.data_dir));
+    let (_, secret) = consumer::web::auth::tokens::issue(&file, "from before", chrono::Utc::now())
         .await
         .expect("issued");
     let consumer_app = spawn_consumer(&unique_exchange("cli-token-import"), &login.vars()).await;
@@ -288,8 +288,8 @@ fn an_open_dashboard_is_refused_beyond_loopback_unless_told() {
 async fn no_secret_reaches_the_log_even_at_debug() {
     use std::io::BufRead;
     let login = Login::new("cli-log");
-    let store = consumer::auth::FileTokenStore::open(std::path::Path::new(&login.data_dir));
-    let (_, token) = consumer::auth::tokens::issue(&store, "logged?", chrono::Utc::now())
+    let store = consumer::web::auth::FileTokenStore::open(std::path::Path::new(&login.data_dir));
+    let (_, token) = consumer::web::auth::tokens::issue(&store, "logged?", chrono::Utc::now())
         .await
         .expect("issued");
     let hash = std::fs::read_to_string(&login.users_file).expect("users file");

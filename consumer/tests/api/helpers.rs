@@ -13,7 +13,7 @@ pub struct TestConsumer {
     pub live: std::sync::Arc<consumer::live::LiveView>,
     pub metrics: consumer::metrics::ConsumerMetrics,
     #[allow(dead_code)]
-    pub history: std::sync::Arc<consumer::recording::History>,
+    pub history: std::sync::Arc<consumer::history::recorder::History>,
     /// Used by the browser tests, which restart a consumer.
     #[allow(dead_code)]
     pub stop: actix_web::dev::ServerHandle,

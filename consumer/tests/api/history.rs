@@ -245,7 +245,7 @@ async fn a_restarted_consumer_still_shows_the_hours_before() {
 
 #[tokio::test]
 async fn two_consumers_on_one_postgres_store_each_reading_once_and_share_the_work() {
-    let db = consumer::store::test_db::PgDatabase::create().await;
+    let db = shared::testing::postgres::PgDatabase::create().await;
     let exchange = unique_exchange("history-pg");
     let vars = [("HISTORY_URL", db.url.as_str())];
     let a = spawn_consumer(&exchange, &vars).await;

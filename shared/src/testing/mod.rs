@@ -3,6 +3,7 @@
 
 pub mod browser;
 pub mod https;
+pub mod postgres;
 pub mod private_broker;
 pub mod private_postgres;
 pub mod proxy;

@@ -1,0 +1,227 @@
+//! What every consumer shows of the alerts: fed from the alerts exchange, it keeps what fires
+//! now and what ended lately for `/api/alerts`, the page (each change is broadcast to the
+//! browsers) and `hostpulse_alert_active`.
+
+use super::{AlertEvent, EventKind, ALERTS_EXCHANGE, FLEET_HEADER};
+use crate::live::LiveView;
+use futures_util::StreamExt;
+use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use lapin::{Connection, Consumer, ExchangeKind};
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
+use prometheus::{GaugeVec, Opts};
+use shared::broker::BrokerState;
+use shared::metrics::NAMESPACE;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Resolved alerts kept for `/api/alerts` and the page.
+const RECENT: usize = 200;
+
+/// What every consumer shows of the alerts: what fires now and what ended lately, fed from the
+/// alerts exchange.
+pub struct AlertView {
+    inner: Mutex<ViewState>,
+    live: Arc<LiveView>,
+}
+
+#[derive(Default)]
+struct ViewState {
+    /// By (host, rule, item).
+    active: BTreeMap<(String, String, String), AlertEvent>,
+    recent: VecDeque<AlertEvent>,
+}
+
+impl AlertView {
+    /// An empty view that tells the browsers of `live` about every change.
+    pub fn new(live: Arc<LiveView>) -> Self {
+        Self {
+            inner: Mutex::new(ViewState::default()),
+            live,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ViewState> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes one event in.
+    pub fn apply(&self, event: AlertEvent) {
+        let key = (
+            event.host.clone(),
+            event.rule.clone(),
+            event.item.clone().unwrap_or_default(),
+        );
+        let frame = serde_json::json!({ "type": "alert", "event": &event }).to_string();
+        {
+            let mut state = self.lock();
+            match event.kind {
+                EventKind::Resolved => {
+                    state.active.remove(&key);
+                    state.recent.push_front(event);
+                    state.recent.truncate(RECENT);
+                }
+                EventKind::Fired | EventKind::Reminder => {
+                    state.active.insert(key, event);
+                }
+            }
+        }
+        self.live.broadcast(frame.into());
+    }
+
+    /// `{"active": [...], "recent": [...]}` as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        let state = self.lock();
+        serde_json::json!({
+            "active": state.active.values().collect::<Vec<_>>(),
+            "recent": state.recent.iter().collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// Subscribes `view` to the alerts exchange (its own exclusive queue, every routing key)
+/// until the task is dropped.
+pub async fn watch_alerts(
+    broker: shared::settings::BrokerSettings,
+    reconnect_cap: Duration,
+    view: Arc<AlertView>,
+) {
+    let (status, _) = watch::channel(BrokerState::connecting());
+    let mut session = Subscription {
+        fleet: broker.exchange.clone(),
+        view,
+    };
+    shared::reconnect::supervise(
+        &broker,
+        "hostpulse-consumer-alert-view",
+        reconnect_cap,
+        &status,
+        &mut session,
+    )
+    .await;
+}
+
+struct Subscription {
+    /// This consumer's fleet (its readings' exchange): other fleets' events are not shown.
+    fleet: String,
+    view: Arc<AlertView>,
+}
+
+/// Whether an event delivered with `headers` is about `fleet`. An event without the header
+/// (from a consumer before it was sent) is shown.
+fn of_fleet(headers: Option<&FieldTable>, fleet: &str) -> bool {
+    let named = headers.and_then(|h| h.inner().get(FLEET_HEADER));
+    match named {
+        None => true,
+        Some(lapin::types::AMQPValue::LongString(name)) => name.as_bytes() == fleet.as_bytes(),
+        Some(_) => false,
+    }
+}
+
+impl shared::reconnect::Session for Subscription {
+    type Open = Consumer;
+
+    async fn open(&mut self, connection: &Connection, url: &str) -> Result<Consumer, String> {
+        let prepared = async {
+            let channel = connection.create_channel().await?;
+            shared::broker::declare_exchange_of(&channel, ALERTS_EXCHANGE, ExchangeKind::Topic)
+                .await?;
+            let queue = channel
+                .queue_declare(
+                    "".into(),
+                    QueueDeclareOptions {
+                        exclusive: true,
+                        auto_delete: true,
+                        ..QueueDeclareOptions::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await?;
+            channel
+                .queue_bind(
+                    queue.name().as_str().into(),
+                    ALERTS_EXCHANGE.into(),
+                    "#".into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+            channel
+                .basic_consume(
+                    queue.name().as_str().into(),
+                    "alert-view".into(),
+                    // A view: nothing to redo if one is lost with the connection.
+                    BasicConsumeOptions {
+                        no_ack: true,
+                        ..BasicConsumeOptions::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await
+        };
+        prepared
+            .await
+            .map_err(|e| format!("{url}: cannot watch the alerts exchange: {e}"))
+    }
+
+    async fn run(&mut self, mut consumer: Consumer) -> String {
+        while let Some(delivery) = consumer.next().await {
+            match delivery {
+                Ok(delivery) if !of_fleet(delivery.properties.headers().as_ref(), &self.fleet) => {}
+                Ok(delivery) => match serde_json::from_slice::<AlertEvent>(&delivery.data) {
+                    Ok(event) => self.view.apply(event),
+                    Err(e) => tracing::debug!(error = %e, "not an alert event; ignored"),
+                },
+                Err(e) => return e.to_string(),
+            }
+        }
+        "the broker cancelled the alert view's consumer".to_owned()
+    }
+}
+
+/// `hostpulse_alert_active{rule,host,item,severity}`, read from the view at scrape time.
+pub struct AlertCollector {
+    view: Arc<AlertView>,
+    desc: Vec<Desc>,
+}
+
+fn active_gauge() -> prometheus::Result<GaugeVec> {
+    GaugeVec::new(
+        Opts::new("alert_active", "1 for every alert firing now.").namespace(NAMESPACE),
+        &["rule", "host", "item", "severity"],
+    )
+}
+
+impl AlertCollector {
+    /// A collector over `view`.
+    pub fn new(view: Arc<AlertView>) -> prometheus::Result<Self> {
+        let desc = active_gauge()?.desc().into_iter().cloned().collect();
+        Ok(Self { view, desc })
+    }
+}
+
+impl Collector for AlertCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.desc.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let Ok(gauge) = active_gauge() else {
+            return Vec::new();
+        };
+        for event in self.view.lock().active.values() {
+            gauge
+                .with_label_values(&[
+                    event.rule.as_str(),
+                    event.host.as_str(),
+                    event.item.as_deref().unwrap_or(""),
+                    event.severity.label(),
+                ])
+                .set(1.0);
+        }
+        gauge.collect()
+    }
+}
