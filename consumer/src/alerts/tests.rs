@@ -888,16 +888,16 @@ fn a_file_changes_a_default_field_by_field_and_can_disable_a_rule() {
 
 #[test]
 fn the_readme_example_file_is_accepted_and_means_what_it_says() {
-    let readme = include_str!("../../../README.md");
+    let readme = include_str!("../../../docs/alerts.md");
     let section = readme
-        .split("## Alerts")
+        .split("# Alerts")
         .nth(1)
-        .expect("the README has an Alerts section");
+        .expect("docs/alerts.md has its title");
     let example = section
         .split("```toml\n")
         .nth(1)
         .and_then(|rest| rest.split("```").next())
-        .expect("a toml block in the README's Alerts section");
+        .expect("a toml block in docs/alerts.md");
     let set = rules(example);
     assert!(!set.rule("swap").expect("swap").enabled);
     let ingress = set.rule("ingress").expect("the new rule");

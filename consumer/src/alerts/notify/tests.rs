@@ -616,16 +616,16 @@ async fn an_unreachable_endpoint_with_secrets_is_logged_without_them() {
 
 #[test]
 fn the_readme_example_is_a_valid_notice() {
-    let readme = include_str!("../../../../README.md");
+    let readme = include_str!("../../../../docs/alerts.md");
     let section = readme
-        .split("### Notifications")
+        .split("## Notifications")
         .nth(1)
-        .expect("the README has a Notifications section");
+        .expect("docs/alerts.md has a Notifications section");
     let json = section
         .split("```json")
         .nth(1)
         .and_then(|rest| rest.split("```").next())
-        .expect("the README has a json example");
+        .expect("docs/alerts.md has a json example");
     let notice: Notice = serde_json::from_str(json).expect("the example parses as a Notice");
     assert_eq!(notice.version, NOTICE_VERSION);
     assert_eq!(
