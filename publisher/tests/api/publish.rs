@@ -30,9 +30,17 @@ async fn publish_sends_a_schema_v1_reading_with_sane_values() {
     assert!((0.0..=100.0).contains(&reading.cpu.usage_percent));
     assert!(reading.memory.used_bytes <= reading.memory.total_bytes);
     assert!(!reading.disks.is_empty(), "at least one disk");
+    // Compact on the wire: no pretty-printing, and far below the consumer's default 1 MiB
+    // limit (a reading is ~2 KB; its size grows with interfaces, mounts and sensors).
+    assert_eq!(
+        serde_json::to_vec(&sent).expect("re-encode").len(),
+        message.body.len(),
+        "the reading is sent as compact JSON"
+    );
     assert!(
-        message.body.len() < 2048,
-        "a typical reading stays under 2 KB"
+        message.body.len() < 64 * 1024,
+        "a reading of {} bytes is far larger than a host's view should be",
+        message.body.len()
     );
 
     let props = message.properties;
