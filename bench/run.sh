@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the benchmark suite against real, release-built services and the local RabbitMQ
 # (private nodes where a measurement needs its own), loopback only, every loop bounded, and
-# writes BENCHMARKS.md. Takes about ten minutes. Not part of CI (CI only builds it).
+# writes BENCHMARKS.md whole: a summary table, then one section per binary. Takes about
+# twenty minutes. Not part of CI (CI only builds it).
 # Installs what it compares against from Debian's packages: collectd (with its amqp plugin),
 # prometheus-node-exporter and, if it installs, netdata; none is left running.
 set -euo pipefail
@@ -34,15 +35,14 @@ cargo build --release --quiet -p bench -p publisher -p consumer
 # The publisher as shipped (Dockerfile, systemd unit): scripts/build-agent.sh.
 agent=$(scripts/build-agent.sh --quiet)
 bin=target/release
-out=$(mktemp)
+sections=$(mktemp)
+BENCH_SUMMARY=$(mktemp)
+export BENCH_SUMMARY
+trap 'rm -f "$sections" "$BENCH_SUMMARY"' EXIT
 section() { echo; echo "## $1 (\`$2\`)"; echo; }
+# Each binary prints its own section and adds its headline figures to $BENCH_SUMMARY; the
+# summary table is put above the sections once every binary has run.
 {
-  echo "# Benchmarks"
-  echo
-  echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -sr); $(rabbitmqctl version 2>/dev/null | head -1 | sed 's/^/RabbitMQ /')"
-  echo "Date: $(date -u +%Y-%m-%d). Commit: $(git rev-parse --short HEAD). Command: \`bench/run.sh\`."
-  echo "Every figure below comes from one binary in \`bench/src/bin/\`, named in its heading;"
-  echo "everything ran on this one machine, clients and broker included."
   section "End-to-end latency" "latency 300 1000"
   "$bin/latency" 300 1000
   section "Throughput" "throughput 10"
@@ -61,8 +61,33 @@ section() { echo; echo "## $1 (\`$2\`)"; echo; }
   echo '```'; "$bin/ws_churn" 5000 5; echo '```'
   section "Dashboard with 50 hosts" "dashboard_hosts 50 30"
   echo '```'; "$bin/dashboard_hosts" 50 30; echo '```'
+  section "First paint with 1,000 hosts" "first_paint 1000 60"
+  echo '```'; "$bin/first_paint" 1000 60; echo '```'
+  section "History: writes and queries" "history 60 10"
+  echo '```'; "$bin/history" 60 10; echo '```'
+  section "Drawing a history range" "range_draw 20 100"
+  echo '```'; "$bin/range_draw" 20 100; echo '```'
   section "Alerts: notification delay, and CPU at 1,000 hosts" "alerts 100 10 1000 20 2"
   "$bin/alerts" 100 10 1000 20 2
-} | tee "$out"
-mv "$out" BENCHMARKS.md
+} | tee "$sections"
+{
+  echo "# Benchmarks"
+  echo
+  echo "Written whole by \`bench/run.sh\` in one run; nothing here is edited by hand (notes on"
+  echo "experiments are in [docs/performance.md](docs/performance.md))."
+  echo
+  echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -sr); $(rabbitmqctl version 2>/dev/null | head -1 | sed 's/^/RabbitMQ /')"
+  echo "Date: $(date -u +%Y-%m-%d). Commit: $(git rev-parse --short HEAD)$(git diff --quiet HEAD || echo ' with uncommitted changes'). Command: \`bench/run.sh\`."
+  echo "Every figure below comes from one binary in \`bench/src/bin/\`, named in its section's"
+  echo "heading; everything ran on this one machine, clients and broker included. A floor is the"
+  echo "same work done with nothing of the product around it; a peer is another monitor doing"
+  echo "the same job on the same host."
+  echo
+  echo "## Summary"
+  echo
+  echo "| figure | floor or peer | hostpulse | ratio | goal |"
+  echo "|---|---|---|---|---|"
+  awk -F '\t' '{ printf "| %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5 }' "$BENCH_SUMMARY"
+  cat "$sections"
+} > BENCHMARKS.md
 say "wrote BENCHMARKS.md"

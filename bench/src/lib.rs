@@ -1,6 +1,8 @@
 //! Benchmarks for hostpulse; each binary in `src/bin/` measures one thing. This library holds
 //! what they share: starting the real, release-built services as child processes.
 
+pub mod summary;
+
 use shared::testing::amqp_url;
 use std::net::TcpStream;
 use std::path::PathBuf;

@@ -359,6 +359,20 @@ async fn main() {
         down_max / 1000.0,
         down.len()
     );
+    bench::summary::add(bench::summary::Row {
+        figure: "reading over a level → webhook, median".into(),
+        reference: "–".into(),
+        hostpulse: format!("{crossing_median:.1} ms"),
+        ratio: None,
+        goal: "< 1 s",
+    });
+    bench::summary::add(bench::summary::Row {
+        figure: "1 Hz host's last reading → \"down\" webhook, max".into(),
+        reference: "–".into(),
+        hostpulse: format!("{:.2} s", down_max / 1000.0),
+        ratio: None,
+        goal: "< 8 s",
+    });
     println!();
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     let (cpu_on, cpu_off) = (mean(&on), mean(&off));
@@ -370,6 +384,13 @@ async fn main() {
     );
     println!("| `ALERTS=off` | {cpu_off:.1} % (rounds: {}) |", list(&off));
     println!("| ratio on / off | {:.2} |", cpu_on / cpu_off);
+    bench::summary::add(bench::summary::Row {
+        figure: format!("consumer CPU at {hosts} hosts, alerts on"),
+        reference: format!("`ALERTS=off` {cpu_off:.1} %"),
+        hostpulse: format!("{cpu_on:.1} %"),
+        ratio: Some(cpu_on / cpu_off),
+        goal: "≤ 1.5 × off",
+    });
     println!();
     println!(
         "CPU over {} s of each {cpu_seconds} s round, after a {} s warm-up; rounds alternate on and off. {}",

@@ -130,6 +130,18 @@ async fn main() {
             idle_rss as f64 / 1024.0,
             rss_max as f64 / 1024.0,
         );
+        bench::summary::add(bench::summary::Row {
+            figure: format!(
+                "fan-out to {clients} pages at {rate} readings/s: frames delivered of those due"
+            ),
+            reference: "–".into(),
+            hostpulse: format!(
+                "{:.1} % (p99 {p99:.0} ms)",
+                latencies.len() as f64 / due * 100.0
+            ),
+            ratio: None,
+            goal: "100 %",
+        });
         drop(consumer);
     }
     crowd_runtime.shutdown_background();

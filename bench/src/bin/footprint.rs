@@ -34,6 +34,13 @@ async fn main() {
 
     let (pub_start, pub_start_max) = startup("publisher", 5).await;
     let (con_start, con_start_max) = startup("consumer", 5).await;
+    bench::summary::add(bench::summary::Row {
+        figure: "consumer RSS idle → with 1000 pages".into(),
+        reference: "–".into(),
+        hostpulse: format!("{idle:.1} → {busy:.1} MiB"),
+        ratio: None,
+        goal: "< 50 MiB with 1000 pages",
+    });
     println!("| footprint | figure |");
     println!("|---|---|");
     println!("| consumer idle, RSS | {idle:.1} MiB |");

@@ -273,6 +273,15 @@ async fn aged(publisher: &Service, agents: &[(&str, u32)]) {
     println!("|---|---|---|");
     for ((name, _), rss_now) in agents.iter().zip(&rss) {
         println!("| {name} | {rss_now:.1} MiB | {:.2} |", rss[0] / rss_now);
+        if *name == "collectd" {
+            bench::summary::add(bench::summary::Row {
+                figure: format!("publisher RSS after {sent} more readings"),
+                reference: format!("collectd {rss_now:.1} MiB"),
+                hostpulse: format!("{:.1} MiB", rss[0]),
+                ratio: Some(rss[0] / rss_now),
+                goal: "< 1 × collectd",
+            });
+        }
     }
     println!();
     println!(
@@ -402,6 +411,24 @@ async fn main() {
             ours_rss / median,
             ours_cpu / f.cpu,
         );
+    }
+    if let Some(i) = agents.iter().position(|(name, _)| *name == "collectd") {
+        let (ours_rss, ours_cpu, _) = rows[0];
+        let (rss, cpu, _) = rows[i];
+        bench::summary::add(bench::summary::Row {
+            figure: "publisher RSS at 1 reading/s, median".into(),
+            reference: format!("collectd {rss:.1} MiB"),
+            hostpulse: format!("{ours_rss:.1} MiB"),
+            ratio: Some(ours_rss / rss),
+            goal: "< 1 × collectd",
+        });
+        bench::summary::add(bench::summary::Row {
+            figure: "publisher CPU at 1 reading/s".into(),
+            reference: format!("collectd {cpu:.2} %"),
+            hostpulse: format!("{ours_cpu:.2} %"),
+            ratio: Some(ours_cpu / cpu),
+            goal: "< 1 × collectd",
+        });
     }
     let scan = process_scan_cost(publisher.port).await;
     let (own, libraries, anonymous) = rss_by_part(publisher.pid());

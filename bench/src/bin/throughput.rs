@@ -227,6 +227,15 @@ async fn main() {
         4 * CONCURRENCY,
         wide / many
     );
+    bench::summary::add(bench::summary::Row {
+        figure: format!(
+            "`/publish` throughput, {CONCURRENCY} connections, median of {turns} turns"
+        ),
+        reference: format!("bare lapin, {CONCURRENCY} in flight: {many:.0}/s"),
+        hostpulse: format!("{rate:.0}/s"),
+        ratio: Some(ratio),
+        goal: "≥ 0.5 × floor",
+    });
     println!(
         "| `publish_ceiling` (actix-web + the publisher's AMQP link alone), {CONCURRENCY} connections (medians of {turns} turns; `/publish` ÷ it: {share:.2}, {light_share:.2}): hyper client, bare client | {least_rate:.0}, {least_light_rate:.0} | {least:.2}, {least_light:.2} |"
     );
