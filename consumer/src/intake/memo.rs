@@ -9,7 +9,12 @@
 //! meets the n-th copy on another. Entries go once every queue that is taking messages took
 //! them, and otherwise after [`MemoBounds::max_age`] or when [`MemoBounds::entries`] newer
 //! ones came: a queue that lags further behind than that (a store catching up on a backlog)
-//! parses the message again, as it would without the memo.
+//! parses the message again, as it would without the memo. A reading placed at its arrival
+//! then gets a later time on that queue; its `fingerprint` lets the live view know the copy
+//! the store shows it as the reading it already holds.
+//!
+//! A queue counts as consuming from before it is bound (see `queue.rs`), so a queue that
+//! starts after the others still gets the outcome they parsed once it is bound.
 
 use crate::intake::legacy::SenderHints;
 use crate::intake::parse::{self, Accepted, IngestLimits, Refusal};

@@ -81,7 +81,8 @@ impl QueueIntake {
         &self.intake.clock
     }
 
-    /// This queue consumes from now on: the other queues keep what they parse for it.
+    /// This queue consumes from now on: the other queues keep what they parse for it. Called
+    /// before the queue is bound, so no message it will carry is parsed without it.
     pub fn consuming(&self) {
         self.intake.memo.consuming(self.id, Instant::now());
     }

@@ -25,6 +25,10 @@ pub struct Accepted {
     pub json: ByteString,
     /// Set when the reading's time was replaced by its arrival time.
     pub retimed: Option<Retimed>,
+    /// For a reading placed at its arrival: a fingerprint of the message's bytes. Two parses
+    /// of one message (by a queue that started late, or after a redelivery) are placed at two
+    /// arrival times; the fingerprint, the same for both, tells they are one reading.
+    pub fingerprint: Option<u64>,
 }
 
 /// Why a reading's time was replaced by its arrival time.
@@ -121,11 +125,21 @@ pub fn ingest(
         Some(json) => json,
         None => ByteString::from(serde_json::to_string(&reading).map_err(ReadingError::from)?),
     };
+    let fingerprint = retimed.map(|_| fingerprint(body));
     Ok(Arc::new(Accepted {
         reading,
         json,
         retimed,
+        fingerprint,
     }))
+}
+
+/// The same for the same bytes throughout this process (`DefaultHasher::new` has fixed keys).
+fn fingerprint(body: &[u8]) -> u64 {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut hasher = DefaultHasher::new();
+    body.hash(&mut hasher);
+    hasher.finish()
 }
 
 #[cfg(test)]

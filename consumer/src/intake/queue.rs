@@ -79,6 +79,11 @@ impl<S: Sink> shared::reconnect::Session for QueueSession<S> {
 
     async fn open(&mut self, connection: &Connection, url: &str) -> Result<Consuming, String> {
         let exchange = &self.source.settings.exchange;
+        // Counted as consuming before the queue is bound: from then on it holds every message
+        // the other queues take, and the memo must keep their outcome for it. Marked only
+        // after `basic_consume`, a message taken by the live queue in between was parsed
+        // again here at a later arrival, a second reading of one message.
+        self.intake.consuming();
         let prepared = async {
             let channel = connection.create_channel().await?;
             broker::declare_exchange(&channel, exchange).await?;
@@ -98,7 +103,6 @@ impl<S: Sink> shared::reconnect::Session for QueueSession<S> {
             .await
             .map_err(|e| format!("{url}: cannot set up the queue: {e}"))?;
         tracing::info!(broker = %url, %queue, %exchange, sink = self.sink.name(), "consuming readings");
-        self.intake.consuming();
         Ok(Consuming {
             consumer,
             channel,

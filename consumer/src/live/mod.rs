@@ -121,13 +121,20 @@ impl Host {
             .recent
             .partition_point(|s| s.reading.collected_at <= reading.collected_at);
         // Already held: a reading can come twice (by the live queue and again from the store
-        // after a commit, or redelivered).
-        let held = self
-            .recent
-            .range(..at)
-            .rev()
-            .take_while(|s| s.reading.collected_at == reading.collected_at)
-            .any(|s| s.reading.seq == reading.seq);
+        // after a commit, or redelivered). A reading placed at its arrival may come the second
+        // time at a later arrival (the store's queue parsed it again): it is the same message.
+        let held = match accepted.fingerprint {
+            Some(fingerprint) => self
+                .recent
+                .iter()
+                .any(|s| s.fingerprint == Some(fingerprint) && s.reading.seq == reading.seq),
+            None => self
+                .recent
+                .range(..at)
+                .rev()
+                .take_while(|s| s.reading.collected_at == reading.collected_at)
+                .any(|s| s.reading.seq == reading.seq),
+        };
         let too_old = at == 0 && self.recent.len() >= history_len;
         if held || too_old {
             return false;
@@ -716,6 +723,57 @@ mod tests {
         view.publish(&reading("a", 9, "2026-11-23T11:00:00.000Z"))
             .expect("taken");
         assert_eq!(rx.len(), 4, "one frame per new reading");
+    }
+
+    /// `body` as a queue parses it when it arrives at `arrival`.
+    fn parsed_at(body: &[u8], arrival: DateTime<Utc>) -> Arc<Accepted> {
+        let limits = IngestLimits {
+            max_message_bytes: 1 << 20,
+        };
+        ingest(body, &SenderHints::default(), arrival, limits).expect("accepted")
+    }
+
+    fn body(seq: u64, at: &str) -> Vec<u8> {
+        let mut v: serde_json::Value =
+            serde_json::from_str(include_str!("../../tests/fixtures/reading.json"))
+                .expect("fixture");
+        v["host"] = "drifter".into();
+        v["seq"] = seq.into();
+        v["collected_at"] = at.into();
+        serde_json::to_vec(&v).expect("json")
+    }
+
+    #[test]
+    fn a_future_reading_parsed_again_later_by_the_store_is_not_shown_again() {
+        let view = view();
+        let (_, mut rx) = view.subscribe();
+        // Dated an hour ahead: the live queue places it at its arrival, 12:00:30.
+        let ahead = body(1, "2026-11-23T13:00:30.000Z");
+        view.publish(&parsed_at(&ahead, start())).expect("taken");
+        view.publish(&parsed_at(
+            &body(2, &at(31)),
+            start() + chrono::Duration::seconds(1),
+        ))
+        .expect("taken");
+        // The history queue, which started late, parsed the first message only now and the
+        // store hands its copy, placed at this later arrival, to the live view.
+        let again = parsed_at(&ahead, start() + chrono::Duration::seconds(2));
+        assert!(again.reading.collected_at > at_time(31));
+        view.publish(&again).expect("taken");
+        assert_eq!(
+            view.hosts()[0].latest.reading.seq,
+            2,
+            "the newer stays the latest"
+        );
+        assert_eq!(frame_seqs(&mut rx), [1, 2], "shown once");
+        let (snapshot, _) = view.subscribe();
+        assert_eq!(seqs(&snapshot), [1, 2]);
+    }
+
+    fn at_time(second: u32) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(&at(second))
+            .expect("valid")
+            .with_timezone(&Utc)
     }
 
     #[test]
