@@ -37,6 +37,8 @@ use tokio::task::JoinHandle;
 
 /// How long sessions get to send their close frames at shutdown.
 const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_millis(300);
+/// How long shutdown waits for the history store's queries under way before it exits anyway.
+const STORE_CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A built consumer, bound to its port and ready to run.
 pub struct Application {
@@ -230,6 +232,16 @@ impl Application {
         self.live.close_all();
         for task in &self.tasks {
             task.abort();
+        }
+        for task in self.tasks {
+            // Cancelled: its connections to the store go back to the pool.
+            let _ = task.await;
+        }
+        // Closing the pool closes SQLite's connections: the last one folds the write-ahead
+        // log into the database and removes the `-wal` file.
+        if let Some(store) = self.history.store() {
+            // Bounded: a query stuck on a store that went away must not hold up the exit.
+            let _ = tokio::time::timeout(STORE_CLOSE_WAIT, store.close()).await;
         }
         served
     }

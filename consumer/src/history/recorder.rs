@@ -260,7 +260,9 @@ impl Recorder {
             state.backend = Some(store.backend());
         }
         tracing::info!(store = %store.location(), queue = %name, "recording history");
-        let upkeep = tokio::spawn(upkeep(
+        // A set, so the upkeep task ends with this one however this one ends (aborted too).
+        let mut upkeep_task = tokio::task::JoinSet::new();
+        upkeep_task.spawn(upkeep(
             Arc::clone(&store),
             Arc::clone(&self.history),
             self.metrics.clone(),
@@ -290,7 +292,7 @@ impl Recorder {
             clock: self.intake.clock().clone(),
         };
         queue::consume_forever(source, self.status, self.intake, sink).await;
-        upkeep.abort();
+        upkeep_task.abort_all();
     }
 
     async fn open_store(&self) -> Option<Arc<Store>> {

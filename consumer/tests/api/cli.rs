@@ -394,3 +394,31 @@ async fn no_secret_reaches_the_log_even_at_debug() {
         assert!(!log.contains(secret), "a secret in the log: {secret}");
     }
 }
+
+/// The command line and a consumer starting on one fresh SQLite file migrate it at the same
+/// moment (sqlx takes no lock across processes on SQLite): every one of them opens the store,
+/// round after round.
+#[tokio::test]
+async fn the_command_line_and_a_starting_consumer_migrate_one_fresh_file_at_once() {
+    for round in 0..5 {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data_dir = dir.path().display().to_string();
+        let cli = [("DATA_DIR", data_dir.as_str())];
+        let env = shared::settings::EnvSource::from_pairs([("DATA_DIR", data_dir.clone())]);
+        let settings =
+            consumer::history::store::HistorySettings::from_env(&env).expect("valid settings");
+        // Two processes and this one, started together.
+        let (first, second, here) = tokio::join!(
+            consumer(&["token", "list"], &cli, ""),
+            consumer(&["token", "list"], &cli, ""),
+            consumer::history::store::Store::open(&settings),
+        );
+        for out in [&first, &second] {
+            assert!(out.status.success(), "round {round}: {}", text(&out.stderr));
+        }
+        let store = here
+            .unwrap_or_else(|e| panic!("round {round}: {e}"))
+            .expect("history is on");
+        store.close().await;
+    }
+}

@@ -14,6 +14,7 @@ mod api_tokens;
 mod block;
 mod db;
 pub mod error;
+mod migration_lock;
 pub mod query;
 pub mod rows;
 pub mod settings;
@@ -588,10 +589,13 @@ async fn open_sqlite(path: &std::path::Path) -> Result<Pool, StoreError> {
         .connect_with(options)
         .await
         .map_err(|e| StoreError::from_sqlx(&e, true, &[]))?;
+    // Another process (the command line, a second consumer) may migrate the same file now.
+    let lock = migration_lock::MigrationLock::acquire(path).await?;
     SQLITE_MIGRATIONS
         .run(&pool)
         .await
         .map_err(|e| StoreError::Migration(error::mask(&e.to_string(), &[])))?;
+    drop(lock);
     Ok(Pool::Sqlite {
         pool,
         path: path.to_owned(),
