@@ -361,7 +361,10 @@ fn run(
             // The page's script and the API's JSON shrink several times; WebSocket upgrades
             // (101) are left alone by the middleware.
             .wrap(actix_web::middleware::Compress::default())
-            .wrap(tracing_actix_web::TracingLogger::default())
+            // The client address in every request's log lines as TRUSTED_PROXIES decides.
+            .wrap(tracing_actix_web::TracingLogger::<
+                crate::web::auth::ClientSpan,
+            >::new())
             .app_data(live.clone())
             .app_data(metrics.clone())
             .app_data(broker.clone())

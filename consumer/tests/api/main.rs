@@ -11,6 +11,7 @@ mod history;
 mod history_outage;
 mod https;
 mod intake;
+mod login;
 mod metrics;
 mod outage;
 mod pipeline;

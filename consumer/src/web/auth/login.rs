@@ -8,7 +8,6 @@ use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use std::net::{IpAddr, Ipv4Addr};
 
 /// The login routes, for `App::configure`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -67,37 +66,43 @@ async fn log_in(
             "This login came from another site and was refused.",
         );
     }
-    // Behind a reverse proxy every login comes from the proxy's address: the brake then
-    // applies to all users together, which errs on the safe side.
-    let address = req
-        .peer_addr()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
-    if let Some(wait) = guard.limiter.wait(address) {
-        guard.login_throttled.inc();
-        tracing::warn!(%address, "login refused: too many failures from this address");
-        let minutes = wait.as_secs().div_ceil(60).max(1);
-        let mut response = login_form(
-            StatusCode::TOO_MANY_REQUESTS,
-            &format!("Too many failed logins from your address. Try again in {minutes} min."),
-        );
-        if let Ok(value) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
-            response.headers_mut().insert(header::RETRY_AFTER, value);
+    // The client as TRUSTED_PROXIES decides: behind an untrusted proxy every login shares
+    // the proxy's address, which errs on the safe side.
+    let address = guard.client_address(&req);
+    // Counted before it is judged: a burst is cut at the allowance however fast it comes.
+    let attempt = match guard.brake.take(address) {
+        Ok(attempt) => attempt,
+        Err(wait) => {
+            guard.login_throttled.inc();
+            tracing::warn!(%address, "login refused: too many attempts from this address");
+            let minutes = wait.as_secs().div_ceil(60).max(1);
+            return too_many(
+                &format!("Too many failed logins from your address. Try again in {minutes} min."),
+                wait.as_secs().max(1),
+            );
         }
-        return response;
-    }
+    };
     let LoginForm { name, password } = form.into_inner();
     let user = name.clone();
-    // argon2 takes tens of milliseconds of CPU: off the server's worker threads.
-    let verified = web::block(move || users.verify(&name, &password))
-        .await
-        .unwrap_or(false);
+    let verified = guard.checks.verify(users, name, password).await;
+    let Ok(verified) = verified else {
+        // Not judged, so not counted against the address.
+        guard.brake.give_back(attempt);
+        guard.login_busy.inc();
+        tracing::warn!(%address, "login refused: every password check is busy");
+        return too_many(
+            "The server is busy checking other logins. Try again in a moment.",
+            1,
+        );
+    };
     if !verified {
-        guard.limiter.failed(address);
         guard.login_failures.inc();
         // Not the name: people type passwords into it by mistake.
         tracing::warn!(%address, "failed login");
         return login_form(StatusCode::UNAUTHORIZED, "Wrong name or password.");
     }
+    // A right password does not use up the address's allowance.
+    guard.brake.give_back(attempt);
     let id = guard.sessions.start();
     tracing::info!(user, %address, "logged in");
     let cookie = Cookie::build(COOKIE, id)
@@ -207,6 +212,15 @@ fn page(status: StatusCode, title: &str, body: &str) -> HttpResponse {
         .insert_header((header::REFERRER_POLICY, "same-origin"))
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .body(html)
+}
+
+/// A 429 with the login form, saying `message`, and `Retry-After: retry_secs`.
+fn too_many(message: &str, retry_secs: u64) -> HttpResponse {
+    let mut response = login_form(StatusCode::TOO_MANY_REQUESTS, message);
+    if let Ok(value) = HeaderValue::from_str(&retry_secs.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
 }
 
 fn see_other(location: &'static str) -> HttpResponse {

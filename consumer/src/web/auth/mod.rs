@@ -13,18 +13,22 @@
 //! (`actix_web::middleware::from_fn`), [`routes`] through `App::configure`, and
 //! [`expire_sessions`] as a task.
 
-mod limiter;
+mod brake;
+mod checks;
+mod client;
 mod login;
 mod sessions;
 pub mod tokens;
 mod users;
 
-pub use limiter::{LoginLimiter, LOGIN_WINDOW};
+pub use brake::{BrakeKey, LoginBrake, LOGIN_WINDOW};
+pub use checks::{PasswordChecks, MAX_SLOTS, SLOT_WAIT};
+pub use client::{ClientSpan, TrustedProxies};
 pub use login::routes;
 pub use sessions::{ended, SessionEnd, Sessions, COOKIE};
 pub use tokens::in_store::{Imported, StoreTokenStore};
 pub use tokens::{FileTokenStore, TokenStore};
-pub use users::{hash_password, Users};
+pub use users::{hash_password, Users, MIN_M_COST, MIN_T_COST};
 
 use crate::clock::SharedClock;
 use actix_web::body::{BoxBody, MessageBody};
@@ -50,8 +54,13 @@ pub struct AuthSettings {
     pub users: Option<Arc<Users>>,
     /// How long a login lasts (`SESSION_TTL`, humantime such as `12h`).
     pub session_ttl: Duration,
-    /// Failed logins from one address per [`LOGIN_WINDOW`] (`LOGIN_MAX_ATTEMPTS`).
+    /// Login attempts from one address per [`LOGIN_WINDOW`] (`LOGIN_MAX_ATTEMPTS`).
     pub login_max_attempts: NonZeroU32,
+    /// Proxies whose `X-Forwarded-For` is believed (`TRUSTED_PROXIES`).
+    pub trusted_proxies: TrustedProxies,
+    /// Cookies get `Secure` although the consumer serves plain HTTP, behind a TLS proxy
+    /// (`SECURE_COOKIES=true`, or a `PUBLIC_URL` starting with `https://`).
+    pub secure_cookies: bool,
     /// When set, `/metrics` needs `Authorization: Bearer <it>` (`METRICS_TOKEN`).
     pub metrics_token: Option<SecretString>,
     /// Where API tokens are kept without history (`DATA_DIR`, default `./data`).
@@ -66,6 +75,8 @@ impl std::fmt::Debug for AuthSettings {
             .field("users", &self.users)
             .field("session_ttl", &self.session_ttl)
             .field("login_max_attempts", &self.login_max_attempts)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("secure_cookies", &self.secure_cookies)
             .field("metrics_token", &self.metrics_token.as_ref().map(|_| "set"))
             .field("data_dir", &self.data_dir)
             .field("public", &self.public)
@@ -113,10 +124,27 @@ impl AuthSettings {
             .ok()
             .and_then(NonZeroU32::new)
             .unwrap_or(NonZeroU32::MIN);
+        let trusted_proxies = TrustedProxies::parse(env.get("TRUSTED_PROXIES").unwrap_or(""))
+            .map_err(|e| SettingsError::invalid("TRUSTED_PROXIES", e))?;
+        let public_https = match env.get("PUBLIC_URL") {
+            None => false,
+            Some(raw) => {
+                let url = url::Url::parse(raw).map_err(|e| {
+                    SettingsError::invalid(
+                        "PUBLIC_URL",
+                        format!("{raw:?} is not a URL such as https://monitor.example.com ({e})"),
+                    )
+                })?;
+                url.scheme() == "https"
+            }
+        };
+        let secure_cookies = env.parse_or("SECURE_COOKIES", public_https)?;
         Ok(Self {
             users,
             session_ttl,
             login_max_attempts,
+            trusted_proxies,
+            secure_cookies,
             metrics_token: env.get("METRICS_TOKEN").map(SecretString::from),
             data_dir: PathBuf::from(env.get("DATA_DIR").unwrap_or("./data")),
             public: env.parse_or("DASHBOARD_PUBLIC", false)?,
@@ -144,23 +172,28 @@ pub struct Guard {
     users: Option<Arc<Users>>,
     sessions: Sessions,
     tokens: Arc<dyn TokenStore>,
-    limiter: LoginLimiter,
+    brake: LoginBrake,
+    checks: PasswordChecks,
+    trusted_proxies: TrustedProxies,
     metrics_token: Option<SecretString>,
-    /// Cookies get `Secure` when the consumer serves HTTPS.
+    /// Cookies get `Secure` under HTTPS, or when told they are behind a TLS proxy.
     secure_cookies: bool,
     /// `hostpulse_login_failures_total`.
     pub login_failures: IntCounter,
     /// `hostpulse_login_throttled_total`.
     pub login_throttled: IntCounter,
+    /// `hostpulse_login_busy_total`.
+    pub login_busy: IntCounter,
 }
 
 impl Guard {
-    /// A guard over `tokens`, its counters registered in `registry`.
+    /// A guard over `tokens`, its counters registered in `registry`. `serves_https`: the
+    /// consumer itself serves TLS, so cookies are `Secure` whatever the settings say.
     pub fn new(
         settings: &AuthSettings,
         tokens: Arc<dyn TokenStore>,
         clock: SharedClock,
-        secure_cookies: bool,
+        serves_https: bool,
         registry: &Registry,
     ) -> prometheus::Result<Self> {
         let login_failures = IntCounter::new(
@@ -169,25 +202,38 @@ impl Guard {
         )?;
         let login_throttled = IntCounter::new(
             "hostpulse_login_throttled_total",
-            "Logins refused with 429: too many failures from one address.",
+            "Logins refused with 429 unchecked: too many attempts from one address.",
+        )?;
+        let login_busy = IntCounter::new(
+            "hostpulse_login_busy_total",
+            "Logins refused with 429 unchecked: every password check slot stayed busy.",
         )?;
         registry.register(Box::new(login_failures.clone()))?;
         registry.register(Box::new(login_throttled.clone()))?;
+        registry.register(Box::new(login_busy.clone()))?;
         Ok(Self {
             users: settings.users.clone(),
-            sessions: Sessions::new(settings.session_ttl, clock),
+            sessions: Sessions::new(settings.session_ttl, Arc::clone(&clock)),
             tokens,
-            limiter: LoginLimiter::new(settings.login_max_attempts),
+            brake: LoginBrake::new(settings.login_max_attempts, clock),
+            checks: PasswordChecks::per_core(),
+            trusted_proxies: settings.trusted_proxies.clone(),
             metrics_token: settings.metrics_token.clone(),
-            secure_cookies,
+            secure_cookies: serves_https || settings.secure_cookies,
             login_failures,
             login_throttled,
+            login_busy,
         })
     }
 
     /// The token store (`consumer token …` and tests use it).
     pub fn tokens(&self) -> Arc<dyn TokenStore> {
         Arc::clone(&self.tokens)
+    }
+
+    /// The client's address, `X-Forwarded-For` believed only from a trusted proxy.
+    pub fn client_address(&self, req: &HttpRequest) -> IpAddr {
+        self.trusted_proxies.client(req.peer_addr(), req.headers())
     }
 
     /// True when a login is required.
@@ -332,7 +378,7 @@ pub async fn expire_sessions(guard: web::Data<Guard>) {
             tracing::info!(expired, "sessions expired");
         }
         if tidied.elapsed() > Duration::from_secs(60) {
-            guard.limiter.tidy();
+            guard.brake.tidy();
             tidied = tokio::time::Instant::now();
         }
     }
