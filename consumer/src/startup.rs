@@ -48,6 +48,8 @@ pub struct Application {
     metrics: ConsumerMetrics,
     broker: watch::Receiver<BrokerState>,
     history: Arc<History>,
+    /// API tokens: their last uses are written once more at shutdown.
+    tokens: Arc<dyn crate::web::auth::TokenStore>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -102,9 +104,10 @@ impl Application {
             settings.history.redacted.clone(),
             history_queue,
         ));
+        let tokens = token_store(&settings, &history, intake.clock());
         let guard = web::Data::new(crate::web::auth::Guard::new(
             &settings.auth,
-            token_store(&settings, &history, intake.clock()),
+            Arc::clone(&tokens),
             Arc::clone(intake.clock()),
             tls.is_some(),
             &metrics.registry,
@@ -124,6 +127,9 @@ impl Application {
         let clock = Arc::clone(intake.clock());
         let mut tasks = vec![
             tokio::spawn(crate::web::auth::expire_sessions(guard.clone())),
+            tokio::spawn(crate::web::auth::tokens::write_uses_forever(Arc::clone(
+                &tokens,
+            ))),
             tokio::spawn(queue::consume_forever(
                 live_queue,
                 broker_tx,
@@ -178,6 +184,7 @@ impl Application {
             metrics,
             broker,
             history,
+            tokens,
             tasks,
         })
     }
@@ -236,6 +243,14 @@ impl Application {
         for task in self.tasks {
             // Cancelled: its connections to the store go back to the pool.
             let _ = task.await;
+        }
+        // The last batch of API tokens' last uses, before the store closes; bounded likewise.
+        match tokio::time::timeout(STORE_CLOSE_WAIT, self.tokens.write_uses()).await {
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot write when API tokens were last used"),
+            Err(_) => {
+                tracing::warn!("the store took too long to note when API tokens were last used")
+            }
+            Ok(Ok(_)) => {}
         }
         // Closing the pool closes SQLite's connections: the last one folds the write-ahead
         // log into the database and removes the `-wal` file.

@@ -88,20 +88,22 @@ macro_rules! backend {
 
             pub(super) async fn used(
                 pool: &Pool,
-                id: &str,
-                now: i64,
-                older_than: i64,
+                uses: &[(String, DateTime<Utc>)],
             ) -> Result<(), sqlx::Error> {
-                sqlx::query(
-                    "UPDATE api_tokens SET last_used_at = $2 WHERE id = $1 \
-                     AND (last_used_at IS NULL OR last_used_at < $3)",
-                )
-                .bind(id)
-                .bind(now)
-                .bind(older_than)
-                .execute(pool)
-                .await
-                .map(|_| ())
+                let mut tx = pool.begin().await?;
+                for (id, at) in uses {
+                    let now = at.timestamp_millis();
+                    sqlx::query(
+                        "UPDATE api_tokens SET last_used_at = $2 WHERE id = $1 \
+                         AND (last_used_at IS NULL OR last_used_at < $3)",
+                    )
+                    .bind(id)
+                    .bind(now)
+                    .bind(now.saturating_sub(LAST_USED_GRANULARITY_MS))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await
             }
         }
     };
@@ -166,18 +168,17 @@ impl Store {
         .map_err(|e| self.error(&e))
     }
 
-    /// Notes that token `id` was used at `now` (to the minute).
-    pub async fn token_used(&self, id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
-        let now = now.timestamp_millis();
-        let older_than = now.saturating_sub(LAST_USED_GRANULARITY_MS);
+    /// Notes when each token was last used (to the minute), in one transaction: the batch of
+    /// uses the consumer noted in memory since the last one.
+    pub async fn tokens_used(&self, uses: &[(String, DateTime<Utc>)]) -> Result<(), StoreError> {
         match &self.pool {
             Pool::Sqlite {
                 pool, write_lock, ..
             } => {
                 let _one_writer = write_lock.lock().await;
-                sqlite::used(pool, id, now, older_than).await
+                sqlite::used(pool, uses).await
             }
-            Pool::Postgres(pool) => postgres::used(pool, id, now, older_than).await,
+            Pool::Postgres(pool) => postgres::used(pool, uses).await,
         }
         .map_err(|e| self.error(&e))
     }
@@ -229,7 +230,10 @@ mod tests {
         );
         assert_eq!(store.find_token("hash-x").await.expect("finds"), None);
 
-        store.token_used("aaa", now).await.expect("noted");
+        store
+            .tokens_used(&[("aaa".into(), now)])
+            .await
+            .expect("noted");
         let used = store
             .find_token("hash-a")
             .await
@@ -240,7 +244,10 @@ mod tests {
             Some(now.timestamp_millis())
         );
         let later = now + chrono::Duration::seconds(10);
-        store.token_used("aaa", later).await.expect("noted");
+        store
+            .tokens_used(&[("aaa".into(), later)])
+            .await
+            .expect("noted");
         let same = store
             .find_token("hash-a")
             .await

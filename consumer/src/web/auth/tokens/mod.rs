@@ -21,7 +21,8 @@ pub struct TokenInfo {
     /// What it is for, as given at creation.
     pub name: String,
     pub created_at: DateTime<Utc>,
-    /// When it last opened the API, to the minute; kept by the history store only.
+    /// When it last opened the API, to the minute; kept by the history store only (noted in
+    /// memory, written every [`WRITE_USES_EVERY`] and at shutdown).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_used_at: Option<DateTime<Utc>>,
 }
@@ -64,6 +65,27 @@ pub trait TokenStore: Send + Sync + 'static {
     /// The token whose secret hashes to `sha256` (hex), if it is live. Reflects a revoke
     /// made by another process at once.
     async fn find(&self, sha256: &str) -> Result<Option<TokenInfo>, TokenError>;
+    /// Writes what is noted in memory only (the tokens' last uses) to the store; the file
+    /// store keeps nothing of the kind.
+    async fn write_uses(&self) -> Result<usize, TokenError> {
+        Ok(0)
+    }
+}
+
+/// How often the tokens' last uses noted in memory are written to the store.
+pub const WRITE_USES_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Writes the tokens' last uses every [`WRITE_USES_EVERY`], in one batch each time (a task of
+/// the serving consumer; the last batch is written at shutdown).
+pub async fn write_uses_forever(store: Arc<dyn TokenStore>) {
+    let mut ticks = tokio::time::interval(WRITE_USES_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if let Err(e) = store.write_uses().await {
+            tracing::warn!(error = %e, "cannot write when API tokens were last used; kept for the next try");
+        }
+    }
 }
 
 /// The prefix of every token, so one is recognisable in a config file or a secret scanner.
