@@ -1,6 +1,8 @@
 // Alerts on the dashboard: a badge on each host card with active alerts, the alerts panel
 // (firing now, recently resolved) and the selected host's active alerts in its detail.
 // Filled from the snapshot's `alerts: {active, recent}`, then moved by `alert` frames.
+// While a host is down, its other alerts are held: shown under its down alert, marked "held"
+// and with the value they had, not as current (the consumer's rule, kept the same here).
 // Every value from the server reaches the page through textContent, never as HTML.
 
 import { onFrame, pageHooks, renderHooks, hasHost, selectHost, fmt, $, el } from "./app.js";
@@ -15,6 +17,7 @@ const alerts = {
 };
 let drawn = { version: -1, hosts: "" };
 let byHost = new Map();    // host -> its active events, worst first
+let downHosts = new Set(); // hosts with an active host-down alert
 
 
 // ---------- data ----------
@@ -47,8 +50,12 @@ function applyEvent(e) {
   changed();
 }
 
+const isDown = (e) => e.metric === "silent_intervals";
+const isHeld = (e) => !isDown(e) && downHosts.has(e.host);
+
 function changed() {
   alerts.version++;
+  downHosts = new Set([...alerts.active.values()].filter(isDown).map((e) => e.host));
   byHost = new Map();
   for (const e of [...alerts.active.values()].sort(worstFirst)) {
     if (!byHost.has(e.host)) byHost.set(e.host, []);
@@ -116,12 +123,14 @@ function fillRows(id, events, cells) {
   const headers = [...$(id).tHead.rows[0].cells].map((c) => c.textContent);
   const old = new Map([...body.rows].map((tr) => [tr.dataset.key, tr]));
   const rows = events.map((e) => {
-    const signature = JSON.stringify([keyOf(e), e.kind, e.severity, e.value, e.peak, e.started_at, e.at, hasHost(e.host)]);
+    const signature = JSON.stringify([keyOf(e), e.kind, e.severity, e.value, e.peak, e.started_at, e.at, hasHost(e.host), isHeld(e), e.reason ?? null]);
     let tr = old.get(signature);
     if (tr) { old.delete(signature); return tr; }
     tr = document.createElement("tr");
     tr.dataset.key = signature;
     tr.dataset.host = e.host;
+    if (e.kind !== "resolved") tr.dataset.state = isHeld(e) ? "held" : "firing";
+    if (isHeld(e)) tr.className = "alert-held";
     cells(e).forEach((content, i) => {
       const td = tr.insertCell();
       td.dataset.label = headers[i] ?? "";
@@ -133,12 +142,34 @@ function fillRows(id, events, cells) {
   rows.forEach((tr, i) => { if (body.rows[i] !== tr) body.insertBefore(tr, body.rows[i] || null); });
 }
 
+// Held alerts go right under their host's down alert.
+function panelOrder() {
+  const all = [...alerts.active.values()].sort(worstFirst);
+  const out = [];
+  for (const e of all) {
+    if (isHeld(e)) continue;
+    out.push(e);
+    if (isDown(e)) out.push(...all.filter((h) => h.host === e.host && isHeld(h)));
+  }
+  return out;
+}
+
+function heldBadge(severity) {
+  return el("span", "sev sev-held", `held · ${severityText(severity)}`);
+}
+
 function renderPanel() {
-  const firing = [...alerts.active.values()].sort(worstFirst);
-  $("alerts-none").hidden = firing.length > 0;
-  $("alerts-firing-wrap").hidden = firing.length === 0;
-  $("alert-count").textContent = firing.length ? `(${firing.length} firing)` : "";
-  fillRows("alerts-firing", firing, (e) => [
+  const active = panelOrder();
+  const held = active.filter(isHeld).length;
+  const firing = active.length - held;
+  $("alerts-none").hidden = active.length > 0;
+  $("alerts-firing-wrap").hidden = active.length === 0;
+  $("alert-count").textContent = !active.length ? ""
+    : held ? `(${firing} firing, ${held} held: host down)` : `(${firing} firing)`;
+  fillRows("alerts-firing", active, (e) => isHeld(e) ? [
+    hostCell(e.host), `↳ ${e.rule}`, e.item ?? "–", heldBadge(e.severity), timeElement(e.started_at),
+    `was ${formatValue(e.metric, e.value)}`, formatValue(e.metric, e.peak),
+  ] : [
     hostCell(e.host), e.rule, e.item ?? "–", severityBadge(e.severity), timeElement(e.started_at),
     formatValue(e.metric, e.value), formatValue(e.metric, e.peak),
   ]);
@@ -149,8 +180,16 @@ function renderPanel() {
     ? `(latest ${recent.length} of ${alerts.recent.length})` : `(${recent.length})`;
   fillRows("alerts-recent", recent, (e) => [
     hostCell(e.host), e.rule, e.item ?? "–", severityBadge(e.severity), timeElement(e.started_at),
-    timeElement(e.at), formatValue(e.metric, e.peak),
+    endCell(e), formatValue(e.metric, e.peak),
   ]);
+}
+
+// The end of a resolved alert, with why when it was not its value.
+function endCell(e) {
+  const cell = el("span");
+  cell.append(timeElement(e.at));
+  if (e.reason === "no_data") cell.append(el("span", "alert-reason", " · no data (host silent)"));
+  return cell;
 }
 
 // ---------- the cards ----------
@@ -172,8 +211,11 @@ function renderBadges() {
       card.querySelector(".card-head").after(badge);
       button?.setAttribute("aria-describedby", badge.id);
     }
-    const worst = severityText(events[0].severity);
-    const text = `${worst} · ${events.length} ${events.length === 1 ? "alert" : "alerts"}`;
+    const current = events.filter((e) => !isHeld(e));
+    const held = events.length - current.length;
+    const worst = severityText((current[0] ?? events[0]).severity);
+    const count = current.length;
+    const text = `${worst} · ${count} ${count === 1 ? "alert" : "alerts"}${held ? ` · ${held} held` : ""}`;
     if (badge.textContent !== text) badge.textContent = text;
     badge.className = `alert-badge sev sev-${worst}`;
     badge.title = events.map((e) => (e.item ? `${e.rule} ${e.item}` : e.rule)).join(", ");
@@ -185,13 +227,14 @@ function renderDetailAlerts(host) {
   const events = byHost.get(host.latest?.host) || [];
   $("detail-alerts").hidden = events.length === 0;
   const list = $("detail-alerts-list");
-  const signature = JSON.stringify(events.map((e) => [keyOf(e), e.severity, e.value, e.peak, e.started_at]));
+  const signature = JSON.stringify(events.map((e) => [keyOf(e), e.severity, e.value, e.peak, e.started_at, isHeld(e)]));
   if (list.dataset.signature === signature) return;
   list.dataset.signature = signature;
   list.replaceChildren(...events.map((e) => {
     const item = el("li");
+    if (isHeld(e)) item.className = "alert-held";
     item.append(
-      severityBadge(e.severity),
+      isHeld(e) ? heldBadge(e.severity) : severityBadge(e.severity),
       ` ${e.item ? `${e.rule} ${e.item}` : e.rule}: ${formatValue(e.metric, e.value)} since `,
       timeElement(e.started_at),
       ` (peak ${formatValue(e.metric, e.peak)})`,

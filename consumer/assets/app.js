@@ -245,12 +245,17 @@ function renderCards() {
     }
     f.load.textContent = latest.cpu?.load_average ? Number(latest.cpu.load_average.one).toFixed(2) : "–";
     f.up.textContent = fmt.duration(latest.uptime_secs);
-    const stale = !host.offline && isStale(host);
+    const silent = !host.offline && isStale(host);
+    // A host that declares no publish interval publishes on demand: silence is normal there.
+    const onDemand = silent && !Number.isFinite(latest.interval_secs);
+    const stale = silent && !onDemand;
     card.root.classList.toggle("stale", stale);
+    card.root.classList.toggle("on-demand", onDemand);
     card.root.classList.toggle("offline", host.offline === true);
     card.root.classList.toggle("selected", name === state.selected);
     card.button.setAttribute("aria-pressed", String(name === state.selected));
     f.seen.textContent = host.offline ? `offline · last seen ${fmt.when(latest.collected_at)}`
+      : onDemand ? `on demand · last seen ${Math.round(secondsSinceSeen(host))} s ago`
       : stale ? `stale · last seen ${Math.round(secondsSinceSeen(host))} s ago` : "";
     if (container.children[index] !== card.root) container.insertBefore(card.root, container.children[index] || null);
   });
@@ -263,8 +268,10 @@ function renderDetail() {
   const r = host.latest;
   setText("detail-host", r.host);
   const stale = host.offline || isStale(host);
+  const onDemand = !host.offline && stale && !Number.isFinite(r.interval_secs);
   $("detail-stale").hidden = !stale;
   setText("detail-stale", host.offline ? `offline · last seen ${fmt.when(r.collected_at)}`
+    : onDemand ? `on demand · last seen ${Math.round(secondsSinceSeen(host))} s ago`
     : stale ? `stale · last seen ${Math.round(secondsSinceSeen(host))} s ago` : "");
   setText("detail-time", host.offline ? "known from history only: pick a range to see its charts"
     : `reading #${r.seq} at ${fmt.time(r.collected_at)}`);

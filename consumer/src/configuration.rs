@@ -130,7 +130,12 @@ impl Settings {
             history: crate::history::store::HistorySettings::from_env(env)?,
             alert_rules: std::sync::Arc::new(
                 crate::alerts::RuleSet::load(env.get("ALERT_RULES_FILE").map(std::path::Path::new))
-                    .map_err(|e| SettingsError::invalid("ALERT_RULES_FILE", e))?,
+                    .map_err(|e| SettingsError::invalid("ALERT_RULES_FILE", e))?
+                    .with_no_data_after(env.positive_seconds_or(
+                        "ALERT_NO_DATA_SECS",
+                        crate::alerts::engine::NO_DATA_AFTER.as_secs(),
+                        7 * 86_400,
+                    )?),
             ),
             notify: crate::alerts::notify::NotifySettings::from_env(env)?,
             alert_queue,

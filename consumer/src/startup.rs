@@ -159,7 +159,9 @@ impl Application {
             Arc::clone(&alerts),
         )));
         if settings.evaluate_alerts {
-            tasks.extend(start_evaluator(&settings, &history, &intake, &metrics)?);
+            tasks.extend(start_evaluator(
+                &settings, &history, &intake, &metrics, &live,
+            )?);
         } else {
             tracing::info!("ALERTS=off: this consumer does not evaluate alert rules");
         }
@@ -269,6 +271,7 @@ fn start_evaluator(
     history: &Arc<History>,
     intake: &Arc<Intake>,
     metrics: &ConsumerMetrics,
+    live: &Arc<LiveView>,
 ) -> anyhow::Result<[JoinHandle<()>; 2]> {
     let notifier = if settings.notify.any_channel() {
         Some(Notifier::start(settings.notify.clone(), &metrics.registry)?)
@@ -284,6 +287,7 @@ fn start_evaluator(
         reconnect_cap: settings.reconnect_cap,
         clock: Arc::clone(intake.clock()),
         registry: metrics.registry.clone(),
+        live: Arc::clone(live),
     }
     .start(alert_status)?;
     let alert_queue = Source {

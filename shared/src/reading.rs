@@ -46,6 +46,10 @@ pub struct Reading {
     /// Set by the consumer on readings converted from the original Python publisher.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub legacy: Option<LegacyOrigin>,
+    /// The host's labels (name → value), e.g. `role = "db"`; absent when it has none. Alert
+    /// rules files can match them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// Where a reading converted from the original publisher's format got its host name.
@@ -391,6 +395,7 @@ mod tests {
             block_devices: None,
             processes: None,
             legacy: None,
+            labels: None,
         }
     }
 

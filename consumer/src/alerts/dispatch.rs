@@ -5,7 +5,7 @@
 
 use super::notify::{self, Notice, NoticeEvent, Notifier};
 use super::{
-    group_by_host, AlertEvent, AlertState, EventKind, RuleSet, Severity, ALERTS_EXCHANGE,
+    group_by_host, AlertEvent, AlertState, EventKind, Reason, RuleSet, Severity, ALERTS_EXCHANGE,
     FLEET_HEADER,
 };
 use lapin::options::BasicPublishOptions;
@@ -175,8 +175,13 @@ fn notice_event(rules: &RuleSet, e: &AlertEvent) -> NoticeEvent {
         Some(item) => format!("{} {item}", e.rule),
         None => e.rule.clone(),
     };
-    let summary = match e.kind {
-        EventKind::Resolved => format!("{what} on {} is back to normal ({:.1})", e.host, e.value),
+    let summary = match (e.kind, e.reason) {
+        (EventKind::Resolved, Some(Reason::NoData)) => {
+            format!("{what} on {}: no data, the host is silent", e.host)
+        }
+        (EventKind::Resolved, None) => {
+            format!("{what} on {} is back to normal ({:.1})", e.host, e.value)
+        }
         _ => format!(
             "{what} on {} is {:.1} (level {:.1})",
             e.host, e.value, threshold
@@ -200,5 +205,6 @@ fn notice_event(rules: &RuleSet, e: &AlertEvent) -> NoticeEvent {
         started_at: e.started_at,
         ended_at: (e.kind == EventKind::Resolved).then_some(e.at),
         summary,
+        reason: e.reason.map(|r| r.label().to_owned()),
     }
 }

@@ -18,6 +18,16 @@ const TREND_POINTS: u32 = 120;
 /// Publish interval assumed at least this long, so a burst of readings cannot make a host
 /// "down" between two of them.
 const MIN_INTERVAL: Duration = Duration::from_secs(1);
+/// Share of a mean's window its readings must cover before the mean is judged: a mean of one
+/// reading is not a mean.
+pub const COVERAGE: f64 = 0.8;
+/// Readings in a row at a steady gap that make a rhythm, for a host that declares no interval.
+pub const RHYTHM_READINGS: usize = 6;
+/// How far each gap of a rhythm may stray from the gaps' median (a share of it).
+const RHYTHM_TOLERANCE: f64 = 0.25;
+/// How long a down host's other alerts are held before they resolve as "no data", unless the
+/// consumer's settings say otherwise.
+pub const NO_DATA_AFTER: Duration = Duration::from_secs(300);
 
 /// What happened to an alert.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,6 +77,27 @@ pub struct AlertEvent {
     pub started_at: DateTime<Utc>,
     /// When this event happened.
     pub at: DateTime<Utc>,
+    /// Why a `resolved` event ended the alert when it was not the value: `no_data` (its host
+    /// has been silent too long to say). Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Reason>,
+}
+
+/// Why an alert resolved other than by its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// The host has been silent longer than the no-data time: nothing can be said of it.
+    NoData,
+}
+
+impl Reason {
+    /// The reason as events and notifications write it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::NoData => "no_data",
+        }
+    }
 }
 
 /// A reading the engine did not evaluate.
@@ -113,8 +144,9 @@ pub struct ActiveAlert {
 /// One alert's state for one rule, host and item.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct ItemState {
-    /// Recent values (or, for the fill trend, available bytes). Not persisted: after a
-    /// restart the averages refill, while the active alert itself is kept.
+    /// Recent values (or, for the fill trend, used bytes). Not persisted: after a restart or
+    /// a hand-over they are refilled from the history store (see [`AlertState::refill`]) and
+    /// from the next readings, while the active alert itself is kept.
     #[serde(skip)]
     samples: VecDeque<(DateTime<Utc>, f64)>,
     /// Since when the warning condition has held without a break.
@@ -129,9 +161,17 @@ struct ItemState {
 /// Everything the engine knows about one host.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct HostState {
+    /// When its latest reading was judged.
     last_at: Option<DateTime<Utc>>,
-    /// Publish interval in seconds: as the host declared it, or the observed gap.
-    interval_secs: Option<f64>,
+    /// Publish interval in seconds as its latest reading declared it.
+    #[serde(default)]
+    declared_secs: Option<f64>,
+    /// The latest gaps between readings (seconds), for a rhythm seen when none is declared.
+    #[serde(default)]
+    gaps: VecDeque<f64>,
+    /// The host's labels from its latest reading, for the rules file's expected intervals.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    labels: BTreeMap<String, String>,
     /// rule name → item ("" for host-wide rules) → state.
     items: BTreeMap<String, BTreeMap<String, ItemState>>,
 }
@@ -275,12 +315,37 @@ impl ItemState {
     }
 
     /// The value to judge: the mean over the rule's window, or the fill trend's hours.
-    fn value(&mut self, rule: &Rule, raw: f64, at: DateTime<Utc>) -> Option<f64> {
+    /// `None` while there is not enough to judge (the window not covered yet); `Some(None)`
+    /// when there is no value (a disk that is not filling). `gap` is the host's publish
+    /// interval when known: a reading stands for that long.
+    fn value(
+        &mut self,
+        rule: &Rule,
+        figure: &Figure,
+        at: DateTime<Utc>,
+        gap: Option<f64>,
+    ) -> Option<Option<f64>> {
         let window = secs_of(rule.average);
         if window <= 0.0 || rule.metric == Metric::SilentIntervals {
             self.samples.clear();
-            return Some(raw);
+            return Some(Some(figure.value));
         }
+        self.forget_before(at, window);
+        if rule.metric == Metric::DiskFullInHours {
+            return self.fill_hours(window, figure, at);
+        }
+        if self.samples.len() >= MAX_SAMPLES {
+            self.samples.pop_front();
+        }
+        self.samples.push_back((at, figure.value));
+        if !self.covers(window, at, gap) {
+            return None;
+        }
+        let sum: f64 = self.samples.iter().map(|(_, v)| v).sum();
+        Some(Some(sum / self.samples.len() as f64))
+    }
+
+    fn forget_before(&mut self, at: DateTime<Utc>, window: f64) {
         while self
             .samples
             .front()
@@ -288,27 +353,38 @@ impl ItemState {
         {
             self.samples.pop_front();
         }
-        if rule.metric == Metric::DiskFullInHours {
-            return self.fill_hours(window, raw, at);
-        }
-        if self.samples.len() >= MAX_SAMPLES {
-            self.samples.pop_front();
-        }
-        self.samples.push_back((at, raw));
-        let sum: f64 = self.samples.iter().map(|(_, v)| v).sum();
-        Some(sum / self.samples.len() as f64)
     }
 
-    /// Hours until `available` bytes reach zero at the least-squares slope of the window,
-    /// once the window is at least half covered; `None` while the disk is not filling.
-    fn fill_hours(&mut self, window: f64, available: f64, at: DateTime<Utc>) -> Option<f64> {
+    /// Whether the samples cover [`COVERAGE`] of `window`: from the oldest to `at`, plus what
+    /// one reading stands for (the publish interval or the samples' mean gap, the longer).
+    fn covers(&self, window: f64, at: DateTime<Utc>, gap: Option<f64>) -> bool {
+        let Some((oldest, _)) = self.samples.front() else {
+            return false;
+        };
+        let span = secs(at - *oldest);
+        let n = self.samples.len();
+        let seen = if n > 1 { span / (n - 1) as f64 } else { 0.0 };
+        span + gap.unwrap_or(0.0).max(seen) >= COVERAGE * window
+    }
+
+    /// Hours until the disk's available bytes reach zero at the least-squares slope of its
+    /// used bytes over the window, once the window is at least half covered (`None` before);
+    /// `Some(None)` while the disk is not filling.
+    fn fill_hours(
+        &mut self,
+        window: f64,
+        figure: &Figure,
+        at: DateTime<Utc>,
+    ) -> Option<Option<f64>> {
+        let used = figure.used?;
+        let available = figure.value;
         let step = window / f64::from(TREND_POINTS);
         if self
             .samples
             .back()
             .is_none_or(|(t, _)| secs(at - *t) >= step)
         {
-            self.samples.push_back((at, available));
+            self.samples.push_back((at, used));
         }
         let oldest = self.samples.front()?.0;
         if secs(at - oldest) < window / 2.0 {
@@ -318,7 +394,7 @@ impl ItemState {
             .samples
             .iter()
             .map(|(t, v)| (secs(*t - oldest), *v))
-            .chain((self.samples.back()?.0 != at).then_some((secs(at - oldest), available)));
+            .chain((self.samples.back()?.0 != at).then_some((secs(at - oldest), used)));
         let (mut n, mut sx, mut sy, mut sxx, mut sxy) = (0.0, 0.0, 0.0, 0.0, 0.0);
         for (x, y) in points {
             n += 1.0;
@@ -329,10 +405,42 @@ impl ItemState {
         }
         let denominator = n * sxx - sx * sx;
         if denominator <= 0.0 {
-            return None;
+            return Some(None);
         }
-        let slope = (n * sxy - sx * sy) / denominator; // bytes per second
-        (slope < 0.0).then(|| available.max(0.0) / -slope / 3600.0)
+        let slope = (n * sxy - sx * sy) / denominator; // used bytes per second
+        Some((slope > 0.0).then(|| available.max(0.0) / slope / 3600.0))
+    }
+
+    /// Puts `past` values (oldest first, older than every sample held) in front of the
+    /// samples, as the readings would have: every one for a mean, one per trend step.
+    fn refill(&mut self, rule: &Rule, past: &[(DateTime<Utc>, f64)]) {
+        let window = secs_of(rule.average);
+        if window <= 0.0 {
+            return;
+        }
+        let first_held = self.samples.front().map(|(t, _)| *t);
+        let step = if rule.metric == Metric::DiskFullInHours {
+            window / f64::from(TREND_POINTS)
+        } else {
+            0.0
+        };
+        let mut older: VecDeque<(DateTime<Utc>, f64)> = VecDeque::new();
+        for &(t, v) in past {
+            if first_held.is_some_and(|f| t >= f) || !v.is_finite() {
+                break;
+            }
+            if older
+                .back()
+                .is_none_or(|(last, _)| secs(t - *last) >= step.max(0.001))
+            {
+                older.push_back((t, v));
+            }
+        }
+        older.append(&mut self.samples);
+        while older.len() > MAX_SAMPLES {
+            older.pop_front();
+        }
+        self.samples = older;
     }
 }
 
@@ -340,9 +448,31 @@ fn secs_of(d: Duration) -> f64 {
     d.as_secs_f64()
 }
 
-/// The values one reading gives a rule: item ("" for host-wide) → raw value.
-fn values(metric: Metric, r: &Reading) -> Vec<(String, f64)> {
-    let one = |v: f64| vec![(String::new(), v)];
+/// Past figures of one host: (metric, item) → (time, value), oldest first.
+pub type Past = BTreeMap<(Metric, String), Vec<(DateTime<Utc>, f64)>>;
+
+/// What one reading gives a rule for one item.
+#[derive(Debug, Clone, PartialEq)]
+struct Figure {
+    /// The mount point, sensor or interface; "" for host-wide rules.
+    item: String,
+    /// The value (for the fill trend: available bytes).
+    value: f64,
+    /// For the fill trend: used bytes, whose slope is the trend.
+    used: Option<f64>,
+}
+
+fn figure(item: String, value: f64) -> Figure {
+    Figure {
+        item,
+        value,
+        used: None,
+    }
+}
+
+/// The figures one reading gives a rule, one per item.
+fn values(metric: Metric, r: &Reading) -> Vec<Figure> {
+    let one = |v: f64| vec![figure(String::new(), v)];
     match metric {
         Metric::SilentIntervals => one(0.0),
         Metric::CpuUsagePercent => one(f64::from(r.cpu.usage_percent)),
@@ -359,29 +489,33 @@ fn values(metric: Metric, r: &Reading) -> Vec<(String, f64)> {
         Metric::DiskUsagePercent => r
             .disks
             .iter()
-            .map(|d| (d.mount_point.clone(), f64::from(d.usage_percent)))
+            .map(|d| figure(d.mount_point.clone(), f64::from(d.usage_percent)))
             .collect(),
         Metric::DiskFullInHours => r
             .disks
             .iter()
-            .map(|d| (d.mount_point.clone(), d.available_bytes as f64))
+            .map(|d| Figure {
+                item: d.mount_point.clone(),
+                value: d.available_bytes as f64,
+                used: Some(d.used_bytes as f64),
+            })
             .collect(),
         Metric::TemperatureCelsius => r
             .temperatures
             .iter()
-            .map(|t| (t.label.clone(), f64::from(t.celsius)))
+            .map(|t| figure(t.label.clone(), f64::from(t.celsius)))
             .collect(),
         Metric::NetworkReceiveBytesPerSecond => r
             .networks
             .iter()
             .flatten()
-            .map(|n| (n.interface.clone(), n.received_bytes_per_sec as f64))
+            .map(|n| figure(n.interface.clone(), n.received_bytes_per_sec as f64))
             .collect(),
         Metric::NetworkTransmitBytesPerSecond => r
             .networks
             .iter()
             .flatten()
-            .map(|n| (n.interface.clone(), n.transmitted_bytes_per_sec as f64))
+            .map(|n| figure(n.interface.clone(), n.transmitted_bytes_per_sec as f64))
             .collect(),
     }
 }
@@ -394,6 +528,8 @@ struct Emit<'a> {
     at: DateTime<Utc>,
     /// Silenced, or held back because the host is down.
     muted: bool,
+    /// Why a resolution happened, when not by the value.
+    reason: Option<Reason>,
 }
 
 impl Emit<'_> {
@@ -410,6 +546,9 @@ impl Emit<'_> {
             peak: a.peak,
             started_at: a.started_at,
             at: self.at,
+            reason: (kind == EventKind::Resolved)
+                .then_some(self.reason)
+                .flatten(),
         }
     }
 
@@ -443,8 +582,32 @@ impl Emit<'_> {
 }
 
 impl HostState {
-    fn interval(&self) -> Option<f64> {
-        self.interval_secs
+    /// The publish interval the host is judged by (seconds): the rules file's for it, else
+    /// the one its readings declare, else a rhythm seen. `None`: on demand, never down.
+    fn interval(&self, rules: &RuleSet, name: &str) -> Option<f64> {
+        let min = MIN_INTERVAL.as_secs_f64();
+        if let Some(expected) = rules.expected_interval(name, &self.labels) {
+            return (!expected.is_zero()).then(|| expected.as_secs_f64().max(min));
+        }
+        self.declared_secs
+            .or_else(|| self.rhythm())
+            .map(|s| s.max(min))
+    }
+
+    /// The gap of the latest [`RHYTHM_READINGS`] readings when each is within
+    /// [`RHYTHM_TOLERANCE`] of their median.
+    fn rhythm(&self) -> Option<f64> {
+        if self.gaps.len() < RHYTHM_READINGS - 1 {
+            return None;
+        }
+        let mut sorted: Vec<f64> = self.gaps.iter().copied().collect();
+        sorted.sort_by(f64::total_cmp);
+        let median = sorted[sorted.len() / 2];
+        (median > 0.0
+            && sorted
+                .iter()
+                .all(|g| (g - median).abs() <= RHYTHM_TOLERANCE * median))
+        .then_some(median)
     }
 
     fn is_down(&self, rules: &RuleSet) -> bool {
@@ -497,14 +660,20 @@ impl AlertState {
             }
         }
         let was_down = host.is_down(rules);
-        let min = MIN_INTERVAL.as_secs_f64();
-        match (interval, host.last_at) {
-            (Some(d), _) => host.interval_secs = Some(d.as_secs_f64().max(min)),
+        host.declared_secs = interval.map(|d| d.as_secs_f64());
+        match host.last_at {
             // The gap over an outage is not the publish interval.
-            (None, Some(last)) if !was_down => host.interval_secs = Some(secs(at - last).max(min)),
+            Some(last) if !was_down => {
+                host.gaps.push_back(secs(at - last));
+                while host.gaps.len() > RHYTHM_READINGS - 1 {
+                    host.gaps.pop_front();
+                }
+            }
             _ => {}
         }
+        host.labels = reading.labels.clone().unwrap_or_default();
         host.last_at = Some(at);
+        let gap = host.interval(rules, host_name);
 
         let mut out = Vec::new();
         // Host-down rules first, so a host coming back is no longer holding the rest back.
@@ -517,25 +686,30 @@ impl AlertState {
             let mut present = values(rule.metric, reading);
             // Same item reported twice (two sensors with one label): the first one counts.
             let mut seen = std::collections::BTreeSet::new();
-            present.retain(|(item, _)| seen.insert(item.clone()));
+            present.retain(|f| seen.insert(f.item.clone()));
             let items = host.items.entry(rule.name.clone()).or_default();
-            for (item, raw) in &present {
-                if !raw.is_finite() {
+            for fig in &present {
+                if !fig.value.is_finite() || fig.used.is_some_and(|u| !u.is_finite()) {
                     continue;
                 }
+                let item = &fig.item;
                 let eff = effective(rules, rule, host_name, item);
                 if !eff.enabled {
                     continue;
                 }
                 let st = items.entry(item.clone()).or_default();
-                let value = st.value(&eff, *raw, at);
-                let change = st.step(&eff, value, at);
+                // Not enough to judge yet: the alert stays as it is.
+                let change = match st.value(&eff, fig, at, gap) {
+                    Some(value) => st.step(&eff, value, at),
+                    None => None,
+                };
                 let emit = Emit {
                     rule: &eff,
                     host: host_name,
                     item,
                     at,
                     muted: muted_by_down || rules.silenced(host_name, &rule.name, at),
+                    reason: None,
                 };
                 emit.run(st, change, &mut out);
             }
@@ -544,7 +718,7 @@ impl AlertState {
             let gone: Vec<String> = items
                 .keys()
                 .filter(|item| {
-                    !present.iter().any(|(p, _)| p == *item)
+                    !present.iter().any(|f| &f.item == *item)
                         || !effective(rules, rule, host_name, item).enabled
                 })
                 .cloned()
@@ -557,6 +731,7 @@ impl AlertState {
                         item: &item,
                         at,
                         muted: false,
+                        reason: None,
                     };
                     emit.run(&mut st, Some(Transition::Resolved), &mut out);
                 }
@@ -578,7 +753,7 @@ impl AlertState {
             {
                 let eff = effective(rules, rule, host_name, "");
                 let (Some(last), Some(interval), true) =
-                    (host.last_at, host.interval(), eff.enabled)
+                    (host.last_at, host.interval(rules, host_name), eff.enabled)
                 else {
                     continue;
                 };
@@ -595,10 +770,14 @@ impl AlertState {
                     item: "",
                     at: now,
                     muted: rules.silenced(host_name, &rule.name, now),
+                    reason: None,
                 };
                 emit.run(st, change, &mut out);
             }
             let down = host.is_down(rules);
+            if down {
+                no_data(rules, host_name, host, now, &mut out);
+            }
             for (rule_name, items) in &mut host.items {
                 let Some(rule) = rules.rule(rule_name) else {
                     continue;
@@ -614,12 +793,75 @@ impl AlertState {
                         item,
                         at: now,
                         muted: down || rules.silenced(host_name, rule_name, now),
+                        reason: None,
                     };
                     emit.run(st, None, &mut out);
                 }
             }
         }
         out
+    }
+
+    /// Puts what the history store holds of `host` before now into its averaging windows and
+    /// fill trends: `past` is (time, metric, item, value), oldest first, the item "" for
+    /// host-wide figures and used bytes for [`Metric::DiskFullInHours`]. Only what is older
+    /// than every sample held is taken, so calling it twice, or after readings came, does not
+    /// count a reading twice.
+    pub fn refill(&mut self, rules: &RuleSet, host: &str, past: &Past) {
+        let state = self.hosts.entry(host.to_string()).or_default();
+        for rule in rules.rules() {
+            for ((metric, item), values) in past.range((rule.metric, String::new())..) {
+                if *metric != rule.metric {
+                    break;
+                }
+                let eff = effective(rules, rule, host, item);
+                if !eff.enabled {
+                    continue;
+                }
+                state
+                    .items
+                    .entry(rule.name.clone())
+                    .or_default()
+                    .entry(item.clone())
+                    .or_default()
+                    .refill(&eff, values);
+            }
+        }
+    }
+
+    /// Takes `at` as the time of `host`'s latest reading when it is later than the one held
+    /// (a successor learns it from the store or from the readings it saw itself), so silence
+    /// is judged from the last reading, never from when the state was kept.
+    pub fn heard_at(&mut self, host: &str, at: DateTime<Utc>) {
+        if let Some(h) = self.hosts.get_mut(host) {
+            if h.last_at.is_none_or(|last| last < at) {
+                h.last_at = Some(at);
+            }
+        }
+    }
+
+    /// Takes a reading this consumer received at `at` (but did not judge: it was not the
+    /// evaluator then) as `host`'s latest, when it is later than the one held; a host the
+    /// state does not hold yet is taken in with the reading's declared interval and labels,
+    /// so one that stops during a hand-over is still judged down.
+    pub fn seen(
+        &mut self,
+        host: &str,
+        at: DateTime<Utc>,
+        declared: Option<Duration>,
+        labels: BTreeMap<String, String>,
+    ) {
+        let h = self.hosts.entry(host.to_string()).or_default();
+        if h.last_at.is_none_or(|last| last < at) {
+            h.last_at = Some(at);
+            h.declared_secs = declared.map(|d| d.as_secs_f64());
+            h.labels = labels;
+        }
+    }
+
+    /// The hosts the state holds.
+    pub fn hosts(&self) -> impl Iterator<Item = &str> {
+        self.hosts.keys().map(String::as_str)
     }
 
     /// Forgets a host (e.g. expired after a long silence) without any event.
@@ -645,6 +887,82 @@ impl AlertState {
             }
         }
         out
+    }
+}
+
+/// A down host silent for longer than the rules' no-data time: its other alerts resolve with
+/// the reason "no data" and their state goes (the host is judged afresh when it is back). The
+/// down alert is told again with them, so the notification says why.
+fn no_data(
+    rules: &RuleSet,
+    host_name: &str,
+    host: &mut HostState,
+    now: DateTime<Utc>,
+    out: &mut Vec<AlertEvent>,
+) {
+    let Some(last) = host.last_at else { return };
+    if secs(now - last) < rules.no_data_after().as_secs_f64() {
+        return;
+    }
+    let before = out.len();
+    for (rule_name, items) in &mut host.items {
+        let Some(rule) = rules.rule(rule_name) else {
+            continue;
+        };
+        if rule.metric == Metric::SilentIntervals {
+            continue;
+        }
+        for (item, mut st) in std::mem::take(items) {
+            if st.alert.is_none() {
+                continue;
+            }
+            let eff = effective(rules, rule, host_name, &item);
+            let emit = Emit {
+                rule: &eff,
+                host: host_name,
+                item: &item,
+                at: now,
+                muted: false,
+                reason: Some(Reason::NoData),
+            };
+            emit.run(&mut st, Some(Transition::Resolved), out);
+        }
+    }
+    host.items.retain(|name, items| {
+        !items.is_empty()
+            || rules
+                .rule(name)
+                .is_some_and(|r| r.metric == Metric::SilentIntervals)
+    });
+    if out.len() == before {
+        return;
+    }
+    for rule in rules
+        .rules()
+        .iter()
+        .filter(|r| r.metric == Metric::SilentIntervals)
+    {
+        let told_now = out[..before]
+            .iter()
+            .any(|e| e.host == host_name && e.rule == rule.name);
+        let Some(st) = host.items.get_mut(&rule.name).and_then(|m| m.get_mut("")) else {
+            continue;
+        };
+        let Some(a) = st.alert.as_mut() else { continue };
+        if told_now || a.notified_severity.is_none() {
+            continue;
+        }
+        a.notified_at = Some(now);
+        let eff = effective(rules, rule, host_name, "");
+        let emit = Emit {
+            rule: &eff,
+            host: host_name,
+            item: "",
+            at: now,
+            muted: false,
+            reason: None,
+        };
+        out.push(emit.event(EventKind::Reminder, a, None));
     }
 }
 

@@ -38,6 +38,8 @@ pub struct AlertSink {
     /// Set by the first delivery of a connection: with a single active consumer, only the
     /// active one receives anything.
     active: Arc<AtomicBool>,
+    /// What this consumer received while standing by: each host's last reading.
+    live: Arc<crate::live::LiveView>,
 }
 
 impl Sink for AlertSink {
@@ -47,8 +49,18 @@ impl Sink for AlertSink {
 
     async fn take(&self, batch: &[Arc<Accepted>]) -> Result<Vec<Refused>, SinkError> {
         if !self.active.swap(true, Ordering::SeqCst) {
-            // This consumer's turn starts: go on from where the last evaluator left off.
+            // This consumer's turn starts: go on from where the last evaluator left off,
+            // judging silence from each host's last reading, with the windows refilled.
             self.out.restore(&self.state).await;
+            let store = self.out.history.store();
+            super::takeover::catch_up(
+                &self.rules,
+                &self.state,
+                &self.live,
+                store.as_deref(),
+                self.clock.now(),
+            )
+            .await;
         }
         let now = self.clock.now();
         let events = {
@@ -88,6 +100,8 @@ pub struct Evaluator {
     pub reconnect_cap: Duration,
     pub clock: SharedClock,
     pub registry: prometheus::Registry,
+    /// The live view: each host's last reading this consumer received.
+    pub live: Arc<crate::live::LiveView>,
 }
 
 impl Evaluator {
@@ -168,6 +182,7 @@ impl Evaluator {
                 out,
                 clock: self.clock,
                 active,
+                live: self.live,
             },
             ticking,
         ))

@@ -11,6 +11,8 @@
 //! - [`engine`]: [`AlertState`] turns readings and ticks into [`AlertEvent`]s, with the time
 //!   passed in (a pure function of its inputs, tested without a broker).
 //! - [`evaluator`]: the alerts queue's sink and the tick, on the fleet's active evaluator.
+//! - `takeover`: what an evaluator whose turn starts learns first (each host's last reading,
+//!   the windows refilled from the history store).
 //! - [`dispatch`]: the events kept, notified and announced.
 //! - [`notify`]: the notification channels.
 //! - [`view`]: every consumer's view of the alerts, from the alerts exchange.
@@ -20,6 +22,7 @@ pub mod engine;
 pub mod evaluator;
 pub mod notify;
 pub mod rules;
+mod takeover;
 pub mod view;
 
 #[cfg(test)]
@@ -29,6 +32,7 @@ mod tests;
 
 pub use engine::{
     group_by_host, ActiveAlert, ActiveEntry, AlertEvent, AlertState, EventKind, HostBatch, Ignored,
+    Reason,
 };
 pub use rules::{Levels, Metric, Rule, RuleSet, RulesError, Severity, DEFAULT_RULES_TOML};
 

@@ -170,6 +170,17 @@ struct SilenceSpec {
     comment: Option<String>,
 }
 
+/// An expected publish interval as written: for hosts matching a glob and/or labels.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IntervalSpec {
+    hosts: Option<String>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default, deserialize_with = "duration")]
+    every: Option<Duration>,
+}
+
 /// A humantime duration ("90s", "5m", "1h 30m"), with an error that says what was wrong.
 fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     let text = String::deserialize(d)?;
@@ -207,6 +218,8 @@ struct FileSpec {
     overrides: Vec<toml::Value>,
     #[serde(default)]
     silences: Vec<toml::Value>,
+    #[serde(default)]
+    intervals: Vec<toml::Value>,
 }
 
 /// A per-host (and optionally per-item) change to one rule.
@@ -236,12 +249,35 @@ impl Silence {
     }
 }
 
-/// Every rule, override and silence in force.
+/// The publish interval a user expects of some hosts, whatever their readings declare.
+#[derive(Debug, Clone)]
+pub struct ExpectedInterval {
+    hosts: Option<GlobMatcher>,
+    /// Label name → pattern its value must match; all must.
+    labels: Vec<(String, GlobMatcher)>,
+    /// `0s`: on demand, never judged down.
+    every: Duration,
+}
+
+impl ExpectedInterval {
+    fn matches(&self, host: &str, labels: &BTreeMap<String, String>) -> bool {
+        self.hosts.as_ref().is_none_or(|g| g.is_match(host))
+            && self
+                .labels
+                .iter()
+                .all(|(name, g)| labels.get(name).is_some_and(|v| g.is_match(v)))
+    }
+}
+
+/// Every rule, override, silence and expected interval in force.
 #[derive(Debug, Clone)]
 pub struct RuleSet {
     rules: Vec<Rule>,
     overrides: Vec<Override>,
     silences: Vec<Silence>,
+    intervals: Vec<ExpectedInterval>,
+    /// How long a down host's other alerts are held before they resolve as "no data".
+    no_data_after: Duration,
 }
 
 /// Why a rules file was refused; `Display` is one line naming the rule and the problem.
@@ -401,6 +437,7 @@ impl RuleSet {
         let mut specs: BTreeMap<String, RuleSpec> = BTreeMap::new();
         let mut overrides = Vec::new();
         let mut silences = Vec::new();
+        let mut intervals = Vec::new();
         for text in layers {
             let file: FileSpec = toml::from_str(text).map_err(|e| {
                 let place = e.span().map_or("rules file".to_string(), |s| {
@@ -432,6 +469,13 @@ impl RuleSet {
                     .try_into()
                     .map_err(|e: toml::de::Error| RulesError::new(&place, e.message()))?;
                 silences.push((place, spec));
+            }
+            for value in file.intervals {
+                let place = format!("interval {}", intervals.len() + 1);
+                let spec: IntervalSpec = value
+                    .try_into()
+                    .map_err(|e: toml::de::Error| RulesError::new(&place, e.message()))?;
+                intervals.push((place, spec));
             }
         }
 
@@ -504,10 +548,33 @@ impl RuleSet {
             })
             .collect::<Result<Vec<_>, _>>()?;
 
+        let intervals = intervals
+            .into_iter()
+            .map(|(place, i)| {
+                if i.hosts.is_none() && i.labels.is_empty() {
+                    return Err(RulesError::new(&place, "give `hosts`, `labels` or both"));
+                }
+                let every = i.every.ok_or_else(|| {
+                    RulesError::new(&place, "missing `every` (e.g. \"30s\"; \"0s\": on demand)")
+                })?;
+                Ok(ExpectedInterval {
+                    hosts: i.hosts.as_deref().map(|p| glob(p, &place)).transpose()?,
+                    labels: i
+                        .labels
+                        .iter()
+                        .map(|(name, p)| Ok((name.clone(), glob(p, &place)?)))
+                        .collect::<Result<_, RulesError>>()?,
+                    every,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+
         Ok(RuleSet {
             rules,
             overrides,
             silences,
+            intervals,
+            no_data_after: crate::alerts::engine::NO_DATA_AFTER,
         })
     }
 
@@ -540,6 +607,31 @@ impl RuleSet {
     /// Whether any override touches `rule` (so the engine can skip cloning when none does).
     pub fn has_overrides(&self, rule: &str) -> bool {
         self.overrides.iter().any(|o| o.rule == rule)
+    }
+
+    /// The interval the rules file expects of `host` (the last matching entry wins); zero
+    /// means on demand. `None` when no entry matches.
+    pub fn expected_interval(
+        &self,
+        host: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Option<Duration> {
+        self.intervals
+            .iter()
+            .rev()
+            .find(|i| i.matches(host, labels))
+            .map(|i| i.every)
+    }
+
+    /// How long a down host's other alerts are held before they resolve as "no data".
+    pub fn no_data_after(&self) -> Duration {
+        self.no_data_after
+    }
+
+    /// The same rules with another no-data time (`ALERT_NO_DATA_AFTER`).
+    pub fn with_no_data_after(mut self, after: Duration) -> Self {
+        self.no_data_after = after;
+        self
     }
 
     /// Whether a silence mutes `rule` on `host` at `now`.

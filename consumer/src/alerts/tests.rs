@@ -73,6 +73,7 @@ fn calm(host: &str) -> Reading {
         legacy: None,
         block_devices: None,
         processes: None,
+        labels: None,
     }
 }
 
@@ -522,7 +523,9 @@ fn fill_stream(
     let mut out = Vec::new();
     for m in minutes {
         let mut r = calm("web-1");
-        r.disks = vec![disk("/", 50.0, free_at(m * 60))];
+        let free = free_at(m * 60);
+        r.disks = vec![disk("/", 50.0, free)];
+        r.disks[0].used_bytes = r.disks[0].total_bytes - free;
         out.extend(
             state
                 .on_reading(set, &r, t(m * 60), None)
@@ -633,22 +636,245 @@ fn a_host_silent_for_three_intervals_is_down_once_and_back_with_its_next_reading
 }
 
 #[test]
-fn without_a_declared_interval_the_observed_gap_counts() {
+fn without_a_declared_interval_a_steady_rhythm_seen_counts() {
     let set = rules("[rules.cpu]\nenabled = false\n");
     let mut state = AlertState::new();
-    // Every 2 s: down after more than 6 s of silence. Back at 30: the 26 s gap over the outage
-    // is not taken as its interval, so it is down again 7 s after its reading at 32.
-    let events = host_down_run(&set, &mut state, &[0, 2, 4, 30, 32], 0..45, false);
+    // Six readings 2 s apart make a rhythm: down after more than 6 s of silence. Back at 40:
+    // the gap over the outage is not taken as a gap of the rhythm, so it is down again 7 s
+    // after its reading at 42.
+    let events = host_down_run(&set, &mut state, &[0, 2, 4, 6, 8, 10, 40, 42], 0..55, false);
     let d = |at, kind| ev(at, kind, "web-1", "host_down", None, Critical, None);
     assert_eq!(
         brief(&events),
-        [d(11, Fired), d(30, Resolved), d(39, Fired)]
+        [d(17, Fired), d(40, Resolved), d(49, Fired)]
     );
+}
 
-    // A host seen once with no declared interval is not judged until its second reading.
+#[test]
+fn a_host_that_promised_no_rhythm_is_never_down() {
+    let set = rules("[rules.cpu]\nenabled = false\n");
+    // The original publisher called three times a second apart, then nobody asks.
     let mut state = AlertState::new();
-    let once = host_down_run(&set, &mut state, &[0], 0..60, false);
-    assert!(once.is_empty(), "{once:?}");
+    let on_demand = host_down_run(&set, &mut state, &[0, 1, 2], 0..3600, false);
+    assert!(on_demand.is_empty(), "{on_demand:?}");
+    // Called now and then: gaps that are no rhythm.
+    let mut state = AlertState::new();
+    let irregular = host_down_run(&set, &mut state, &[0, 1, 2, 10, 11, 30, 31], 0..3600, false);
+    assert!(irregular.is_empty(), "{irregular:?}");
+    // Five readings a second apart are not yet a rhythm either (six are).
+    let mut state = AlertState::new();
+    let five = host_down_run(&set, &mut state, &[0, 1, 2, 3, 4], 0..600, false);
+    assert!(five.is_empty(), "{five:?}");
+}
+
+#[test]
+fn the_rules_file_sets_an_expected_interval_by_host_or_label() {
+    let set = rules(
+        "[rules.cpu]\nenabled = false\n\n\
+         [[intervals]]\nhosts = \"web-*\"\nevery = \"10s\"\n\n\
+         [[intervals]]\nlabels = { role = \"batch*\" }\nevery = \"0s\"\n",
+    );
+    // Three on-demand readings, but the file expects one every 10 s: down after 30 s.
+    let mut state = AlertState::new();
+    let events = host_down_run(&set, &mut state, &[0, 1, 2], 0..60, false);
+    let d = |at, kind| ev(at, kind, "web-1", "host_down", None, Critical, None);
+    assert_eq!(brief(&events), [d(33, Fired)]);
+
+    // A label saying "on demand" wins over a declared interval (and over the glob before it).
+    let mut state = AlertState::new();
+    let mut out = Vec::new();
+    for at in 0..3 {
+        let mut r = calm("web-1");
+        r.labels = Some([("role".to_owned(), "batch-nightly".to_owned())].into());
+        out.extend(
+            state
+                .on_reading(&set, &r, t(at), Some(Duration::from_secs(1)))
+                .expect("in order"),
+        );
+    }
+    for at in 3..600 {
+        out.extend(state.on_tick(&set, t(at)));
+    }
+    assert!(out.is_empty(), "{out:?}");
+
+    // Either key is needed, and `every`.
+    assert_eq!(
+        refused("[[intervals]]\nevery = \"5s\"\n"),
+        "interval 1: give `hosts`, `labels` or both"
+    );
+    assert!(refused("[[intervals]]\nhosts = \"a\"\n").starts_with("interval 1: missing `every`"));
+}
+
+#[test]
+fn a_mean_is_judged_only_once_its_readings_cover_most_of_the_window() {
+    let set = rules("[rules.cpu]\naverage = \"20s\"\nrepeat = \"0s\"\n");
+    let mut state = AlertState::new();
+    // Hot from its first reading, one a second: 15 s from the oldest to the newest plus the
+    // 1 s a reading stands for is 80 % of 20 s.
+    let stream: Vec<(i64, f32)> = (0..40).map(|i| (i, 99.0)).collect();
+    let events = replay_cpu(&set, &mut state, &stream);
+    assert_eq!(brief(&events), [cpu_event(15, Fired, Critical, None)]);
+    assert!(since(events[0].at) >= 10 && since(events[0].at) <= 23);
+
+    // A host publishing every 10 s is judged on its second reading (2 × 10 s cover 20 s).
+    let mut state = AlertState::new();
+    let events = replay_cpu(&set, &mut state, &[(0, 99.0), (10, 99.0)]);
+    assert_eq!(brief(&events), [cpu_event(10, Fired, Critical, None)]);
+
+    // The original publisher's three readings a second apart never make a 5-minute mean.
+    let set = rules("[rules.cpu]\nrepeat = \"0s\"\n");
+    let mut state = AlertState::new();
+    let mut out = Vec::new();
+    for at in 0..3 {
+        let mut r = calm("legacy");
+        r.cpu.usage_percent = 97.0;
+        out.extend(state.on_reading(&set, &r, t(at), None).expect("in order"));
+    }
+    assert!(out.is_empty(), "{out:?}");
+}
+
+#[test]
+fn an_alert_kept_over_a_restart_is_not_resolved_by_a_window_still_refilling() {
+    let set = rules("[rules.cpu]\naverage = \"20s\"\nrepeat = \"0s\"\n");
+    let mut state = AlertState::new();
+    let hot: Vec<(i64, f32)> = (0..20).map(|i| (i, 99.0)).collect();
+    assert_eq!(replay_cpu(&set, &mut state, &hot).len(), 1);
+    let json = serde_json::to_string(&state).expect("serialises");
+    let mut restored: AlertState = serde_json::from_str(&json).expect("deserialises");
+    // Calm from the restart: nothing until the window is covered again, then resolved.
+    let calm_stream: Vec<(i64, f32)> = (30..60).map(|i| (i, 10.0)).collect();
+    let events = replay_cpu(&set, &mut restored, &calm_stream);
+    assert_eq!(brief(&events), [cpu_event(45, Resolved, Critical, None)]);
+}
+
+/// `past` for [`AlertState::refill`]: one value per second over `secs`, for one metric.
+fn past(metric: Metric, item: &str, secs: std::ops::Range<i64>, value: f64) -> Past {
+    let mut out = Past::new();
+    out.insert(
+        (metric, item.to_owned()),
+        secs.map(|s| (t(s), value)).collect(),
+    );
+    out
+}
+
+use super::engine::Past;
+
+#[test]
+fn windows_refilled_from_the_store_judge_at_once_and_count_nothing_twice() {
+    let set = rules("[rules.cpu]\nrepeat = \"0s\"\n");
+    // A successor starts at 300 s: the store holds 5 minutes of 97 %.
+    let mut state = AlertState::new();
+    state.refill(
+        &set,
+        "web-1",
+        &past(Metric::CpuUsagePercent, "", 0..300, 97.0),
+    );
+    // Refilled twice (a second turn): nothing is counted twice.
+    state.refill(
+        &set,
+        "web-1",
+        &past(Metric::CpuUsagePercent, "", 0..300, 97.0),
+    );
+    let events = replay_cpu(&set, &mut state, &[(300, 97.0)]);
+    assert_eq!(brief(&events), [cpu_event(300, Fired, Critical, None)]);
+    // A calm past refills a calm mean: one hot reading is not enough.
+    let mut state = AlertState::new();
+    state.refill(
+        &set,
+        "web-1",
+        &past(Metric::CpuUsagePercent, "", 0..300, 10.0),
+    );
+    let events = replay_cpu(&set, &mut state, &[(300, 99.0), (301, 99.0)]);
+    assert!(events.is_empty(), "{events:?}");
+
+    // The fill trend is not blind after a restart: an hour of used bytes growing by 1 GB a
+    // minute on a disk with 600 GB left (10 h) warns once `for` has passed.
+    let set = rules("[rules.disk_filling]\nfor = \"0s\"\n");
+    let mut state = AlertState::new();
+    let mut used = Past::new();
+    used.insert(
+        (Metric::DiskFullInHours, "/".to_owned()),
+        (0..3600)
+            .step_by(10)
+            .map(|s| (t(s), 400e9 + s as f64 / 60.0 * 1e9))
+            .collect(),
+    );
+    state.refill(&set, "web-1", &used);
+    let mut r = calm("web-1");
+    r.disks = vec![disk("/", 40.0, 599_000_000_000)];
+    r.disks[0].used_bytes = 401_000_000_000 - 1_000_000_000 + 60_000_000_000;
+    let events = state.on_reading(&set, &r, t(3600), None).expect("in order");
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].rule, "disk_filling");
+    assert!((events[0].value - 10.0).abs() < 0.5, "{}", events[0].value);
+}
+
+#[test]
+fn a_successor_judges_silence_from_the_last_reading_not_from_the_kept_state() {
+    let set = rules("[rules.cpu]\nenabled = false\n");
+    let mut state = AlertState::new();
+    let mut r = calm("web-1");
+    for at in 0..3 {
+        r.seq = at as u64;
+        state
+            .on_reading(&set, &r, t(at), Some(Duration::from_secs(1)))
+            .expect("in order");
+    }
+    // The state was kept at 2; the host went on publishing; the active evaluator died at 9
+    // and a successor starts at 10 from the kept state, having seen a reading at 9.5.
+    let json = serde_json::to_string(&state).expect("serialises");
+    let mut successor: AlertState = serde_json::from_str(&json).expect("deserialises");
+    successor.heard_at("web-1", t(9) + chrono::Duration::milliseconds(500));
+    let mut out = Vec::new();
+    for at in 10..13 {
+        out.extend(successor.on_tick(&set, t(at)));
+    }
+    assert!(out.is_empty(), "no false host_down: {out:?}");
+    // An older time changes nothing.
+    successor.heard_at("web-1", t(1));
+    // The host stopped at 9.5: down on the tick past 3 intervals, within 8 s of it.
+    for at in 13..20 {
+        out.extend(successor.on_tick(&set, t(at)));
+    }
+    let d = |at, kind| ev(at, kind, "web-1", "host_down", None, Critical, None);
+    assert_eq!(brief(&out), [d(13, Fired)]);
+}
+
+#[test]
+fn a_down_hosts_other_alerts_resolve_as_no_data_once_with_the_down_alert() {
+    let set = rules(
+        "[rules.cpu]\naverage = \"0s\"\nrepeat = \"0s\"\n\n[rules.host_down]\nrepeat = \"0s\"\n",
+    )
+    .with_no_data_after(Duration::from_secs(60));
+    let mut state = AlertState::new();
+    // CPU fires at 0; the host stops after 2: down at 6, no data at 62 (60 s after 2).
+    let events = host_down_run(&set, &mut state, &[0, 1, 2], 0..200, true);
+    let cpu = |at, kind| ev(at, kind, "web-1", "cpu", None, Warning, None);
+    let down = |at, kind| ev(at, kind, "web-1", "host_down", None, Critical, None);
+    assert_eq!(
+        brief(&events),
+        [
+            cpu(0, Fired),
+            down(6, Fired),
+            cpu(62, Resolved),
+            down(62, Reminder)
+        ]
+    );
+    assert_eq!(events[2].reason, Some(Reason::NoData));
+    assert_eq!(events[3].reason, None);
+    // One step, one host: one notification.
+    let batches = group_by_host(events[2..].to_vec());
+    assert_eq!(batches.len(), 1);
+    // Only the down alert is left; the host back is judged afresh.
+    let active: Vec<&str> = state.active().iter().map(|a| a.rule).collect();
+    assert_eq!(active, ["host_down"]);
+    let mut r = calm("web-1");
+    r.cpu.usage_percent = 90.0;
+    let back = state
+        .on_reading(&set, &r, t(300), Some(Duration::from_secs(1)))
+        .expect("in order");
+    assert_eq!(brief(&back), [down(300, Resolved), cpu(300, Fired)]);
+    assert_eq!(back[1].started_at, t(300));
 }
 
 #[test]

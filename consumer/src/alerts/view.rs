@@ -1,8 +1,9 @@
 //! What every consumer shows of the alerts: fed from the alerts exchange, it keeps what fires
 //! now and what ended lately for `/api/alerts`, the page (each change is broadcast to the
-//! browsers) and `hostpulse_alert_active`.
+//! browsers) and `hostpulse_alert_active`. While a host is down, its other active alerts are
+//! shown as `held` (they describe the host as it was, not as it is).
 
-use super::{AlertEvent, EventKind, ALERTS_EXCHANGE, FLEET_HEADER};
+use super::{AlertEvent, EventKind, Metric, ALERTS_EXCHANGE, FLEET_HEADER};
 use crate::live::LiveView;
 use futures_util::StreamExt;
 use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
@@ -33,6 +34,45 @@ struct ViewState {
     /// By (host, rule, item).
     active: BTreeMap<(String, String, String), AlertEvent>,
     recent: VecDeque<AlertEvent>,
+}
+
+/// How an active alert is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShownAs {
+    /// Firing now.
+    Firing,
+    /// Its host is down: the alert is held under the down alert, not current.
+    Held,
+}
+
+impl ShownAs {
+    /// As `/api/alerts` and `hostpulse_alert_active{state}` write it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Firing => "firing",
+            Self::Held => "held",
+        }
+    }
+}
+
+impl ViewState {
+    /// Every active alert with how it is shown: held when another alert of its host says
+    /// the host is down.
+    fn shown(&self) -> Vec<(&AlertEvent, ShownAs)> {
+        let down: std::collections::BTreeSet<&str> = self
+            .active
+            .values()
+            .filter(|e| e.metric == Metric::SilentIntervals)
+            .map(|e| e.host.as_str())
+            .collect();
+        self.active
+            .values()
+            .map(|e| {
+                let held = e.metric != Metric::SilentIntervals && down.contains(e.host.as_str());
+                (e, if held { ShownAs::Held } else { ShownAs::Firing })
+            })
+            .collect()
+    }
 }
 
 impl AlertView {
@@ -72,11 +112,23 @@ impl AlertView {
         self.live.broadcast(frame.into());
     }
 
-    /// `{"active": [...], "recent": [...]}` as JSON.
+    /// `{"active": [...], "recent": [...]}` as JSON; each active alert with its `state`
+    /// (`firing`, or `held` while its host is down).
     pub fn json(&self) -> serde_json::Value {
         let state = self.lock();
+        let active: Vec<serde_json::Value> = state
+            .shown()
+            .into_iter()
+            .map(|(event, shown)| {
+                let mut value = serde_json::to_value(event).unwrap_or_default();
+                if let Some(object) = value.as_object_mut() {
+                    object.insert("state".into(), shown.label().into());
+                }
+                value
+            })
+            .collect();
         serde_json::json!({
-            "active": state.active.values().collect::<Vec<_>>(),
+            "active": active,
             "recent": state.recent.iter().collect::<Vec<_>>(),
         })
     }
@@ -182,7 +234,7 @@ impl shared::reconnect::Session for Subscription {
     }
 }
 
-/// `hostpulse_alert_active{rule,host,item,severity}`, read from the view at scrape time.
+/// `hostpulse_alert_active{rule,host,item,severity,state}`, read from the view at scrape time.
 pub struct AlertCollector {
     view: Arc<AlertView>,
     desc: Vec<Desc>,
@@ -190,8 +242,12 @@ pub struct AlertCollector {
 
 fn active_gauge() -> prometheus::Result<GaugeVec> {
     GaugeVec::new(
-        Opts::new("alert_active", "1 for every alert firing now.").namespace(NAMESPACE),
-        &["rule", "host", "item", "severity"],
+        Opts::new(
+            "alert_active",
+            "1 for every active alert; state is firing, or held while its host is down.",
+        )
+        .namespace(NAMESPACE),
+        &["rule", "host", "item", "severity", "state"],
     )
 }
 
@@ -212,13 +268,14 @@ impl Collector for AlertCollector {
         let Ok(gauge) = active_gauge() else {
             return Vec::new();
         };
-        for event in self.view.lock().active.values() {
+        for (event, shown) in self.view.lock().shown() {
             gauge
                 .with_label_values(&[
                     event.rule.as_str(),
                     event.host.as_str(),
                     event.item.as_deref().unwrap_or(""),
                     event.severity.label(),
+                    shown.label(),
                 ])
                 .set(1.0);
         }

@@ -234,7 +234,7 @@ async fn a_reading_over_a_level_fires_once_everywhere_and_one_below_resolves_it(
         .await
         .expect("text");
     let series = format!(
-        "hostpulse_alert_active{{host=\"{host}\",item=\"\",rule=\"cpu\",severity=\"warning\"}}"
+        "hostpulse_alert_active{{host=\"{host}\",item=\"\",rule=\"cpu\",severity=\"warning\",state=\"firing\"}}"
     );
     assert_eq!(
         shared::testing::metric(&metrics, &series),

@@ -291,6 +291,7 @@ impl Sampler {
             block_devices: Some(self.diskstats.read(elapsed, skips)),
             processes,
             legacy: None,
+            labels: None,
         }
     }
 }

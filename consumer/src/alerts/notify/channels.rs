@@ -335,6 +335,7 @@ mod tests {
             started_at: chrono::DateTime::UNIX_EPOCH,
             ended_at: None,
             summary: "load per core is high".to_owned(),
+            reason: None,
         };
         let notice = |events| Notice::new("h", chrono::DateTime::UNIX_EPOCH, events);
         let warning = notice(vec![

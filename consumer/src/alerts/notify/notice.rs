@@ -90,6 +90,10 @@ pub struct NoticeEvent {
     pub ended_at: Option<DateTime<Utc>>,
     /// One line for people, e.g. "Disk /var is 98.4 % full".
     pub summary: String,
+    /// Why a `resolved` event ended the alert when not by its value: `no_data` (the host has
+    /// been silent too long to say). `null` otherwise.
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 impl Notice {
@@ -249,6 +253,7 @@ mod tests {
             started_at: at("2026-11-23T12:00:00Z"),
             ended_at: (kind == EventKind::Resolved).then(|| at("2026-11-23T12:07:30Z")),
             summary: format!("{rule} is high"),
+            reason: None,
         }
     }
 

@@ -55,6 +55,7 @@ fn disk_full(host: &str) -> Notice {
             started_at: at("2026-11-23T12:00:00Z"),
             ended_at: None,
             summary: "Disk /var is 98.4 % full".to_owned(),
+            reason: None,
         }],
     )
 }
@@ -74,6 +75,7 @@ fn cpu_resolved(host: &str) -> Notice {
             started_at: at("2026-11-23T12:00:00Z"),
             ended_at: Some(at("2026-11-23T12:09:30Z")),
             summary: "CPU back to 41 % <normal> & calm".to_owned(),
+            reason: None,
         }],
     )
 }
