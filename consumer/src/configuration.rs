@@ -26,6 +26,9 @@ pub struct Settings {
     pub host_expiry: Duration,
     /// Longest wait between reconnect attempts (`RECONNECT_MAX_SECS`).
     pub reconnect_cap: Duration,
+    /// The names the consumer answers to besides loopback (`ALLOWED_HOSTS`); checked on every
+    /// request while no login is configured.
+    pub allowed_hosts: shared::allowed_hosts::AllowedHosts,
     /// Pages of other origins that may open the WebSocket (`ALLOWED_ORIGINS`).
     pub allowed_origins: crate::web::origin::AllowedOrigins,
     /// Login, API tokens, `/metrics` token (see [`crate::web::auth`]).
@@ -100,6 +103,13 @@ impl Settings {
             prefetch: u16::try_from(prefetch).unwrap_or(u16::MAX),
         };
         auth.check_exposure(http.host)?;
+        crate::web::routes::check_metrics_exposure(
+            http.host,
+            auth.users.is_some(),
+            auth.metrics_token.is_some(),
+            env.parse_or("METRICS_PUBLIC", false)?,
+        )?;
+        let allowed_hosts = shared::allowed_hosts::AllowedHosts::from_env(env, http.host)?;
         let broker = BrokerSettings::from_env(env)?;
         let alert_queue = match env.get("ALERT_QUEUE") {
             Some(name) => {
@@ -124,7 +134,11 @@ impl Settings {
             stale_after,
             host_expiry,
             reconnect_cap,
-            allowed_origins: crate::web::origin::AllowedOrigins::from_env(env)?,
+            allowed_origins: crate::web::origin::AllowedOrigins::from_env(
+                env,
+                allowed_hosts.clone(),
+            )?,
+            allowed_hosts,
             auth,
             tls: shared::tls::TlsFiles::from_env(env)?,
             history: crate::history::store::HistorySettings::from_env(env)?,

@@ -112,6 +112,16 @@ impl Application {
             tls.is_some(),
             &metrics.registry,
         )?);
+        settings.allowed_hosts.register(&metrics.registry)?;
+        let check_hosts = !guard.login_required();
+        if check_hosts && !settings.http.host.is_loopback() && settings.allowed_hosts.names_none() {
+            tracing::warn!(
+                "listening on {} with ALLOWED_HOSTS empty: requests addressed to an IP address \
+                 or localhost are answered, those addressed to a name get 421 until it is \
+                 listed in ALLOWED_HOSTS",
+                settings.http.host
+            );
+        }
         let history_metrics = HistoryMetrics::new(&metrics.registry)?;
         let recorder = Recorder {
             settings: settings.history.clone(),
@@ -173,6 +183,8 @@ impl Application {
                 metrics: metrics.clone(),
                 broker: broker.clone(),
                 origins: settings.allowed_origins.clone(),
+                hosts: settings.allowed_hosts.clone(),
+                check_hosts,
                 guard,
                 history: Arc::clone(&history),
                 clock,
@@ -350,6 +362,10 @@ struct Parts {
     metrics: ConsumerMetrics,
     broker: watch::Receiver<BrokerState>,
     origins: crate::web::origin::AllowedOrigins,
+    hosts: shared::allowed_hosts::AllowedHosts,
+    /// Whether requests for other names are refused: without a login (with one, the session
+    /// cookie, which a rebound page never has, protects).
+    check_hosts: bool,
     guard: web::Data<crate::web::auth::Guard>,
     history: Arc<History>,
     clock: SharedClock,
@@ -367,6 +383,8 @@ fn run(
     let metrics = web::Data::new(parts.metrics);
     let broker = web::Data::new(parts.broker);
     let origins = web::Data::new(parts.origins);
+    let hosts = web::Data::new(parts.hosts);
+    let check_hosts = parts.check_hosts;
     let guard = parts.guard;
     let history = web::Data::new(parts.history);
     let clock = web::Data::new(parts.clock);
@@ -374,6 +392,12 @@ fn run(
     let server = HttpServer::new(move || {
         App::new()
             .wrap(actix_web::middleware::from_fn(crate::web::auth::require))
+            // Before the login: a request for a name this consumer does not answer to gets
+            // nothing else (DNS rebinding).
+            .wrap(actix_web::middleware::Condition::new(
+                check_hosts,
+                actix_web::middleware::from_fn(shared::allowed_hosts::check_host),
+            ))
             .wrap(actix_web::middleware::from_fn(
                 shared::http::limit_body_size,
             ))
@@ -388,6 +412,7 @@ fn run(
             .app_data(metrics.clone())
             .app_data(broker.clone())
             .app_data(origins.clone())
+            .app_data(hosts.clone())
             .app_data(guard.clone())
             .app_data(history.clone())
             .app_data(clock.clone())

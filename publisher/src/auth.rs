@@ -1,9 +1,9 @@
-//! `PUBLISH_TOKEN`: when set, `/publish` needs `Authorization: Bearer <token>`.
+//! `PUBLISH_TOKEN`: when set, `/publish` needs `Authorization: Bearer <token>`, and so does
+//! `/api/reading` when the publisher listens beyond loopback (what it shows — processes and
+//! their users, mounts, the kernel — is for the token's holders then).
 
-use actix_web::http::header::AUTHORIZATION;
 use actix_web::HttpRequest;
 use secrecy::{ExposeSecret, SecretString};
-use subtle::ConstantTimeEq;
 
 /// The token `/publish` requires, if any; `Debug` never shows it.
 #[derive(Clone, Default)]
@@ -30,18 +30,30 @@ impl PublishToken {
         self.0.is_some()
     }
 
-    /// True when no token is set, or the request carries it. The comparison takes the same
-    /// time wherever the first wrong byte is, so the token cannot be guessed byte by byte.
+    /// True when no token is set, or the request carries it. Compared as SHA-256 hashes in
+    /// constant time ([`shared::http::same_secret`]): neither the first wrong byte nor the
+    /// token's length shows in the time taken.
     pub fn allows(&self, req: &HttpRequest) -> bool {
         let Some(expected) = &self.0 else {
             return true;
         };
-        let given = req
-            .headers()
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
-        bool::from(given.as_bytes().ct_eq(expected.expose_secret().as_bytes()))
+        let given = shared::http::bearer(req).unwrap_or("");
+        shared::http::same_secret(given, expected.expose_secret())
+    }
+}
+
+/// What `/api/reading` requires: nothing, or the publish token (beyond loopback).
+#[derive(Debug, Clone)]
+pub struct ReadingAccess(pub Option<PublishToken>);
+
+impl ReadingAccess {
+    /// The token guards the reading when the publisher listens beyond loopback.
+    pub fn new(token: &PublishToken, listen: std::net::IpAddr) -> Self {
+        Self((token.is_set() && !listen.is_loopback()).then(|| token.clone()))
+    }
+
+    /// True when the request may read the current reading.
+    pub fn allows(&self, req: &HttpRequest) -> bool {
+        self.0.as_ref().is_none_or(|token| token.allows(req))
     }
 }

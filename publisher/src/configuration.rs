@@ -40,8 +40,11 @@ pub struct Settings {
     pub outbox_dir: Option<PathBuf>,
     /// At shutdown, how long to keep trying to deliver the outbox (`SHUTDOWN_FLUSH_SECS`).
     pub shutdown_flush: Duration,
-    /// When set, `/publish` requires `Authorization: Bearer <token>` (`PUBLISH_TOKEN`).
+    /// When set, `/publish` requires `Authorization: Bearer <token>` and takes only POST, and
+    /// beyond loopback `/api/reading` requires it too (`PUBLISH_TOKEN`).
     pub publish_token: crate::auth::PublishToken,
+    /// The names this publisher answers to besides loopback (`ALLOWED_HOSTS`).
+    pub allowed_hosts: shared::allowed_hosts::AllowedHosts,
     /// HTTPS: `TLS_CERT_FILE` and `TLS_KEY_FILE`, reloaded when renewed.
     pub tls: Option<shared::tls::TlsFiles>,
     /// How often the process table is scanned; zero turns it off (`PROCESS_INTERVAL_SECS`).
@@ -87,7 +90,6 @@ impl Settings {
             env.parse_or("PUBLISH_PUBLIC", false)?,
         )?;
         Ok(Self {
-            http,
             broker: BrokerSettings::from_env(env)?,
             host_name,
             publish_interval: env.seconds_or("PUBLISH_INTERVAL_SECS", 1, 86_400)?,
@@ -100,10 +102,12 @@ impl Settings {
             },
             shutdown_flush: env.seconds_or("SHUTDOWN_FLUSH_SECS", 5, 600)?,
             publish_token,
+            allowed_hosts: shared::allowed_hosts::AllowedHosts::from_env(env, http.host)?,
             tls: shared::tls::TlsFiles::from_env(env)?,
             process_interval: env.seconds_or("PROCESS_INTERVAL_SECS", 5, 3600)?,
             process_top_n: env.count_or("PROCESS_TOP_N", 10, 1, 1000)?,
             log_filter: env.get("RUST_LOG").unwrap_or("info").to_owned(),
+            http,
         })
     }
 }
@@ -121,7 +125,8 @@ fn check_exposure(
         "APP_HOST",
         format!(
             "{} is reachable from other machines and /publish has no token: set PUBLISH_TOKEN \
-             to require one, or PUBLISH_PUBLIC=true to let anyone who can reach this port publish",
+             to require one (for /publish and /api/reading), or PUBLISH_PUBLIC=true to let \
+             anyone who can reach this port publish and read",
             http.host
         ),
     ))

@@ -80,7 +80,9 @@ impl Spool {
             what,
             source,
         };
-        std::fs::create_dir_all(dir).map_err(|e| fail("cannot create it", e))?;
+        // Readings name processes, users and mounts: the folder and its files are private.
+        shared::private_files::create_dir(dir, "OUTBOX_DIR")
+            .map_err(|e| fail("cannot create it", e))?;
         let mut bytes = Vec::new();
         match File::open(dir.join(LOG)) {
             Ok(mut file) => {
@@ -108,7 +110,7 @@ impl Spool {
         let mut spool = Self {
             dir: dir.to_path_buf(),
             // Replaced by the rewrite below; opening it now also proves the folder writable.
-            log: OpenOptions::new()
+            log: shared::private_files::file_options()
                 .create(true)
                 .append(true)
                 .open(dir.join(LOG))
@@ -205,7 +207,7 @@ impl Spool {
             self.record_bytes = record.len() as u64;
             bytes.extend_from_slice(&record);
         }
-        let mut file = File::create(&fresh)?;
+        let mut file = create_private(&fresh)?;
         file.write_all(&bytes)?;
         file.sync_all()?;
         std::fs::rename(&fresh, self.dir.join(LOG))?;
@@ -218,7 +220,7 @@ impl Spool {
     fn raise_ceiling(&mut self, seq: u64) -> std::io::Result<()> {
         let ceiling = seq.saturating_add(SEQ_BLOCK);
         let fresh = self.dir.join("next_seq.new");
-        let mut file = File::create(&fresh)?;
+        let mut file = create_private(&fresh)?;
         writeln!(file, "{ceiling}")?;
         file.sync_all()?;
         std::fs::rename(&fresh, self.dir.join(SEQ))?;
@@ -226,6 +228,15 @@ impl Spool {
         self.seq_ceiling = ceiling;
         Ok(())
     }
+}
+
+/// Creates (or empties) a file readable by its owner only.
+fn create_private(path: &Path) -> std::io::Result<File> {
+    shared::private_files::file_options()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
 }
 
 /// A folder's entry list reaches the disk only when the folder itself is synced.

@@ -81,14 +81,29 @@ impl Application {
                 Arc::clone(&publisher),
             ));
         }
-        let token = web::Data::new(settings.publish_token.clone());
+        settings.allowed_hosts.register(&metrics.registry)?;
+        if !settings.http.host.is_loopback() && settings.allowed_hosts.names_none() {
+            tracing::warn!(
+                "listening on {} with ALLOWED_HOSTS empty: requests addressed to an IP address \
+                 or localhost are answered, those addressed to a name get 421 until it is \
+                 listed in ALLOWED_HOSTS",
+                settings.http.host
+            );
+        }
         let server = run(
             listener,
             settings.http.workers,
+            Guards {
+                reading: crate::auth::ReadingAccess::new(
+                    &settings.publish_token,
+                    settings.http.host,
+                ),
+                token: settings.publish_token.clone(),
+                hosts: settings.allowed_hosts.clone(),
+            },
             collector,
             Arc::clone(&publisher),
             metrics,
-            token,
             tls,
         )?;
         Ok(Self {
@@ -142,15 +157,27 @@ impl Application {
     }
 }
 
+/// What decides who is answered: the names, the publish token, the reading's guard.
+struct Guards {
+    hosts: shared::allowed_hosts::AllowedHosts,
+    token: crate::auth::PublishToken,
+    reading: crate::auth::ReadingAccess,
+}
+
 fn run(
     listener: TcpListener,
     workers: usize,
+    guards: Guards,
     collector: Collector,
     publisher: Arc<ReadingPublisher>,
     metrics: PublisherMetrics,
-    token: web::Data<crate::auth::PublishToken>,
     tls: Option<rustls::ServerConfig>,
 ) -> std::io::Result<Server> {
+    // With a token, publishing changes nothing a link or an <img> on another site can set off.
+    let post_only = guards.token.is_set();
+    let token = web::Data::new(guards.token);
+    let hosts = web::Data::new(guards.hosts);
+    let reading = web::Data::new(guards.reading);
     let collector = web::Data::new(collector);
     let publisher = web::Data::new(publisher);
     let metrics = web::Data::new(metrics);
@@ -159,20 +186,29 @@ fn run(
         // Called on each HTTP thread as it starts: the first one also runs the broker link,
         // so that a `/publish` on it never waits for another thread (`link::LinkHome`).
         link.settle_here();
+        let publish = web::resource("/publish").route(web::post().to(routes::publish));
+        let publish = if post_only {
+            publish.default_service(web::to(routes::post_only))
+        } else {
+            publish
+                .route(web::get().to(routes::publish))
+                .default_service(web::to(method_not_allowed))
+        };
         App::new()
             .wrap(actix_web::middleware::from_fn(
                 shared::http::limit_body_size,
+            ))
+            // Outermost: a request for a name this publisher does not answer to gets nothing else.
+            .wrap(actix_web::middleware::from_fn(
+                shared::allowed_hosts::check_host,
             ))
             .app_data(collector.clone())
             .app_data(publisher.clone())
             .app_data(metrics.clone())
             .app_data(token.clone())
-            .service(
-                web::resource("/publish")
-                    .route(web::get().to(routes::publish))
-                    .route(web::post().to(routes::publish))
-                    .default_service(web::to(method_not_allowed)),
-            )
+            .app_data(hosts.clone())
+            .app_data(reading.clone())
+            .service(publish)
             .service(get("/api/reading", routes::current_reading))
             .service(get("/health", routes::health))
             .service(get("/ready", routes::ready))

@@ -1,6 +1,7 @@
-//! HTTP pieces both services serve the same way: JSON error answers, 404 and 405.
+//! HTTP pieces both services serve the same way: JSON error answers, 404 and 405, the body
+//! limit, bearer tokens.
 
-use actix_web::{http::StatusCode, web, HttpResponse};
+use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
 use serde_json::json;
 
 /// The JSON body of every error answer: `{status: "error", reason, error}`.
@@ -10,6 +11,27 @@ pub fn error_body(status: StatusCode, reason: &str, message: &str) -> HttpRespon
         "reason": reason,
         "error": message,
     }))
+}
+
+/// The token of an `Authorization: Bearer …` header.
+pub fn bearer(req: &HttpRequest) -> Option<&str> {
+    req.headers()
+        .get(actix_web::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+}
+
+/// True when `given` is the `expected` secret. Both are hashed (SHA-256) and the hashes
+/// compared in constant time: the time taken shows neither where they differ nor how long
+/// the secret is.
+pub fn same_secret(given: &str, expected: &str) -> bool {
+    use sha2::{Digest, Sha256};
+    use subtle::ConstantTimeEq;
+    let given = Sha256::digest(given.as_bytes());
+    let expected = Sha256::digest(expected.as_bytes());
+    bool::from(given.as_slice().ct_eq(expected.as_slice()))
 }
 
 /// Unknown routes answer 404 with JSON, like every other error.
@@ -64,4 +86,17 @@ pub async fn limit_body_size(
         return Ok(req.into_response(response).map_into_right_body());
     }
     Ok(next.call(req).await?.map_into_left_body())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_matches_only_itself() {
+        assert!(same_secret("t0ken", "t0ken"));
+        assert!(!same_secret("t0ke", "t0ken"));
+        assert!(!same_secret("t0ken ", "t0ken"));
+        assert!(!same_secret("", "t0ken"));
+    }
 }

@@ -1,11 +1,14 @@
 //! What both hostpulse services share: the reading schema, the AMQP connection and topology,
 //! settings loading and telemetry.
 
+pub mod allowed_hosts;
 pub mod broker;
 pub mod http;
 pub mod metrics;
+pub mod private_files;
 pub mod reading;
 pub mod reconnect;
+pub mod redact;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;

@@ -58,6 +58,10 @@ impl Retimed {
 pub enum Refusal {
     #[error("message of {size} bytes is over the {limit}-byte limit")]
     TooLarge { size: usize, limit: usize },
+    /// The host name holds control characters (or line separators): it would reach log lines
+    /// and the page as fake lines or escape sequences. The name is shown escaped.
+    #[error("host name {shown} contains control characters")]
+    HostControlCharacters { shown: String },
     #[error(transparent)]
     Reading(#[from] ReadingError),
 }
@@ -67,6 +71,7 @@ impl Refusal {
     pub fn reason(&self) -> &'static str {
         match self {
             Refusal::TooLarge { .. } => "too_large",
+            Refusal::HostControlCharacters { .. } => "host_control_characters",
             Refusal::Reading(e) => e.reason(),
         }
     }
@@ -114,6 +119,7 @@ pub fn ingest(
         },
         Err(e) => return Err(e.into()),
     };
+    check_host_name(&reading.host)?;
     let skew = chrono::Duration::from_std(MAX_FUTURE_SKEW).unwrap_or_default();
     if reading.collected_at > now + skew {
         // At the wire's precision, so the reading compares with others as it is shown.
@@ -140,6 +146,22 @@ fn fingerprint(body: &[u8]) -> u64 {
     let mut hasher = DefaultHasher::new();
     body.hash(&mut hasher);
     hasher.finish()
+}
+
+/// Refuses a host name with control characters (C0, DEL, C1) or Unicode line and paragraph
+/// separators, whichever way the reading named its host.
+fn check_host_name(host: &str) -> Result<(), Refusal> {
+    if !host
+        .chars()
+        .any(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}'))
+    {
+        return Ok(());
+    }
+    // Escaped by `{:?}` (`\u{1b}`, `\n`), and cut short: never the raw characters.
+    let cut: String = host.chars().take(64).collect();
+    Err(Refusal::HostControlCharacters {
+        shown: format!("{cut:?}"),
+    })
 }
 
 #[cfg(test)]
@@ -205,6 +227,23 @@ mod tests {
         ];
         for (bad, reason) in cases {
             assert_eq!(accept(&bad).expect_err("refused").reason(), reason);
+        }
+        for host in [
+            "web\u{1b}[31m-1",
+            "web-1\nfake log line",
+            "web\u{7f}",
+            "a\u{2028}b",
+        ] {
+            let mut named: serde_json::Value =
+                serde_json::from_slice(&body("2026-11-23T12:00:00Z")).expect("JSON");
+            named["host"] = host.into();
+            let refusal = accept(&serde_json::to_vec(&named).expect("json")).expect_err("refused");
+            assert_eq!(refusal.reason(), "host_control_characters", "{host:?}");
+            let text = refusal.to_string();
+            assert!(
+                !text.chars().any(|c| c.is_control() || c == '\u{2028}'),
+                "escaped: {text:?}"
+            );
         }
         let mut newer: serde_json::Value =
             serde_json::from_slice(&body("2026-11-23T12:00:00Z")).expect("JSON");

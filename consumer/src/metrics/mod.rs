@@ -38,6 +38,7 @@ pub const REJECT_REASONS: &[&str] = &[
     "malformed",
     "unsupported_version",
     "invalid_field",
+    "host_control_characters",
     "too_large",
     "too_many_hosts",
 ];

@@ -34,12 +34,17 @@ pub async fn ws(
 ) -> actix_web::Result<HttpResponse> {
     if let Some(origin) = req.headers().get(actix_web::http::header::ORIGIN) {
         let origin = origin.to_str().unwrap_or("");
-        if !origins.allows(origin, req.connection_info().host()) {
+        let host = shared::allowed_hosts::request_host(req.head()).unwrap_or_default();
+        let login = req
+            .app_data::<web::Data<crate::web::auth::Guard>>()
+            .is_some_and(|guard| guard.login_required());
+        if !origins.allows(origin, &host, login) {
             tracing::warn!(origin, "refused a WebSocket from another site");
             return Ok(shared::http::error_body(
                 actix_web::http::StatusCode::FORBIDDEN,
                 "origin_not_allowed",
-                "this page's origin may not open the dashboard socket; see ALLOWED_ORIGINS",
+                "this page's origin may not open the dashboard socket; see ALLOWED_ORIGINS and \
+                 ALLOWED_HOSTS",
             ));
         }
     }

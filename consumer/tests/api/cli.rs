@@ -15,6 +15,8 @@ fn consumer_blocking(args: &[&str], vars: &[(&str, &str)], stdin: &str) -> Outpu
         .env("CONSUMER_ENV_FILE", "/dev/null")
         .env_remove("DASHBOARD_USERS_FILE")
         .env_remove("DASHBOARD_PUBLIC")
+        .env_remove("METRICS_TOKEN")
+        .env_remove("METRICS_PUBLIC")
         .envs(vars.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -289,6 +291,16 @@ fn an_open_dashboard_is_refused_beyond_loopback_unless_told() {
         &[("DASHBOARD_USERS_FILE", login.users_file.as_str())],
     ]
     .concat();
+    // A login guards the page, not /metrics: that needs its own token, or to be said public.
+    let refused = consumer_blocking(&[], &with_login, "");
+    assert_eq!(refused.status.code(), Some(2));
+    let line = text(&refused.stderr);
+    assert_eq!(line.trim().lines().count(), 1, "{line}");
+    assert!(
+        line.contains("METRICS_TOKEN") && line.contains("METRICS_PUBLIC=true"),
+        "{line}"
+    );
+    let with_login = [with_login.as_slice(), &[("METRICS_TOKEN", "scrape-1")]].concat();
     let allowed = consumer_blocking(&[], &with_login, "");
     assert_eq!(allowed.status.code(), Some(1), "{}", text(&allowed.stderr));
     assert!(text(&allowed.stderr).contains("cannot listen"));

@@ -6,6 +6,7 @@ mod auth_helpers;
 mod bad_input;
 mod cli;
 mod dashboard;
+mod exposure;
 mod fanout;
 mod helpers;
 mod history;

@@ -5,7 +5,7 @@ mod publish;
 mod reading;
 
 pub use health::{health, metrics, ready};
-pub use publish::publish;
+pub use publish::{post_only, publish};
 pub use reading::current_reading;
 
 use actix_web::{http::StatusCode, HttpResponse, ResponseError};
@@ -19,4 +19,14 @@ impl ResponseError for crate::collector::CollectError {
     fn error_response(&self) -> HttpResponse {
         error_body(self.status_code(), "collect_failed", &self.to_string())
     }
+}
+
+/// 401 with a JSON body and `WWW-Authenticate: Bearer`.
+pub(crate) fn unauthorized(message: &str) -> HttpResponse {
+    let mut response = error_body(StatusCode::UNAUTHORIZED, "unauthorized", message);
+    response.headers_mut().insert(
+        actix_web::http::header::WWW_AUTHENTICATE,
+        actix_web::http::header::HeaderValue::from_static("Bearer"),
+    );
+    response
 }

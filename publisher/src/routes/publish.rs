@@ -1,4 +1,5 @@
-//! `GET|POST /publish`: take a fresh reading, publish it, answer once the broker confirmed.
+//! `POST /publish` (and `GET` while no `PUBLISH_TOKEN` is set, as the original allowed): take
+//! a fresh reading, publish it, answer once the broker confirmed.
 
 use crate::broker::{Published, ReadingPublisher, SubmitError, Submitted};
 use crate::collector::{CollectError, Collector};
@@ -36,15 +37,7 @@ impl ResponseError for PublishRouteError {
 
     fn error_response(&self) -> HttpResponse {
         let reason = match self {
-            PublishRouteError::Unauthorized => {
-                let mut response =
-                    shared::http::error_body(self.status_code(), "unauthorized", &self.to_string());
-                response.headers_mut().insert(
-                    actix_web::http::header::WWW_AUTHENTICATE,
-                    actix_web::http::header::HeaderValue::from_static("Bearer"),
-                );
-                return response;
-            }
+            PublishRouteError::Unauthorized => return super::unauthorized(&self.to_string()),
             PublishRouteError::Collect(_) => "collect_failed",
             PublishRouteError::Submit(SubmitError::NotQueued(why, QueueError::Disabled)) => {
                 why.reason()
@@ -56,6 +49,20 @@ impl ResponseError for PublishRouteError {
         };
         shared::http::error_body(self.status_code(), reason, &self.to_string())
     }
+}
+
+/// `/publish` with another method than POST while `PUBLISH_TOKEN` is set: 405, `Allow: POST`.
+pub async fn post_only() -> HttpResponse {
+    let mut response = shared::http::error_body(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "with PUBLISH_TOKEN set, /publish takes POST only",
+    );
+    response.headers_mut().insert(
+        actix_web::http::header::ALLOW,
+        actix_web::http::header::HeaderValue::from_static("POST"),
+    );
+    response
 }
 
 /// Publishes a reading taken now and shows what was sent.

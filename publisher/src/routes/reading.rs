@@ -1,12 +1,23 @@
-//! `GET /api/reading`: the current reading, not published (its `seq` is 0).
+//! `GET /api/reading`: the current reading, not published (its `seq` is 0). Beyond loopback
+//! with `PUBLISH_TOKEN` set, only for requests carrying that token.
 
-use crate::collector::{CollectError, Collector};
-use actix_web::{web, HttpResponse};
+use crate::auth::ReadingAccess;
+use crate::collector::Collector;
+use actix_web::{web, HttpRequest, HttpResponse};
 
 /// The reading the collector has now.
 pub async fn current_reading(
+    req: HttpRequest,
+    access: web::Data<ReadingAccess>,
     collector: web::Data<Collector>,
-) -> Result<HttpResponse, CollectError> {
-    let reading = collector.reading().await?;
-    Ok(HttpResponse::Ok().json(&*reading))
+) -> HttpResponse {
+    if !access.allows(&req) {
+        return super::unauthorized(
+            "a valid Authorization: Bearer token (PUBLISH_TOKEN) is required",
+        );
+    }
+    match collector.reading().await {
+        Ok(reading) => HttpResponse::Ok().json(&*reading),
+        Err(e) => actix_web::ResponseError::error_response(&e),
+    }
 }

@@ -127,7 +127,7 @@ fn url_from_parts(env: &EnvSource) -> Result<(String, &'static str), SettingsErr
 /// Checks an AMQP URL given by variable `name` and returns it with the password masked.
 fn check_amqp_url(name: &str, raw: &str) -> Result<String, SettingsError> {
     // Never echo `raw`: it may hold a password.
-    let mut url = url::Url::parse(raw).map_err(|e| {
+    let url = url::Url::parse(raw).map_err(|e| {
         SettingsError::invalid(
             name,
             format!("not a URL ({e}); expected amqp://user:password@host:port/vhost"),
@@ -144,10 +144,7 @@ fn check_amqp_url(name: &str, raw: &str) -> Result<String, SettingsError> {
     }
     raw.parse::<lapin::uri::AMQPUri>()
         .map_err(|_| SettingsError::invalid(name, "not a valid AMQP URL"))?;
-    if url.password().is_some() {
-        let _ = url.set_password(Some("***"));
-    }
-    Ok(url.to_string())
+    Ok(crate::redact::url(&url))
 }
 
 /// Exchange and queue names: at most 255 bytes of printable text (AMQP short strings).

@@ -106,35 +106,10 @@ fn classify(e: &sqlx::Error, sqlite: bool) -> &'static str {
     }
 }
 
-/// Replaces every secret, and every password in a `scheme://user:password@` URL, with `***`.
+/// Replaces every secret, and every password in a URL or a `password=` option, with `***`
+/// (the one masking of the workspace, [`shared::redact::text`]).
 pub(crate) fn mask(text: &str, secrets: &[String]) -> String {
-    let mut out = text.to_owned();
-    for secret in secrets.iter().filter(|s| !s.is_empty()) {
-        out = out.replace(secret.as_str(), "***");
-    }
-    let mut masked = String::with_capacity(out.len());
-    let mut rest = out.as_str();
-    while let Some(at) = rest.find("://") {
-        let (head, tail) = rest.split_at(at + 3);
-        masked.push_str(head);
-        // The authority ends at the first '/', whitespace or quote; a password sits between
-        // the first ':' and the last '@' inside it.
-        let end = tail
-            .find(|c: char| c == '/' || c.is_whitespace() || c == '"' || c == '\'')
-            .unwrap_or(tail.len());
-        let authority = &tail[..end];
-        match (authority.rfind('@'), authority.find(':')) {
-            (Some(at), Some(colon)) if colon < at => {
-                masked.push_str(&authority[..=colon]);
-                masked.push_str("***");
-                masked.push_str(&authority[at..]);
-            }
-            _ => masked.push_str(authority),
-        }
-        rest = &tail[end..];
-    }
-    masked.push_str(rest);
-    masked
+    shared::redact::text(text, secrets)
 }
 
 #[cfg(test)]

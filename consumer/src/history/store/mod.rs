@@ -162,15 +162,8 @@ impl Store {
             HistoryTarget::Off => return Ok(None),
             HistoryTarget::Sqlite(path) => (open_sqlite(path).await?, Vec::new()),
             HistoryTarget::Postgres(url) => {
-                let secrets: Vec<String> = url::Url::parse(url.expose_secret())
-                    .ok()
-                    .and_then(|u| u.password().map(str::to_owned))
-                    .into_iter()
-                    .flat_map(|p| {
-                        let decoded = percent_decode(&p);
-                        [p, decoded]
-                    })
-                    .collect();
+                // In the user part or as `?password=`, as written and decoded.
+                let secrets = shared::redact::url_secrets(url.expose_secret());
                 let pool = open_postgres(url.expose_secret())
                     .await
                     .map_err(|e| StoreError::from_sqlx(&e, false, &secrets))?;
@@ -567,11 +560,23 @@ impl Store {
 
 async fn open_sqlite(path: &std::path::Path) -> Result<Pool, StoreError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::Directory {
-            path: dir.display().to_string(),
-            problem: e.to_string(),
+        shared::private_files::create_dir(dir, "the history folder (DATA_DIR)").map_err(|e| {
+            StoreError::Directory {
+                path: dir.display().to_string(),
+                problem: e.to_string(),
+            }
         })?;
     }
+    // Made here, private, before SQLite makes it with its own mode (0644); its -wal and -shm
+    // files take the database file's mode.
+    shared::private_files::file_options()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| StoreError::Directory {
+            path: path.display().to_string(),
+            problem: e.to_string(),
+        })?;
     let options = SqliteConnectOptions::new()
         .filename(path)
         .create_if_missing(true)
@@ -616,12 +621,4 @@ async fn open_postgres(url: &str) -> Result<sqlx::PgPool, sqlx::Error> {
         .await
         .map_err(|e| sqlx::Error::Migrate(Box::new(e)))?;
     Ok(pool)
-}
-
-/// A URL's password as the server sees it (`%40` → `@`), to mask it in either form.
-fn percent_decode(text: &str) -> String {
-    url::form_urlencoded::parse(format!("p={text}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_else(|| text.to_owned())
 }

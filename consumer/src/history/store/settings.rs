@@ -124,7 +124,7 @@ fn parse_url(raw: &str) -> Result<(HistoryTarget, String), SettingsError> {
         let shown = path.to_owned();
         return Ok((HistoryTarget::Sqlite(PathBuf::from(path)), shown));
     }
-    let mut url = url::Url::parse(raw).map_err(|e| {
+    let url = url::Url::parse(raw).map_err(|e| {
         SettingsError::invalid(
             NAME,
             format!("not a URL ({e}); expected sqlite:///path, postgres://user@host/db or off"),
@@ -144,10 +144,7 @@ fn parse_url(raw: &str) -> Result<(HistoryTarget, String), SettingsError> {
     }
     sqlx::postgres::PgConnectOptions::from_str(raw)
         .map_err(|_| SettingsError::invalid(NAME, "not a valid PostgreSQL URL"))?;
-    if url.password().is_some() {
-        let _ = url.set_password(Some("***"));
-    }
-    let shown = url.to_string();
+    let shown = shared::redact::url(&url);
     Ok((
         HistoryTarget::Postgres(SecretString::from(raw.to_owned())),
         shown,

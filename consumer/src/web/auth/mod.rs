@@ -241,6 +241,11 @@ impl Guard {
         self.users.is_some()
     }
 
+    /// True when the request carries a valid session (a logged-in user).
+    pub fn logged_in(&self, req: &HttpRequest) -> bool {
+        self.session(req).is_some()
+    }
+
     /// The session the request's cookie names, if valid.
     fn session(&self, req: &HttpRequest) -> Option<(String, SessionEnd)> {
         let cookie = req.cookie(COOKIE)?;

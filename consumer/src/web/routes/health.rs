@@ -1,21 +1,36 @@
-//! `GET /health` (always 200, with the broker's state) and `GET /ready` (200 only when the
-//! live queue is bound and consuming).
+//! `GET /health` (always 200) and `GET /ready` (200 only when the live queue is bound and
+//! consuming). Their details — the broker's URL and user, the store's location, the last
+//! errors — go only to a request from this machine (addressed to a name the consumer answers
+//! to) or from a logged-in user; anyone else gets `{"status": …}` / `{"ready": …}` alone, as
+//! Grafana's `/api/health` tells the world little more than "ok".
 
 use crate::live::LiveView;
 use crate::metrics::ConsumerMetrics;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 use shared::broker::BrokerState;
 use std::sync::Arc;
 use tokio::sync::watch;
 
-/// Liveness, with the broker state and what the live view holds.
+/// True when the request may see the details: from this machine, or logged in.
+fn may_see_details(req: &HttpRequest) -> bool {
+    shared::allowed_hosts::local_request(req)
+        || req
+            .app_data::<web::Data<crate::web::auth::Guard>>()
+            .is_some_and(|guard| guard.logged_in(req))
+}
+
+/// Liveness, with the broker state and what the live view holds (for those who may see them).
 pub async fn health(
+    req: HttpRequest,
     live: web::Data<Arc<LiveView>>,
     broker: web::Data<watch::Receiver<BrokerState>>,
     metrics: web::Data<ConsumerMetrics>,
     history: web::Data<Arc<crate::history::recorder::History>>,
 ) -> HttpResponse {
+    if !may_see_details(&req) {
+        return HttpResponse::Ok().json(json!({ "status": "ok" }));
+    }
     let broker = broker.borrow().clone();
     HttpResponse::Ok().json(json!({
         "history": history.state(),
@@ -32,9 +47,16 @@ pub async fn health(
 }
 
 /// Readiness: is this consumer receiving readings right now?
-pub async fn ready(broker: web::Data<watch::Receiver<BrokerState>>) -> HttpResponse {
+pub async fn ready(
+    req: HttpRequest,
+    broker: web::Data<watch::Receiver<BrokerState>>,
+) -> HttpResponse {
     let broker = broker.borrow().clone();
-    let body = json!({ "ready": broker.connected, "broker": broker });
+    let body = if may_see_details(&req) {
+        json!({ "ready": broker.connected, "broker": broker })
+    } else {
+        json!({ "ready": broker.connected })
+    };
     if broker.connected {
         HttpResponse::Ok().json(body)
     } else {

@@ -13,4 +13,4 @@ pub use dashboard::{asset, index, CONTENT_SECURITY_POLICY};
 pub use health::{health, ready};
 pub use history::history;
 pub use hosts::{host_readings, hosts};
-pub use metrics::metrics;
+pub use metrics::{check_metrics_exposure, metrics};

@@ -212,7 +212,7 @@ impl FileTokenStore {
         use std::os::unix::fs::OpenOptionsExt;
         let json =
             serde_json::to_vec_pretty(records).map_err(|e| TokenError::Other(e.to_string()))?;
-        std::fs::create_dir_all(&self.dir).map_err(|e| self.io(e))?;
+        shared::private_files::create_dir(&self.dir, "DATA_DIR").map_err(|e| self.io(e))?;
         let aside = self
             .path
             .with_extension(format!("json.{}", std::process::id()));
