@@ -202,15 +202,21 @@ pub fn request_host(head: &actix_web::dev::RequestHead) -> Option<String> {
 /// addressed to a name this service answers to: what may see a service's details without a
 /// login. (A rebound page in a local browser is a loopback peer too; its name gives it away.)
 pub fn local_request(req: &actix_web::HttpRequest) -> bool {
-    let loopback_peer = req.peer_addr().is_some_and(|a| a.ip().is_loopback());
-    let named_here = match (
+    req.peer_addr()
+        .is_some_and(|a| a.ip().to_canonical().is_loopback())
+        && named_here(req)
+}
+
+/// True when the request is addressed to a name this service answers to (whether or not
+/// the check refuses the others).
+pub fn named_here(req: &actix_web::HttpRequest) -> bool {
+    match (
         req.app_data::<web::Data<AllowedHosts>>(),
         request_host(req.head()),
     ) {
         (Some(hosts), Some(host)) => hosts.allows(&host),
         (None, _) | (_, None) => true,
-    };
-    loopback_peer && named_here
+    }
 }
 
 /// Middleware (`actix_web::middleware::from_fn`): answers 421 to a request whose `Host` is

@@ -435,3 +435,32 @@ async fn passwords_in_the_history_url_are_masked_in_health_and_in_the_log() {
         assert!(!log.contains(secret), "{secret} in the log");
     }
 }
+
+#[tokio::test]
+async fn behind_a_trusted_local_proxy_health_details_follow_the_forwarded_client() {
+    let consumer = spawn_consumer(
+        &unique_exchange("health-proxy"),
+        &[("TRUSTED_PROXIES", "127.0.0.1")],
+    )
+    .await;
+    let ask = |forwarded: &'static str| {
+        client()
+            .get(format!("{}/health", consumer.address))
+            .header("x-forwarded-for", forwarded)
+            .send()
+    };
+    let remote: serde_json::Value = ask("203.0.113.9")
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(remote, serde_json::json!({"status": "ok"}));
+    let local: serde_json::Value = ask("127.0.0.1")
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("JSON");
+    assert!(local["broker"].is_object(), "{local}");
+}

@@ -12,12 +12,16 @@ use shared::broker::BrokerState;
 use std::sync::Arc;
 use tokio::sync::watch;
 
-/// True when the request may see the details: from this machine, or logged in.
+/// True when the request may see the details: from this machine (the client, as
+/// `TRUSTED_PROXIES` decides it, on loopback, and the name one the consumer answers to), or
+/// logged in.
 fn may_see_details(req: &HttpRequest) -> bool {
-    shared::allowed_hosts::local_request(req)
-        || req
-            .app_data::<web::Data<crate::web::auth::Guard>>()
-            .is_some_and(|guard| guard.logged_in(req))
+    let Some(guard) = req.app_data::<web::Data<crate::web::auth::Guard>>() else {
+        return shared::allowed_hosts::local_request(req);
+    };
+    (guard.client_address(req).to_canonical().is_loopback()
+        && shared::allowed_hosts::named_here(req))
+        || guard.logged_in(req)
 }
 
 /// Liveness, with the broker state and what the live view holds (for those who may see them).
