@@ -1,5 +1,6 @@
 mod alerts;
 mod alerts_fleet;
+mod alerts_handover;
 mod alerts_silence;
 mod auth;
 mod auth_helpers;
