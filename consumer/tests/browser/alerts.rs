@@ -404,3 +404,105 @@ async fn a_host_name_made_of_html_stays_text_in_the_badge_the_panel_and_the_deta
     tap.cleanup().await;
     browser.close().await;
 }
+
+/// A message shaped like the original Python publisher's: no interval, placed at arrival.
+fn original(hostname: &str) -> Vec<u8> {
+    format!(
+        r#"{{"hostname": "{hostname}", "timestamp": "2026-11-23T12:00:00.500000",
+        "cpu_percent": 37.5, "memory": {{"total": 8000, "available": 6000, "percent": 25.0}},
+        "platform": "Linux", "platform_release": "5.15.0", "processor": "x86_64"}}"#
+    )
+    .into_bytes()
+}
+
+/// A 1 Hz reading of `host` with `cpu` %, collected at `at` (the consumer's manual clock).
+fn cpu_reading_at(host: &str, seq: u64, cpu: f64, at: chrono::DateTime<chrono::Utc>) -> Vec<u8> {
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&cpu_reading(host, seq, cpu)).expect("JSON");
+    v["collected_at"] = at
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        .into();
+    serde_json::to_vec(&v).expect("JSON")
+}
+
+#[tokio::test]
+async fn a_down_hosts_alert_is_shown_held_under_it_then_resolved_as_no_data_and_an_on_demand_host_says_so(
+) {
+    use consumer::clock::{Clock, ManualClock};
+    let exchange = unique_exchange("browser-held");
+    let suffix = &exchange[exchange.len() - 8..];
+    let (quiet, legacy) = (format!("quiet-{suffix}"), format!("legacy-{suffix}"));
+    let rules =
+        RulesFile::new("[rules.cpu]\nwarning = { level = 50, clear = 40 }\naverage = \"0s\"\n");
+    let clock = ManualClock::new(chrono::Utc::now());
+    let consumer = crate::helpers::spawn_consumer_on(
+        &exchange,
+        &[
+            ("ALERT_RULES_FILE", rules.0.as_str()),
+            ("ALERT_NO_DATA_SECS", "120"),
+            ("STALE_AFTER_SECS", "1"),
+        ],
+        clock.clone(),
+    )
+    .await;
+    let tap = Tap::bind(&exchange).await;
+    let browser = Browser::start().await;
+    browser.open(&consumer.address).await;
+    browser.wait_text("#conn-badge", 10, |t| t == "live").await;
+
+    // The original publisher, called once: on demand, not stale, never down.
+    tap.publish_raw(&original(&legacy)).await;
+    browser
+        .wait_text(&format!("{} .seen", card(&legacy)), 10, |t| {
+            t.starts_with("on demand · last seen")
+        })
+        .await;
+
+    // A 1 Hz host with a CPU alert, then silence: down, and the CPU alert held under it.
+    tap.publish_raw(&cpu_reading_at(&quiet, 1, 90.0, clock.now()))
+        .await;
+    wait_for_alerts(&consumer, "cpu firing", |a| lists(a, "active", &quiet)).await;
+    browser
+        .wait_text(&firing_row(&quiet), 10, |t| t.contains("90.0 %"))
+        .await;
+    clock.advance(Duration::from_secs(5));
+    let held_row = format!("{}[data-state=\"held\"]", firing_row(&quiet));
+    browser
+        .wait_text(&held_row, 20, |t| t.contains("held"))
+        .await;
+    let rows = browser
+        .client
+        .find_all(Locator::Css(&firing_row(&quiet)))
+        .await
+        .expect("rows");
+    assert_eq!(rows.len(), 2, "the down alert and the held one");
+    let first = rows[0].text().await.expect("text");
+    assert!(first.contains("host_down"), "the down alert first: {first}");
+    let row = cells(&browser, &held_row).await;
+    assert_eq!(
+        row[1..4],
+        ["↳ cpu", "–", "held · warning"],
+        "held under the down alert: {row:?}"
+    );
+    assert_eq!(row[5], "was 90.0 %", "its value then, not now: {row:?}");
+    browser
+        .wait_text(&format!("{} .alert-badge", card(&quiet)), 10, |t| {
+            t == "critical · 1 alert · 1 held"
+        })
+        .await;
+    browser.screenshot(&screenshots(), "alerts-held").await;
+
+    // Past the no-data time: the CPU alert resolved, "no data", and only the down alert left.
+    clock.advance(Duration::from_secs(116));
+    browser
+        .wait_text(&recent_row(&quiet), 20, |t| t.contains("no data"))
+        .await;
+    let row = cells(&browser, &recent_row(&quiet)).await;
+    assert_eq!(row[1], "cpu", "{row:?}");
+    assert!(row[5].contains("no data (host silent)"), "{row:?}");
+    assert_eq!(count(&browser, &firing_row(&quiet)).await, 1);
+    assert_eq!(count(&browser, &held_row).await, 0);
+    browser.screenshot(&screenshots(), "alerts-no-data").await;
+    tap.cleanup().await;
+    browser.close().await;
+}
