@@ -7,6 +7,7 @@ mod audit;
 #[path = "../api/auth_helpers.rs"]
 mod auth_helpers;
 mod display;
+mod exposure;
 #[allow(dead_code)]
 #[path = "../api/helpers.rs"]
 mod helpers;

@@ -20,6 +20,11 @@ pub struct Browser {
 impl Browser {
     /// Starts chromedriver and a headless Chromium session.
     pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// Like [`Self::start`], with extra Chromium switches (such as `--host-resolver-rules`).
+    pub async fn start_with(extra_args: &[&str]) -> Self {
         let turn = TURN.lock().await;
         let port = super::private_broker::free_port();
         let driver = Command::new("chromedriver")
@@ -33,17 +38,28 @@ impl Browser {
             .expect("chromedriver runs (scripts/test.sh installs chromium-driver)");
         let profile =
             std::env::temp_dir().join(format!("hostpulse-chromium-{port}-{}", std::process::id()));
+        let mut args: Vec<String> = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--window-size=1280,1100",
+        ]
+        .into_iter()
+        .chain(extra_args.iter().copied())
+        .map(str::to_owned)
+        .collect();
+        args.push(format!("--user-data-dir={}", profile.display()));
         let mut capabilities = serde_json::Map::new();
         capabilities.insert(
             "goog:chromeOptions".into(),
             serde_json::json!({
                 "binary": "/usr/bin/chromium",
-                "args": [
-                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--disable-background-networking", "--disable-component-update",
-                    "--disable-sync", "--no-first-run", "--window-size=1280,1100",
-                    format!("--user-data-dir={}", profile.display()),
-                ]
+                "args": args,
             }),
         );
         let url = format!("http://127.0.0.1:{port}");
