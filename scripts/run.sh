@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs hostpulse: starts RabbitMQ if needed, builds, starts the consumer and a publisher
-# (publishing every second), and prints the dashboard URL once both answer. Ctrl-C stops both.
+# (publishing every second), and prints the dashboard URL once both answer. Ctrl-C stops both
+# and prints "stopped" once they have.
 #
 #   CONSUMER_PORT=9100 PUBLISHER_PORT=9101 scripts/run.sh   # ports other than the .env files'
 #   HOSTPULSE_PROFILE=debug scripts/run.sh                 # use target/debug, build nothing
@@ -152,9 +153,17 @@ stop() {
   rm -rf "$logs"
 }
 trap stop EXIT
-trap 'stop; exit 130' INT
-trap 'stop; exit 143' TERM
-trap 'stop; exit 129' HUP
+# Ctrl-C (or SIGTERM, or the terminal closing) while the services run: say that both stopped.
+# shellcheck disable=SC2317  # run by the traps below
+stopped_by_signal() { # $1 = exit code
+  local had_services=${#pid_of[@]}
+  stop
+  [ "$had_services" -eq 0 ] || say "stopped"
+  exit "$1"
+}
+trap 'stopped_by_signal 130' INT
+trap 'stopped_by_signal 143' TERM
+trap 'stopped_by_signal 129' HUP
 
 # Names a service that did not come up and shows its last log lines.
 report_failure() { # $1 = name, $2 = what happened

@@ -40,7 +40,14 @@ cargo fmt --all -- --check
 say "cargo clippy"
 cargo clippy --quiet --all-targets -- -D warnings
 say "cargo test"
-cargo test --workspace "$@"
-# After cargo test, which built the debug binaries that run.sh's test runs.
+# --no-fail-fast: every test binary runs, so one failure does not hide the others.
+tests_failed=false
+cargo test --workspace --no-fail-fast "$@" || tests_failed=true
+# After cargo test, which built the debug binaries that run.sh's test runs (run even when a
+# test failed: its result is worth having too).
 say "scripts/tests/run_sh.sh"
 bash scripts/tests/run_sh.sh
+if "$tests_failed"; then
+  say "cargo test FAILED (its summary is above)"
+  exit 1
+fi

@@ -209,6 +209,7 @@ fn run(
             .app_data(hosts.clone())
             .app_data(reading.clone())
             .service(publish)
+            .service(get("/", routes::index))
             .service(get("/api/reading", routes::current_reading))
             .service(get("/health", routes::health))
             .service(get("/ready", routes::ready))

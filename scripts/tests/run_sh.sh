@@ -2,12 +2,14 @@
 # Tests scripts/run.sh as a user meets it, against the debug binaries `cargo test` built
 # (HOSTPULSE_PROFILE=debug) and the local RabbitMQ, on free loopback ports and an exchange of
 # its own:
-#   both up:        the dashboard URL printed once, after both answer; every line says who wrote it
+#   both up:        the dashboard URL printed once, after both answer; every line says who wrote it;
+#                   Ctrl-C stops both and prints "stopped"
 #   port taken:     the consumer's port in use -> non-zero, the consumer named, no URL
 #   service exits:  the consumer dies at start -> non-zero, its own error shown, no URL
 #   service hangs:  the consumer's port never opens -> non-zero after the bound, no URL
 #   APP_PORT:       refused with one line naming CONSUMER_PORT and PUBLISHER_PORT
-# Every wait is bounded; every process started here is stopped before the script ends.
+# Every wait is bounded; every process started here is stopped before the script ends. The
+# services keep their files (history, outbox) in a temporary folder, never in the checkout.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . scripts/lib.sh
@@ -23,6 +25,10 @@ need_packages curl curl
 need_packages rabbitmqctl rabbitmq-server
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/hostpulse-run-sh-test.XXXXXX")
+# The services' files go to the test's folder: the defaults (./data, ./outbox) are in the checkout.
+export DATA_DIR="$work/data" OUTBOX_DIR="$work/outbox"
+# Anything in the checkout newer than this was written by the test.
+touch "$work/started"
 EXCHANGE_NAME="hostpulse-test-run-sh-$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')"
 export EXCHANGE_NAME
 export HOSTPULSE_PROFILE=debug HOSTPULSE_START_TIMEOUT_SECS=30
@@ -75,9 +81,11 @@ ended_within() {
   done
 }
 
-# Starts run.sh in the background in its own process group; output to $work/$1.out.
+# Starts run.sh in the background in its own process group; output to $work/$1.out. SIGINT
+# is restored to its default (bash ignores it in background jobs), so Ctrl-C can be sent as a
+# terminal sends it: to the whole group.
 start_run_sh() { # $1 = name of the case; the environment is the caller's
-  setsid scripts/run.sh >"$work/$1.out" 2>&1 &
+  setsid env --default-signal=INT scripts/run.sh >"$work/$1.out" 2>&1 &
   run_pid=$!
   groups+=("$run_pid")
 }
@@ -133,11 +141,33 @@ check "consumer lines are prefixed" grep -q '^consumer  | .*dashboard: http://12
 check "publisher lines are prefixed" grep -q '^publisher | .*publish on request: http://127.0.0.1:'"$publisher_port" "$work/up.out"
 check "every line says who wrote it" not unprefixed_lines up
 check "no colour codes in output that is not a terminal" not has_escape_codes up
-kill -TERM "$run_pid" 2>/dev/null || true
-check "Ctrl-C/SIGTERM ends run.sh" ended_within "$run_pid" 30
+# Ctrl-C: the terminal sends SIGINT to every process of the foreground group.
+kill -INT -- "-$run_pid" 2>/dev/null || true
+check "Ctrl-C ends run.sh" ended_within "$run_pid" 30
+run_code=0
+wait "$run_pid" || run_code=$?
+check "with exit code 130" [ "$run_code" = 130 ]
+check "run.sh says \"stopped\", last" last_script_line_has up "stopped"
 check "the consumer is stopped with it" port_closed "$consumer_port"
 check "the publisher is stopped with it" port_closed "$publisher_port"
+check "the consumer kept its history in DATA_DIR" [ -f "$work/data/history.sqlite" ]
 [ "$failures" -eq 0 ] || show_output up
+
+echo "run_sh: SIGTERM"
+failures_before=$failures
+consumer_port=$(free_port)
+publisher_port=$(free_port)
+CONSUMER_PORT=$consumer_port PUBLISHER_PORT=$publisher_port start_run_sh term
+deadline=$((SECONDS + 60))
+until script_says term "dashboard: " || ! kill -0 "$run_pid" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; do
+  sleep 0.1
+done
+kill -TERM "$run_pid" 2>/dev/null || true
+check "SIGTERM ends run.sh" ended_within "$run_pid" 30
+check "run.sh says \"stopped\", last" last_script_line_has term "stopped"
+check "the consumer is stopped with it" port_closed "$consumer_port"
+check "the publisher is stopped with it" port_closed "$publisher_port"
+[ "$failures" -eq "$failures_before" ] || show_output term
 
 echo "run_sh: the consumer's port already taken"
 failures_before=$failures
@@ -193,6 +223,16 @@ APP_PORT=$(free_port) run_sh_to_end app_port
 check "run.sh refuses it (exit code 2)" [ "$run_code" = 2 ]
 check "one line, naming CONSUMER_PORT and PUBLISHER_PORT" one_line_naming_ports app_port
 [ "$failures" -eq "$failures_before" ] || show_output app_port
+
+echo "run_sh: the checkout"
+# What the services or run.sh wrote into the checkout (its build folder aside).
+written_into_checkout() {
+  find . \( -path ./.git -o -path ./target -o -path "./$target_dir" \) -prune \
+    -o -newer "$work/started" -print | grep -v '^\.$' || true
+}
+nothing_written_into_checkout() { [ -z "$(written_into_checkout)" ]; }
+check "nothing was written into the checkout" nothing_written_into_checkout
+written_into_checkout | sed 's/^/  | /'
 
 if [ "$failures" -ne 0 ]; then
   say "run_sh: $failures check(s) FAILED"

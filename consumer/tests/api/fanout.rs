@@ -1,6 +1,5 @@
 use crate::helpers::{next_frame, next_reading, open_socket, spawn_consumer, spawn_publisher};
 use shared::testing::unique_exchange;
-use std::time::Duration;
 
 #[tokio::test]
 async fn two_consumers_on_one_exchange_each_receive_every_reading() {
@@ -10,10 +9,10 @@ async fn two_consumers_on_one_exchange_each_receive_every_reading() {
     let publisher = spawn_publisher(&exchange, "fanout-host").await;
     let mut a = open_socket(&first).await;
     let mut b = open_socket(&second).await;
-    next_frame(&mut a, Duration::from_secs(5))
+    next_frame(&mut a, crate::helpers::FRAME_WAIT)
         .await
         .expect("snapshot");
-    next_frame(&mut b, Duration::from_secs(5))
+    next_frame(&mut b, crate::helpers::FRAME_WAIT)
         .await
         .expect("snapshot");
     for _ in 0..10 {
@@ -30,7 +29,7 @@ async fn a_named_queue_is_used_when_queue_name_is_set() {
     let consumer = spawn_consumer(&exchange, &[("QUEUE_NAME", &queue)]).await;
     let publisher = spawn_publisher(&exchange, "named-host").await;
     let mut socket = open_socket(&consumer).await;
-    next_frame(&mut socket, Duration::from_secs(5))
+    next_frame(&mut socket, crate::helpers::FRAME_WAIT)
         .await
         .expect("snapshot");
     let seq = publisher.publish().await;

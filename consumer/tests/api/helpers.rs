@@ -19,19 +19,44 @@ pub struct TestConsumer {
     pub stop: actix_web::dev::ServerHandle,
     #[allow(dead_code)]
     pub stopped: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// The consumer's own data folder, when the test gave none: removed with the consumer.
+    _data: Option<DataDir>,
 }
 
-/// A fresh data folder for one consumer (its SQLite history), under the system's temp dir.
-pub fn fresh_data_dir() -> String {
-    std::env::temp_dir()
-        .join(format!("hostpulse-test-data-{:016x}", rand_suffix()))
-        .display()
-        .to_string()
+/// A fresh data folder for a consumer (its SQLite history) under the system's temp dir,
+/// removed when dropped, also when the test fails.
+pub struct DataDir {
+    dir: tempfile::TempDir,
+    path: String,
 }
 
-fn rand_suffix() -> u64 {
-    use std::hash::{BuildHasher, RandomState};
-    RandomState::new().hash_one(std::time::SystemTime::now())
+impl DataDir {
+    /// The folder, for `DATA_DIR`.
+    pub fn as_str(&self) -> &str {
+        &self.path
+    }
+
+    /// The folder as a path.
+    #[allow(dead_code)]
+    pub fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for DataDir {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.dir.path().as_os_str()
+    }
+}
+
+/// A fresh data folder for one consumer (see [`DataDir`]).
+pub fn fresh_data_dir() -> DataDir {
+    let dir = tempfile::Builder::new()
+        .prefix("hostpulse-test-data-")
+        .tempdir()
+        .expect("a temporary folder");
+    let path = dir.path().display().to_string();
+    DataDir { dir, path }
 }
 
 /// Starts a consumer bound to `exchange` and waits until its queue is consuming. Its history
@@ -53,13 +78,16 @@ pub async fn spawn_consumer_on(
     clock: consumer::clock::SharedClock,
 ) -> TestConsumer {
     shared::testing::init_logs();
+    let data = (!vars.iter().any(|(name, _)| *name == "DATA_DIR")).then(fresh_data_dir);
     let mut env = EnvSource::from_pairs([
         ("AMQP_URL", amqp_url()),
         ("EXCHANGE_NAME", exchange.to_owned()),
         ("APP_PORT", "0".into()),
-        ("DATA_DIR", fresh_data_dir()),
         ("HISTORY_QUEUE_EXPIRES_SECS", "60".into()),
     ]);
+    if let Some(data) = &data {
+        env.set("DATA_DIR", data.as_str());
+    }
     for (name, value) in vars {
         env.set(name, *value);
     }
@@ -80,6 +108,7 @@ pub async fn spawn_consumer_on(
         history,
         stop,
         stopped,
+        _data: data,
     }
 }
 
@@ -166,8 +195,18 @@ pub async fn open_socket(consumer: &TestConsumer) -> Socket {
     socket
 }
 
+/// How long a test waits for a frame it expects: far longer than it takes on an idle machine
+/// (milliseconds), so a busy one passes too; a wait that ends early costs nothing.
+pub const FRAME_WAIT: Duration = Duration::from_secs(30);
+
 /// The next JSON text frame, answering pings; `None` after `wait` or when closed.
-pub async fn next_frame(socket: &mut Socket, wait: Duration) -> Option<serde_json::Value> {
+pub async fn next_frame<S>(
+    socket: &mut tokio_tungstenite::WebSocketStream<S>,
+    wait: Duration,
+) -> Option<serde_json::Value>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let deadline = tokio::time::Instant::now() + wait;
     loop {
         let message = tokio::time::timeout_at(deadline, socket.next())
@@ -190,9 +229,9 @@ pub async fn next_frame(socket: &mut Socket, wait: Duration) -> Option<serde_jso
 /// The next `reading` frame's data, skipping `status` frames.
 pub async fn next_reading(socket: &mut Socket) -> serde_json::Value {
     loop {
-        let frame = next_frame(socket, Duration::from_secs(5))
+        let frame = next_frame(socket, FRAME_WAIT)
             .await
-            .expect("a frame within 5 s");
+            .expect("a frame in time");
         if frame["type"] == "reading" {
             return frame["data"].clone();
         }

@@ -23,7 +23,7 @@ async fn counters_follow_messages_and_clients() {
     assert_eq!(metric(&text, "hostpulse_broker_connected"), Some(1.0));
 
     let mut socket = open_socket(&consumer).await;
-    next_frame(&mut socket, Duration::from_secs(5))
+    next_frame(&mut socket, crate::helpers::FRAME_WAIT)
         .await
         .expect("snapshot");
     let text = scrape(&consumer.address).await;
@@ -75,7 +75,7 @@ async fn counters_follow_messages_and_clients() {
 
     socket.close(None).await.expect("closed");
     let address = consumer.address.clone();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         if metric(&scrape(&address).await, "hostpulse_ws_clients") == Some(0.0) {
             break;

@@ -40,9 +40,12 @@ async fn readings_taken_while_the_broker_is_down_all_arrive_in_order_after_it_re
     let exchange = unique_exchange("outage");
     let fast = [("AMQP_URL", url.as_str()), ("RECONNECT_MAX_SECS", "2")];
     let consumer = spawn_consumer(&exchange, &fast).await;
-    let publisher = spawn_publisher_with(&exchange, "survivor", &fast).await;
+    // A publish the broker never confirms would wait a minute: an answer well within that
+    // was not waiting for the broker, however busy the machine.
+    let patient = [fast.as_slice(), &[("CONFIRM_TIMEOUT_SECS", "60")]].concat();
+    let publisher = spawn_publisher_with(&exchange, "survivor", &patient).await;
     let mut socket = open_socket(&consumer).await;
-    next_frame(&mut socket, Duration::from_secs(5))
+    next_frame(&mut socket, crate::helpers::FRAME_WAIT)
         .await
         .expect("snapshot");
     let before = publisher.publish().await;
@@ -65,8 +68,8 @@ async fn readings_taken_while_the_broker_is_down_all_arrive_in_order_after_it_re
         assert_eq!(status, 202, "{answer}");
         assert_eq!(answer["status"], "queued");
         assert!(
-            started.elapsed() < Duration::from_secs(2),
-            "answered at once"
+            started.elapsed() < Duration::from_secs(30),
+            "answered without waiting for the broker"
         );
         queued.push(answer["seq"].as_u64().expect("seq"));
         tokio::time::sleep(Duration::from_millis(300)).await;

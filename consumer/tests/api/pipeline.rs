@@ -1,6 +1,5 @@
 use crate::helpers::{next_frame, next_reading, open_socket, spawn_consumer, spawn_publisher};
 use shared::testing::unique_exchange;
-use std::time::Duration;
 
 #[tokio::test]
 async fn every_publish_reaches_the_browser_socket_with_its_seq() {
@@ -9,7 +8,7 @@ async fn every_publish_reaches_the_browser_socket_with_its_seq() {
     let publisher = spawn_publisher(&exchange, "pipeline-host").await;
     let mut socket = open_socket(&consumer).await;
 
-    let first = next_frame(&mut socket, Duration::from_secs(5))
+    let first = next_frame(&mut socket, crate::helpers::FRAME_WAIT)
         .await
         .expect("a frame");
     assert_eq!(
@@ -33,7 +32,7 @@ async fn a_client_that_connects_later_first_gets_the_recent_readings() {
     let consumer = spawn_consumer(&exchange, &[]).await;
     let publisher = spawn_publisher(&exchange, "snapshot-host").await;
     let mut early = open_socket(&consumer).await;
-    next_frame(&mut early, Duration::from_secs(5))
+    next_frame(&mut early, crate::helpers::FRAME_WAIT)
         .await
         .expect("snapshot");
     let mut seqs = Vec::new();
@@ -43,7 +42,7 @@ async fn a_client_that_connects_later_first_gets_the_recent_readings() {
     }
 
     let mut late = open_socket(&consumer).await;
-    let snapshot = next_frame(&mut late, Duration::from_secs(5))
+    let snapshot = next_frame(&mut late, crate::helpers::FRAME_WAIT)
         .await
         .expect("a frame");
     assert_eq!(snapshot["type"], "snapshot");
@@ -110,7 +109,7 @@ async fn a_reading_dated_in_the_future_does_not_freeze_its_host() {
     let consumer = spawn_consumer(&exchange, &[]).await;
     let tap = shared::testing::Tap::bind(&exchange).await;
     let mut socket = open_socket(&consumer).await;
-    next_frame(&mut socket, Duration::from_secs(5))
+    next_frame(&mut socket, crate::helpers::FRAME_WAIT)
         .await
         .expect("snapshot");
     let now = chrono::Utc::now();

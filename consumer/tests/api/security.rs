@@ -1,6 +1,5 @@
 use crate::helpers::{next_frame, spawn_consumer};
 use shared::testing::unique_exchange;
-use std::time::Duration;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
@@ -13,7 +12,7 @@ async fn open_from(port: u16, origin: &str) -> Result<(), u16> {
         .insert("Origin", HeaderValue::from_str(origin).expect("header"));
     match tokio_tungstenite::connect_async(request).await {
         Ok((mut socket, _)) => {
-            next_frame(&mut socket, Duration::from_secs(5))
+            next_frame(&mut socket, crate::helpers::FRAME_WAIT)
                 .await
                 .expect("snapshot");
             Ok(())

@@ -4,14 +4,13 @@
 use crate::helpers::{next_frame, open_socket, spawn_consumer, Socket};
 use futures_util::{SinkExt, StreamExt};
 use shared::testing::unique_exchange;
-use std::time::Duration;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 
-/// The close frame the server sends next (skipping data and pings), if any within 5 s.
+/// The close frame the server sends next (skipping data and pings), if any within [`crate::helpers::FRAME_WAIT`].
 async fn close_frame(socket: &mut Socket) -> Option<CloseFrame> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let deadline = tokio::time::Instant::now() + crate::helpers::FRAME_WAIT;
     loop {
         match tokio::time::timeout_at(deadline, socket.next()).await {
             Ok(Some(Ok(Message::Close(frame)))) => return frame,
@@ -39,7 +38,7 @@ async fn dropped(address: &str, reason: &str) -> f64 {
 async fn a_frame_over_the_limit_is_closed_with_1009() {
     let consumer = spawn_consumer(&unique_exchange("ws-1009"), &[]).await;
     let mut socket = open_socket(&consumer).await;
-    next_frame(&mut socket, Duration::from_secs(5))
+    next_frame(&mut socket, crate::helpers::FRAME_WAIT)
         .await
         .expect("snapshot");
     let _ = socket.send(Message::binary(vec![0u8; 64 * 1024])).await;
@@ -56,7 +55,7 @@ async fn text_that_is_not_utf8_is_closed_with_1007() {
             .await
             .expect("opens");
     let mut socket = stream;
-    next_frame(&mut socket, Duration::from_secs(5))
+    next_frame(&mut socket, crate::helpers::FRAME_WAIT)
         .await
         .expect("snapshot");
     // A text frame whose payload is not UTF-8, written by hand: tungstenite would refuse to
@@ -81,7 +80,7 @@ async fn text_that_is_not_utf8_is_closed_with_1007() {
 async fn a_client_closing_politely_gets_its_own_code_back_and_is_not_a_drop() {
     let consumer = spawn_consumer(&unique_exchange("ws-echo"), &[]).await;
     let mut socket = open_socket(&consumer).await;
-    next_frame(&mut socket, Duration::from_secs(5))
+    next_frame(&mut socket, crate::helpers::FRAME_WAIT)
         .await
         .expect("snapshot");
     socket
@@ -101,7 +100,7 @@ async fn clients_that_simply_go_away_are_not_counted_as_drops() {
     let consumer = spawn_consumer(&unique_exchange("ws-away"), &[]).await;
     for i in 0..20 {
         let mut socket = open_socket(&consumer).await;
-        next_frame(&mut socket, Duration::from_secs(5))
+        next_frame(&mut socket, crate::helpers::FRAME_WAIT)
             .await
             .expect("snapshot");
         // Gone without a close frame: half close the connection, half abort it (a reset,

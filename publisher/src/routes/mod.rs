@@ -1,10 +1,12 @@
 //! The publisher's HTTP routes.
 
 mod health;
+mod index;
 mod publish;
 mod reading;
 
 pub use health::{health, metrics, ready};
+pub use index::index;
 pub use publish::{post_only, publish};
 pub use reading::current_reading;
 

@@ -62,3 +62,19 @@ async fn ready_is_503_while_the_broker_cannot_be_reached() {
     assert_eq!(body["status"], "queued");
     assert_eq!(body["seq"], 1);
 }
+
+#[tokio::test]
+async fn the_root_names_every_route_and_each_one_answers() {
+    let app = spawn_app("root", &[]).await;
+    let root = app.get("/").await;
+    assert_eq!(root.status(), 200);
+    let body: serde_json::Value = root.json().await.expect("JSON");
+    assert_eq!(body["service"], "hostpulse publisher");
+    let routes = body["routes"].as_object().expect("routes");
+    assert!(routes.contains_key("/publish"), "{body}");
+    assert!(routes.contains_key("/metrics"), "{body}");
+    for path in routes.keys() {
+        let answer = app.get(path).await;
+        assert_ne!(answer.status(), 404, "{path} is a route");
+    }
+}

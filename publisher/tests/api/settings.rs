@@ -73,9 +73,8 @@ fn an_outbox_dir_that_cannot_be_written_stops_start_up_with_one_line() {
 
 #[test]
 fn the_process_environment_wins_over_the_env_file() {
-    let dir = std::env::temp_dir().join(format!("hostpulse-env-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let file = dir.join("publisher.env");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("publisher.env");
     std::fs::write(&file, "APP_PORT=not-a-port\n").expect("write");
     let file = file.to_string_lossy().into_owned();
     // From the file alone, its bad port stops start-up ...

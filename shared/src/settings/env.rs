@@ -176,8 +176,8 @@ mod tests {
 
     #[test]
     fn the_process_environment_wins_over_the_file() {
-        let dir = std::env::temp_dir().join(format!("hostpulse-settings-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
+        let temp = tempfile::tempdir().expect("temp dir");
+        let dir = temp.path();
         let file = dir.join("app.env");
         // PATH is always set in the process environment; the file's value must lose.
         std::fs::write(&file, "PATH=from-file\nHOSTPULSE_ONLY_IN_FILE=yes\n").expect("write");
