@@ -43,6 +43,18 @@ impl DataDir {
     }
 }
 
+impl std::fmt::Display for DataDir {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.path)
+    }
+}
+
+impl AsRef<std::path::Path> for DataDir {
+    fn as_ref(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+}
+
 impl AsRef<std::ffi::OsStr> for DataDir {
     fn as_ref(&self) -> &std::ffi::OsStr {
         self.dir.path().as_os_str()
