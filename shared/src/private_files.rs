@@ -22,7 +22,7 @@ pub fn create_dir(dir: &Path, what: &str) -> io::Result<()> {
             if mode & 0o077 != 0 {
                 tracing::warn!(
                     folder = %dir.display(),
-                    mode = format!("{mode:o}"),
+                    mode = %format!("{mode:o}"),
                     "{what} can be read by other users of this machine; `chmod 700` it to keep \
                      it private (left as it is)"
                 );
@@ -51,6 +51,24 @@ pub fn file_options() -> OpenOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// Log output collected in memory.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
 
     #[test]
     fn created_folders_and_files_are_private_whatever_the_umask() {
@@ -76,14 +94,34 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, FILE_MODE);
-        // An existing folder is used as it is.
+        // An existing folder is used as it is, and said to be open.
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        create_dir(&dir, "DATA_DIR").expect("kept");
+        let log = Captured::default();
+        let sink = log.clone();
+        let subscriber =
+            crate::telemetry::get_subscriber("warn", move || sink.clone(), false).expect("filter");
+        // A second dispatcher keeps the line on whatever other tests' threads decided.
+        let _lines_stay_on = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
+        tracing::subscriber::with_default(subscriber, || {
+            create_dir(&dir, "OUTBOX_DIR").expect("kept");
+            create_dir(&root.join("a"), "OUTBOX_DIR").expect("kept");
+        });
         let mode = std::fs::metadata(&dir)
             .expect("exists")
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o755);
+        let log = String::from_utf8_lossy(&log.0.lock().expect("log")).into_owned();
+        assert_eq!(
+            log.matches("can be read by other users").count(),
+            1,
+            "{log}"
+        );
+        assert!(
+            log.contains("OUTBOX_DIR") && log.contains(&dir.display().to_string()),
+            "{log}"
+        );
+        assert!(log.contains("mode=755"), "{log}");
         assert!(
             create_dir(&file, "DATA_DIR").is_err(),
             "a file is not a folder"
