@@ -15,7 +15,7 @@ use std::time::Duration;
 struct Consumer {
     child: Child,
     port: u16,
-    data_dir: String,
+    data_dir: crate::helpers::DataDir,
 }
 
 impl Consumer {
