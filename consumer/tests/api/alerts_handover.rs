@@ -28,7 +28,7 @@ impl Consumer {
             .env("AMQP_URL", amqp_url())
             .env("EXCHANGE_NAME", exchange)
             .env("APP_PORT", port.to_string())
-            .env("DATA_DIR", &data_dir)
+            .env("DATA_DIR", data_dir.as_str())
             .env("HISTORY_QUEUE_EXPIRES_SECS", "60")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null());
