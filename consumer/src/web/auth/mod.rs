@@ -39,13 +39,13 @@ use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use prometheus::{IntCounter, Registry};
 use secrecy::{ExposeSecret, SecretString};
+use shared::http::bearer;
 use shared::settings::{EnvSource, SettingsError};
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use subtle::ConstantTimeEq;
 
 /// The auth settings. `Debug` shows no hash and no token.
 #[derive(Clone)]
@@ -259,21 +259,8 @@ impl Guard {
         let Some(expected) = &self.metrics_token else {
             return true;
         };
-        let given = bearer(req).unwrap_or("");
-        let given = tokens::digest(given);
-        let expected = tokens::digest(expected.expose_secret());
-        bool::from(given.as_bytes().ct_eq(expected.as_bytes()))
+        shared::http::same_secret(bearer(req).unwrap_or(""), expected.expose_secret())
     }
-}
-
-/// The token of an `Authorization: Bearer …` header.
-fn bearer(req: &HttpRequest) -> Option<&str> {
-    req.headers()
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
-        .map(str::trim)
 }
 
 /// What a path needs.
