@@ -23,6 +23,8 @@ say "shellcheck scripts/"
 shellcheck -x scripts/*.sh scripts/tests/*.sh
 say "scripts/tests/deploy.sh"
 bash scripts/tests/deploy.sh
+say "scripts/tests/one_amqp_client.sh"
+bash scripts/tests/one_amqp_client.sh
 # The dashboard's audit (consumer/tests/browser/audit.rs) runs Lighthouse 12 and axe-core with
 # node, installed from npm into target/node when missing.
 need_packages "node npm" nodejs npm

@@ -3,10 +3,10 @@
 //! kept open and reopened by its supervisor), and queued in the outbox when the broker cannot
 //! take them.
 
-use crate::link::{ConfirmChannel, Confirmed, Link, LinkError, LinkHome};
+use crate::link::{Confirmed, Link, LinkError, LinkHome, PublishChannel};
 use crate::metrics::{PublisherMetrics, OUTBOX_FULL};
 use crate::outbox::{Outbox, QueueError, WhenFull};
-use shared::broker::BrokerState;
+use shared::broker::{BrokerState, ReadingProperties};
 use shared::reading::Reading;
 use shared::settings::BrokerSettings;
 use std::sync::Arc;
@@ -74,6 +74,28 @@ pub enum SubmitError {
     Encode(#[from] serde_json::Error),
 }
 
+/// A reading as [`ReadingPublisher::begin`] left it.
+enum Begun {
+    /// Nothing to wait for: queued, or refused.
+    Settled(Result<Submitted, SubmitError>),
+    /// To publish on `channel`, then wait for the confirmation.
+    ToConfirm(ToConfirm),
+}
+
+/// A numbered reading's JSON and the channel it goes out on.
+struct ToConfirm {
+    channel: Arc<PublishChannel>,
+    seq: u64,
+    body: Vec<u8>,
+}
+
+/// A copy of `reading` numbered `seq`, for the outbox.
+fn numbered(reading: &Reading, seq: u64) -> Reading {
+    let mut reading = reading.clone();
+    reading.seq = seq;
+    reading
+}
+
 /// How often the outbox is retried when nothing wakes it.
 const OUTBOX_RETRY: Duration = Duration::from_millis(250);
 
@@ -82,7 +104,7 @@ const OUTBOX_RETRY: Duration = Duration::from_millis(250);
 pub struct ReadingPublisher {
     exchange: String,
     confirm_timeout: Duration,
-    channel: watch::Receiver<Option<Arc<ConfirmChannel>>>,
+    channel: watch::Receiver<Option<Arc<PublishChannel>>>,
     state: watch::Receiver<BrokerState>,
     /// Tells the supervisor the channel broke while the connection looked fine.
     reopen: Arc<Notify>,
@@ -162,20 +184,64 @@ impl ReadingPublisher {
         reading: &Arc<Reading>,
         when_full: WhenFull,
     ) -> Result<Submitted, SubmitError> {
-        let numbered = |seq| {
-            let mut reading = Reading::clone(reading);
-            reading.seq = seq;
-            reading
-        };
+        match self.begin(reading, when_full) {
+            Begun::Settled(outcome) => outcome,
+            Begun::ToConfirm(publish) => self.confirm(reading, publish, when_full).await,
+        }
+    }
+
+    /// [`Self::submit`] without waiting for the broker: the reading is numbered (or queued)
+    /// now, and the future returned, which owns all it needs, waits for the confirmation (or
+    /// puts the reading in the outbox when none comes in time). The interval publisher runs
+    /// it in a task of its own, so that sampling never waits for the broker.
+    pub fn submit_detached(
+        self: &Arc<Self>,
+        reading: Arc<Reading>,
+        when_full: WhenFull,
+    ) -> impl std::future::Future<Output = Result<Submitted, SubmitError>> + Send + 'static {
+        let begun = self.begin(&reading, when_full);
+        let publisher = Arc::clone(self);
+        async move {
+            match begun {
+                Begun::Settled(outcome) => outcome,
+                Begun::ToConfirm(publish) => publisher.confirm(&reading, publish, when_full).await,
+            }
+        }
+    }
+
+    /// What can be done without the broker: the number taken, and the reading either queued
+    /// (not connected, or older readings wait: order is kept by queueing behind them) or
+    /// encoded for the channel.
+    fn begin(&self, reading: &Arc<Reading>, when_full: WhenFull) -> Begun {
         let channel = self.channel.borrow().clone();
-        // Older readings still waiting go first: order is kept by queueing behind them.
-        let Some(channel) = channel.filter(|_| self.outbox.is_empty()) else {
-            let seq = self.outbox.take_seq();
-            return self.enqueue(numbered(seq), PublishError::NotConnected, when_full);
-        };
         let seq = self.outbox.take_seq();
+        let Some(channel) = channel.filter(|_| self.outbox.is_empty()) else {
+            return Begun::Settled(self.enqueue(
+                numbered(reading, seq),
+                PublishError::NotConnected,
+                when_full,
+            ));
+        };
         // Requests close together share a sample: its JSON is made once, numbered per publish.
-        let body = self.bodies.template(reading)?.body(seq);
+        match self.bodies.template(reading) {
+            Ok(template) => Begun::ToConfirm(ToConfirm {
+                channel,
+                seq,
+                body: template.body(seq),
+            }),
+            Err(e) => Begun::Settled(Err(SubmitError::Encode(e))),
+        }
+    }
+
+    /// Publishes what [`Self::begin`] prepared and waits for the broker's answer; what it
+    /// does not take in time goes to the outbox.
+    async fn confirm(
+        &self,
+        reading: &Reading,
+        publish: ToConfirm,
+        when_full: WhenFull,
+    ) -> Result<Submitted, SubmitError> {
+        let ToConfirm { channel, seq, body } = publish;
         match self
             .publish_confirmed(&channel, reading, seq, body, false)
             .await
@@ -185,7 +251,7 @@ impl ReadingPublisher {
             // Nacked, unconfirmed or cut off: retried from the outbox, queued on the caller's
             // terms (a `/publish` must not push out a reading that waits; other requests may
             // have filled the outbox while this one waited for its confirmation).
-            Err(e) => self.enqueue(numbered(seq), e, when_full),
+            Err(e) => self.enqueue(numbered(reading, seq), e, when_full),
         }
     }
 
@@ -320,7 +386,7 @@ impl ReadingPublisher {
     /// `mandatory` asks the broker to return it when no queue is bound.
     async fn publish_confirmed(
         &self,
-        channel: &ConfirmChannel,
+        channel: &PublishChannel,
         reading: &Reading,
         seq: u64,
         body: Vec<u8>,
@@ -341,7 +407,7 @@ impl ReadingPublisher {
     /// Publishes `body`, the JSON of `reading` numbered `seq`.
     async fn publish_once(
         &self,
-        channel: &ConfirmChannel,
+        channel: &PublishChannel,
         reading: &Reading,
         seq: u64,
         body: Vec<u8>,
@@ -371,17 +437,17 @@ impl ReadingPublisher {
     }
 }
 
-/// The AMQP properties of `reading` published as number `seq`: the same as
-/// `shared::broker::reading_properties` gives the consumer's side (content type, persistent
-/// delivery, timestamp, message id, app id), in amqprs's terms.
+/// The AMQP properties of `reading` published as number `seq`
+/// (`shared::broker::ReadingProperties`, the same the consumer's side gives), in amqprs's terms.
 pub fn reading_properties(reading: &Reading, seq: u64) -> amqprs::BasicProperties {
+    let wanted = ReadingProperties::of(reading, seq, APP_ID);
     let mut properties = amqprs::BasicProperties::default();
     properties
-        .with_content_type("application/json")
-        .with_delivery_mode(shared::broker::PERSISTENT)
-        .with_timestamp(u64::try_from(reading.collected_at.timestamp()).unwrap_or(0))
-        .with_message_id(&shared::reading::message_id(&reading.host, seq))
-        .with_app_id(APP_ID);
+        .with_content_type(wanted.content_type)
+        .with_delivery_mode(wanted.delivery_mode)
+        .with_timestamp(wanted.timestamp)
+        .with_message_id(&wanted.message_id)
+        .with_app_id(wanted.app_id);
     properties
 }
 

@@ -2,11 +2,14 @@
 //! answers, over TLS for `amqps://`), declare the durable fanout exchange, open one channel in
 //! confirm mode, offer it to every publishing task, and start over when any of it breaks.
 //!
-//! The consumer stays on lapin (`shared::reconnect`); the publisher, which runs on every host,
-//! uses amqprs because lapin keeps two fixed 256 KiB rings per connection whose pages become
-//! resident as bytes pass (BENCHMARKS.md, "After hours, not after a minute").
+//! The consumer stays on lapin (`shared::broker::lapin_client`); the publisher, which runs on
+//! every host, uses amqprs because lapin keeps two fixed 256 KiB rings per connection whose
+//! pages become resident as bytes pass (docs/performance.md, "After hours, not after a
+//! minute"). It links amqprs only: `shared` is built without its `lapin` feature here, and
+//! what both clients need (the nodes' URLs, the try-each-node loop, TLS, the topology's names,
+//! the readings' properties) is written once in `shared`.
 //!
-//! amqprs reports confirmations and returned messages to a callback; [`ConfirmChannel`] turns
+//! amqprs reports confirmations and returned messages to a callback; [`PublishChannel`] turns
 //! them back into one answer per publish: each publish takes the next delivery tag while it
 //! holds the order lock, so tags follow the order the frames leave in; a `basic.return` (which
 //! the broker sends before the same message's `basic.ack`) marks its publish by message id.
@@ -17,7 +20,7 @@ use amqprs::channel::{
 };
 use amqprs::connection::{Connection, OpenConnectionArguments};
 use amqprs::{Ack, BasicProperties, Cancel, Close, CloseChannel, Nack, Return};
-use shared::broker::BrokerState;
+use shared::broker::{connect_first, AMQPScheme, AMQPUri, BrokerState};
 use shared::reconnect::{supervise_with, Client, Session};
 use shared::settings::BrokerSettings;
 use std::collections::BTreeMap;
@@ -115,7 +118,7 @@ fn lock(pending: &Shared) -> std::sync::MutexGuard<'_, Pending> {
 }
 
 /// A channel in confirm mode on one connection; every task publishes through it.
-pub struct ConfirmChannel {
+pub struct PublishChannel {
     channel: Channel,
     pending: Shared,
     /// Held from taking a delivery tag until the frames are handed to amqprs, so that tags
@@ -123,7 +126,7 @@ pub struct ConfirmChannel {
     order: tokio::sync::Mutex<()>,
 }
 
-impl ConfirmChannel {
+impl PublishChannel {
     /// Publishes `body` to `exchange` and waits for the broker's answer.
     pub async fn publish(
         &self,
@@ -259,11 +262,11 @@ impl ConnectionCallback for ConnectionEvents {
     }
 
     async fn blocked(&mut self, _: &Connection, reason: String) {
-        tracing::warn!(%reason, "the broker stopped taking messages (blocked)");
+        shared::broker::log_blocked(&reason);
     }
 
     async fn unblocked(&mut self, _: &Connection) {
-        tracing::info!("the broker takes messages again (unblocked)");
+        shared::broker::log_unblocked();
     }
 
     async fn secret_updated(&mut self, _: &Connection) {}
@@ -272,7 +275,7 @@ impl ConnectionCallback for ConnectionEvents {
 /// The link as publishing code sees it.
 pub struct Link {
     /// The channel while connected, `None` otherwise.
-    pub channel: watch::Receiver<Option<Arc<ConfirmChannel>>>,
+    pub channel: watch::Receiver<Option<Arc<PublishChannel>>>,
     /// The connection's state.
     pub state: watch::Receiver<BrokerState>,
     /// Wake it when a publish found the channel closed while the connection looked fine: it
@@ -324,7 +327,7 @@ struct Home {
     connection_name: &'static str,
     cap: Duration,
     state: watch::Sender<BrokerState>,
-    offered: watch::Sender<Option<Arc<ConfirmChannel>>>,
+    offered: watch::Sender<Option<Arc<PublishChannel>>>,
     reopen: Arc<Notify>,
     /// Whether a supervisor runs somewhere now.
     settled: AtomicBool,
@@ -426,9 +429,9 @@ impl Client for Amqprs {
 /// offered to every publishing task until it breaks.
 struct Publishing {
     exchange: String,
-    offered: watch::Sender<Option<Arc<ConfirmChannel>>>,
+    offered: watch::Sender<Option<Arc<PublishChannel>>>,
     /// The channel offered now, to fail what still waits on it once it is gone.
-    current: Option<Arc<ConfirmChannel>>,
+    current: Option<Arc<PublishChannel>>,
     reopen: Arc<Notify>,
 }
 
@@ -452,9 +455,12 @@ impl Session<Amqprs> for Publishing {
             channel.register_callback(callbacks).await?;
             channel
                 .exchange_declare(
-                    ExchangeDeclareArguments::new(&exchange, "fanout")
-                        .durable(true)
-                        .finish(),
+                    ExchangeDeclareArguments::new(
+                        &exchange,
+                        shared::broker::READINGS_EXCHANGE_KIND,
+                    )
+                    .durable(true)
+                    .finish(),
                 )
                 .await?;
             channel
@@ -467,7 +473,7 @@ impl Session<Amqprs> for Publishing {
             .map_err(|e| format!("{url}: cannot prepare the channel: {e}"))?
             .map_err(|e| format!("{url}: cannot prepare the channel: {e}"))?;
         tracing::info!(broker = %url, exchange = %self.exchange, "connected to the broker");
-        let channel = Arc::new(ConfirmChannel {
+        let channel = Arc::new(PublishChannel {
             channel,
             pending,
             order: tokio::sync::Mutex::new(()),
@@ -492,55 +498,37 @@ impl Session<Amqprs> for Publishing {
     }
 }
 
-/// Connects to the first broker node that answers, each attempt bounded by the timeout.
-/// Returns the connection and the masked URL of the node that answered.
+/// Connects to the first broker node that answers (`shared::broker::connect_first`, the same
+/// loop the consumer's lapin uses). Returns the connection and the masked URL of that node.
 async fn connect(
     settings: &BrokerSettings,
     connection_name: &str,
 ) -> Result<(Connection, String), String> {
-    let mut failures = Vec::new();
-    for (url, redacted) in settings.expose_urls() {
-        let arguments = match arguments(url, settings, connection_name) {
-            Ok(arguments) => arguments,
-            Err(why) => {
-                failures.push(format!("{redacted}: {why}"));
-                continue;
-            }
-        };
+    connect_first(settings, |uri| async move {
+        let arguments = arguments(&uri, settings, connection_name)?;
         // In a task of its own, for the reason `Publishing::open` gives; one that answers
         // after the timeout is dropped, which closes it.
-        let opening = tokio::spawn(async move { Connection::open(&arguments).await });
-        match tokio::time::timeout(settings.connect_timeout, opening).await {
-            Ok(Err(e)) => failures.push(format!("{redacted}: {e}")),
-            Ok(Ok(Ok(connection))) => {
-                if let Err(e) = connection.register_callback(ConnectionEvents).await {
-                    failures.push(format!("{redacted}: {e}"));
-                    let _ = connection.close().await;
-                    continue;
-                }
-                return Ok((connection, redacted.to_owned()));
-            }
-            Ok(Ok(Err(e))) => failures.push(format!("{redacted}: {e}")),
-            Err(_) => failures.push(format!(
-                "{redacted}: no answer within {}s",
-                settings.connect_timeout.as_secs()
-            )),
+        let connection = tokio::spawn(async move { Connection::open(&arguments).await })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        if let Err(e) = connection.register_callback(ConnectionEvents).await {
+            let _ = connection.close().await;
+            return Err(e.to_string());
         }
-    }
-    Err(format!("no broker reachable: {}", failures.join("; ")))
+        Ok(connection)
+    })
+    .await
 }
 
-/// amqprs's connection arguments for one node's URL (already checked by the settings).
+/// amqprs's connection arguments for one node (`shared::broker::node`: the URL parsed, our
+/// heartbeat unless the URL sets one). amqprs takes the broker's frame size; it cannot ask
+/// for one, and its buffers grow with what passes rather than being fixed rings.
 fn arguments(
-    url: &str,
+    uri: &AMQPUri,
     settings: &BrokerSettings,
     connection_name: &str,
 ) -> Result<OpenConnectionArguments, String> {
-    let uri: lapin::uri::AMQPUri = url.parse().map_err(|_| "not a valid AMQP URL".to_owned())?;
-    // amqprs panics on a short string longer than 255 bytes; lapin's parser lets one through.
-    if uri.vhost.len() > 255 {
-        return Err("the virtual host is longer than 255 bytes".to_owned());
-    }
     let host = uri.authority.host.clone();
     let mut arguments = OpenConnectionArguments::new(
         &host,
@@ -552,59 +540,12 @@ fn arguments(
         .virtual_host(&uri.vhost)
         .heartbeat(uri.query.heartbeat.unwrap_or(settings.heartbeat_secs))
         .connection_name(connection_name);
-    if uri.scheme == lapin::uri::AMQPScheme::AMQPS {
-        arguments.tls_adaptor(tls(&settings.tls, host)?);
+    if uri.scheme == AMQPScheme::AMQPS {
+        let config = settings.tls.client_config()?;
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        arguments.tls_adaptor(amqprs::tls::TlsAdaptor::new(connector, host));
     }
     Ok(arguments)
-}
-
-/// TLS for `amqps://`: the broker's certificate checked against `AMQP_CA_FILE` (else the
-/// system's roots), our own certificate shown when one is set.
-fn tls(
-    files: &shared::settings::TlsFiles,
-    domain: String,
-) -> Result<amqprs::tls::TlsAdaptor, String> {
-    use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-    use secrecy::ExposeSecret;
-    let mut roots = rustls::RootCertStore::empty();
-    match &files.ca_pem {
-        Some(pem) => {
-            for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
-                let cert = cert.map_err(|e| format!("AMQP_CA_FILE: {e}"))?;
-                roots.add(cert).map_err(|e| format!("AMQP_CA_FILE: {e}"))?;
-            }
-        }
-        None => {
-            let found = rustls_native_certs::load_native_certs();
-            for cert in found.certs {
-                // One unusable system certificate does not stop the others.
-                let _ = roots.add(cert);
-            }
-        }
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| format!("TLS: {e}"))?
-    .with_root_certificates(roots);
-    let config = match &files.client {
-        None => config.with_no_client_auth(),
-        Some((cert, key)) => {
-            let chain = CertificateDer::pem_slice_iter(cert)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| format!("AMQP_CLIENT_CERT: {e}"))?;
-            // The key's own text never goes into an error.
-            let key = PrivateKeyDer::from_pem_slice(key.expose_secret().as_bytes())
-                .map_err(|_| "AMQP_CLIENT_KEY: not a PEM private key".to_owned())?;
-            config
-                .with_client_auth_cert(chain, key)
-                .map_err(|e| format!("AMQP_CLIENT_CERT: {e}"))?
-        }
-    };
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    Ok(amqprs::tls::TlsAdaptor::new(connector, domain))
 }
 
 #[cfg(test)]
@@ -688,15 +629,19 @@ mod tests {
         .expect("defaults")
     }
 
+    /// amqprs's arguments for `url`, as `connect` makes them.
+    fn arguments_for(url: &str, settings: &BrokerSettings) -> Result<(), String> {
+        let uri = shared::broker::node(url, settings)?;
+        arguments(&uri, settings, "test").map(|_| ())
+    }
+
     #[test]
     fn a_virtual_host_too_long_for_amqp_is_refused_not_a_panic() {
         let long = format!("amqp://guest:guest@127.0.0.1:5672/{}", "v".repeat(256));
-        let refused = arguments(&long, &settings(), "test")
-            .map(|_| ())
-            .expect_err("too long");
+        let refused = arguments_for(&long, &settings()).expect_err("too long");
         assert!(refused.contains("255 bytes"), "{refused}");
         let fits = format!("amqp://guest:guest@127.0.0.1:5672/{}", "v".repeat(255));
-        assert!(arguments(&fits, &settings(), "test").is_ok());
+        assert!(arguments_for(&fits, &settings()).is_ok());
     }
 
     #[test]
@@ -706,8 +651,7 @@ mod tests {
             b"not a certificate".to_vec(),
             secrecy::SecretString::from("hunter2-not-a-key"),
         ));
-        let refused = arguments("amqps://guest:guest@localhost:5671/%2f", &tls, "test")
-            .map(|_| ())
+        let refused = arguments_for("amqps://guest:guest@localhost:5671/%2f", &tls)
             .expect_err("no usable client key");
         assert!(refused.starts_with("AMQP_CLIENT_KEY"), "{refused}");
         assert!(!refused.contains("hunter2"), "{refused}");

@@ -1,5 +1,6 @@
 //! What both hostpulse services share: the reading schema, the AMQP connection and topology,
-//! settings loading and telemetry.
+//! settings loading and telemetry. All of it is client-neutral except `broker::lapin_client`,
+//! behind the `lapin` feature that only the consumer enables: the publisher links amqprs alone.
 
 pub mod allowed_hosts;
 pub mod broker;

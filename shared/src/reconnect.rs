@@ -1,16 +1,18 @@
 //! Staying connected, written once for both services: connect, set up what runs on the
 //! connection, run it until the connection fails, report each change of state, wait a
 //! growing, jittered delay, and start over. Each service says what it runs as a [`Session`],
-//! on the AMQP [`Client`] it uses: lapin for the consumer, amqprs for the publisher (its
-//! `link` module).
+//! on the AMQP [`Client`] it uses: lapin for the consumer (`broker::lapin_client`, the
+//! `lapin` feature), amqprs for the publisher (its `link` module).
 
-use crate::broker::{self, BrokerState};
+use crate::broker::BrokerState;
 use crate::settings::BrokerSettings;
 use backon::BackoffBuilder;
-use lapin::Connection;
 use std::future::Future;
 use std::time::Duration;
 use tokio::sync::watch;
+
+#[cfg(feature = "lapin")]
+pub use crate::broker::lapin_client::{supervise, ConfirmChannel, Lapin};
 
 /// An AMQP client, as the supervisor drives it.
 pub trait Client {
@@ -32,32 +34,8 @@ pub trait Client {
     fn close(connection: &Self::Connection) -> impl Future<Output = ()> + Send;
 }
 
-/// lapin, as the consumer uses it.
-pub struct Lapin;
-
-impl Client for Lapin {
-    type Connection = Connection;
-
-    async fn connect(
-        settings: &BrokerSettings,
-        connection_name: &str,
-    ) -> Result<(Connection, String), String> {
-        broker::connect(settings, connection_name)
-            .await
-            .map_err(|e| e.to_string())
-    }
-
-    async fn lost(connection: &Connection) -> String {
-        broker::connection_lost(connection).await
-    }
-
-    async fn close(connection: &Connection) {
-        let _ = connection.close(200, "reconnecting".into()).await;
-    }
-}
-
 /// What a service runs on each connection.
-pub trait Session<C: Client = Lapin>: Send {
+pub trait Session<C: Client>: Send {
     /// What [`Session::open`] sets up and [`Session::run`] uses (channels, consumers).
     type Open: Send;
 
@@ -75,17 +53,6 @@ pub trait Session<C: Client = Lapin>: Send {
 
     /// Called once the connection is gone, before the next attempt.
     fn ended(&mut self) {}
-}
-
-/// [`supervise_with`] on lapin.
-pub async fn supervise<S: Session>(
-    settings: &BrokerSettings,
-    connection_name: &str,
-    reconnect_cap: Duration,
-    status: &watch::Sender<BrokerState>,
-    session: &mut S,
-) {
-    supervise_with::<Lapin, S>(settings, connection_name, reconnect_cap, status, session).await;
 }
 
 /// Keeps `session` running on a connection to the broker for as long as the task lives,
@@ -138,96 +105,6 @@ pub async fn supervise_with<C: Client, S: Session<C>>(
         if let Some(delay) = delays.next() {
             tokio::time::sleep(delay).await;
         }
-    }
-}
-
-/// A channel in confirm mode on `exchange`, on lapin, kept open by its own supervised
-/// connection and offered to every publisher task: the consumer's alerts exchange. (The
-/// publisher's readings go through its own link on amqprs, `publisher/src/link.rs`.)
-pub struct ConfirmChannel {
-    /// The channel while connected, `None` otherwise.
-    pub channel: watch::Receiver<Option<lapin::Channel>>,
-    /// The connection's state.
-    pub state: watch::Receiver<BrokerState>,
-    /// Wake it when a publish found the channel closed while the connection looked fine: it
-    /// reconnects.
-    pub reopen: std::sync::Arc<tokio::sync::Notify>,
-}
-
-impl ConfirmChannel {
-    /// Starts the supervisor (it runs until the runtime ends) and returns at once: publishing
-    /// code sees the channel come and go.
-    pub fn start(
-        settings: BrokerSettings,
-        kind: lapin::ExchangeKind,
-        connection_name: &'static str,
-        reconnect_cap: Duration,
-    ) -> Self {
-        let (channel_tx, channel) = watch::channel(None);
-        let (state_tx, state) = watch::channel(BrokerState::connecting());
-        let reopen = std::sync::Arc::new(tokio::sync::Notify::new());
-        let mut session = ConfirmSession {
-            exchange: settings.exchange.clone(),
-            kind,
-            channel: channel_tx,
-            reopen: std::sync::Arc::clone(&reopen),
-        };
-        tokio::spawn(async move {
-            supervise(
-                &settings,
-                connection_name,
-                reconnect_cap,
-                &state_tx,
-                &mut session,
-            )
-            .await;
-        });
-        Self {
-            channel,
-            state,
-            reopen,
-        }
-    }
-}
-
-/// What a [`ConfirmChannel`] runs on each connection: the exchange declared and one channel
-/// in confirm mode, until it breaks.
-struct ConfirmSession {
-    exchange: String,
-    kind: lapin::ExchangeKind,
-    channel: watch::Sender<Option<lapin::Channel>>,
-    reopen: std::sync::Arc<tokio::sync::Notify>,
-}
-
-impl Session for ConfirmSession {
-    type Open = ();
-
-    async fn open(&mut self, connection: &Connection, url: &str) -> Result<(), String> {
-        let prepared = async {
-            let channel = connection.create_channel().await?;
-            broker::declare_exchange_of(&channel, &self.exchange, self.kind.clone()).await?;
-            channel
-                .confirm_select(lapin::options::ConfirmSelectOptions::default())
-                .await?;
-            Ok::<_, lapin::Error>(channel)
-        };
-        let channel = prepared
-            .await
-            .map_err(|e| format!("{url}: cannot prepare the channel: {e}"))?;
-        tracing::info!(broker = %url, exchange = %self.exchange, "connected to the broker");
-        // Offered before the state says "connected", so a request that sees the state up
-        // finds the channel too.
-        self.channel.send_replace(Some(channel));
-        Ok(())
-    }
-
-    async fn run(&mut self, (): ()) -> String {
-        self.reopen.notified().await;
-        "the publishing channel closed".to_owned()
-    }
-
-    fn ended(&mut self) {
-        self.channel.send_replace(None);
     }
 }
 

@@ -11,7 +11,7 @@
 //! `READING_FILE`.
 
 use actix_web::{web, App, HttpResponse, HttpServer};
-use publisher::link::{ConfirmChannel, Confirmed, Link};
+use publisher::link::{Confirmed, Link, PublishChannel};
 use shared::reading::Reading;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -19,7 +19,7 @@ use std::sync::Arc;
 /// What every `/publish` sends.
 struct Message {
     /// The link's channel while connected.
-    channel: tokio::sync::watch::Receiver<Option<Arc<ConfirmChannel>>>,
+    channel: tokio::sync::watch::Receiver<Option<Arc<PublishChannel>>>,
     exchange: String,
     body: Vec<u8>,
     /// The body, read: for the message's properties and the answer's `host`.

@@ -173,7 +173,7 @@ fn of_fleet(headers: Option<&FieldTable>, fleet: &str) -> bool {
     }
 }
 
-impl shared::reconnect::Session for Subscription {
+impl shared::reconnect::Session<shared::reconnect::Lapin> for Subscription {
     type Open = Consumer;
 
     async fn open(&mut self, connection: &Connection, url: &str) -> Result<Consumer, String> {

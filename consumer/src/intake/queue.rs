@@ -74,7 +74,7 @@ struct Consuming {
     queue: String,
 }
 
-impl<S: Sink> shared::reconnect::Session for QueueSession<S> {
+impl<S: Sink> shared::reconnect::Session<shared::reconnect::Lapin> for QueueSession<S> {
     type Open = Consuming;
 
     async fn open(&mut self, connection: &Connection, url: &str) -> Result<Consuming, String> {

@@ -14,7 +14,7 @@ pub fn assert_no_password(text: &str) {
     let encoded = url
         .password()
         .expect("the test broker's URL has a password");
-    let uri: lapin::uri::AMQPUri = amqp_url().parse().expect("AMQP_URL for lapin");
+    let uri: shared::broker::AMQPUri = amqp_url().parse().expect("AMQP_URL is an AMQP URL");
     let decoded = uri.authority.userinfo.password;
     let rest = text.replace(&format!("//{}:***@", url.username()), "//");
     for password in [encoded, decoded.as_str()] {

@@ -2,14 +2,14 @@
 //! outlives that runtime: when it ends, the link says so, fails at once what would publish
 //! on it, and connects again from wherever it is settled next (the shutdown drain does this).
 
-use publisher::link::{ConfirmChannel, Confirmed, Link};
+use publisher::link::{Confirmed, Link, PublishChannel};
 use shared::reading::Reading;
 use shared::testing::{broker_settings, unique_exchange, Tap};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// The link's channel, once connected.
-async fn connected(link: &mut Link) -> Arc<ConfirmChannel> {
+async fn connected(link: &mut Link) -> Arc<PublishChannel> {
     tokio::time::timeout(
         Duration::from_secs(15),
         link.channel.wait_for(Option::is_some),
@@ -31,7 +31,7 @@ fn reading(seq: u64) -> Reading {
     reading
 }
 
-async fn publish(channel: &ConfirmChannel, exchange: &str, seq: u64) -> Confirmed {
+async fn publish(channel: &PublishChannel, exchange: &str, seq: u64) -> Confirmed {
     let reading = reading(seq);
     let properties = publisher::broker::reading_properties(&reading, seq);
     let body = serde_json::to_vec(&reading).expect("JSON");

@@ -1,3 +1,4 @@
+mod frozen_broker;
 mod health;
 mod helpers;
 mod https;

@@ -108,6 +108,15 @@ async fn start_publisher(vars: &[(&str, String)]) -> publisher::startup::Applica
         .expect("builds")
 }
 
+/// Broker settings from `vars`, as the consumer reads them.
+fn broker_settings(vars: &[(&str, String)]) -> shared::settings::BrokerSettings {
+    let mut env = EnvSource::from_pairs([("AMQP_CONNECT_TIMEOUT_SECS", "10")]);
+    for (name, value) in vars {
+        env.set(name, value.clone());
+    }
+    shared::settings::BrokerSettings::from_env(&env).expect("valid settings")
+}
+
 #[tokio::test]
 async fn amqps_verifies_the_broker_and_presents_a_client_certificate() {
     let dir = std::env::temp_dir().join(format!("hostpulse-tls-{}", free_port()));
@@ -171,6 +180,17 @@ async fn amqps_verifies_the_broker_and_presents_a_client_certificate() {
     ]);
     let mut no_client_cert = base.clone();
     no_client_cert.push(("AMQP_CA_FILE", path("ca.pem")));
+    // The consumer's client, lapin, goes through the same TLS set-up
+    // (`TlsFiles::client_config`): trusted with the CA, refused without.
+    let (connection, _) = shared::broker::connect(&broker_settings(&good), "hostpulse-test-tls")
+        .await
+        .expect("lapin connects over amqps");
+    let _ = connection.close(200, "done".into()).await;
+    let refused = shared::broker::connect(&broker_settings(&no_ca), "hostpulse-test-tls")
+        .await
+        .map(|_| ())
+        .expect_err("lapin does not trust the broker without the CA");
+    assert!(!refused.contains("guest:guest"), "{refused}");
     for vars in [no_ca, no_client_cert] {
         let app = start_publisher(&vars).await;
         let link = app.publisher();

@@ -142,7 +142,7 @@ fn check_amqp_url(name: &str, raw: &str) -> Result<String, SettingsError> {
     if url.host_str().is_none_or(str::is_empty) {
         return Err(SettingsError::invalid(name, "no host"));
     }
-    raw.parse::<lapin::uri::AMQPUri>()
+    raw.parse::<amq_protocol_uri::AMQPUri>()
         .map_err(|_| SettingsError::invalid(name, "not a valid AMQP URL"))?;
     Ok(crate::redact::url(&url))
 }
@@ -207,7 +207,7 @@ mod tests {
         let (url, redacted) = broker.expose_urls().next().expect("one url");
         assert_eq!(url, "amqp://mon:p%40ss%2Fword@mq.internal:5673/%2F");
         assert_eq!(redacted, "amqp://mon:***@mq.internal:5673/%2F");
-        let uri: lapin::uri::AMQPUri = url.parse().expect("lapin reads it");
+        let uri: amq_protocol_uri::AMQPUri = url.parse().expect("an AMQP URL");
         assert_eq!(uri.authority.userinfo.password, "p@ss/word");
         assert_eq!(uri.vhost, "/");
         assert_eq!(broker.exchange, "metrics");
@@ -246,10 +246,10 @@ mod tests {
         for (name, value, expected) in cases {
             assert_eq!(url_of(&[(name, value)]), expected, "{name}={value}");
         }
-        // And what lapin makes of the port alone: the case that used to do nothing.
-        let uri: lapin::uri::AMQPUri = url_of(&[("RABBITMQ_PORT", "5673")])
+        // And what an AMQP client makes of the port alone: the case that used to do nothing.
+        let uri: amq_protocol_uri::AMQPUri = url_of(&[("RABBITMQ_PORT", "5673")])
             .parse()
-            .expect("lapin reads it");
+            .expect("an AMQP URL");
         assert_eq!(uri.authority.port, 5673);
         assert_eq!(uri.authority.host, "127.0.0.1");
         assert_eq!(uri.vhost, "/");

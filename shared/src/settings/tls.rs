@@ -23,6 +23,51 @@ impl std::fmt::Debug for TlsFiles {
 }
 
 impl TlsFiles {
+    /// The rustls client configuration for `amqps://`: the broker's certificate checked
+    /// against `AMQP_CA_FILE` (else the system's roots), our own certificate shown when one is
+    /// set. Errors name the variable, never a key's text.
+    pub fn client_config(&self) -> Result<rustls::ClientConfig, String> {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        use secrecy::ExposeSecret;
+        let mut roots = rustls::RootCertStore::empty();
+        match &self.ca_pem {
+            Some(pem) => {
+                for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+                    let cert = cert.map_err(|e| format!("AMQP_CA_FILE: {e}"))?;
+                    roots.add(cert).map_err(|e| format!("AMQP_CA_FILE: {e}"))?;
+                }
+            }
+            None => {
+                let found = rustls_native_certs::load_native_certs();
+                for cert in found.certs {
+                    // One unusable system certificate does not stop the others.
+                    let _ = roots.add(cert);
+                }
+            }
+        }
+        let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?
+        .with_root_certificates(roots);
+        match &self.client {
+            None => Ok(config.with_no_client_auth()),
+            Some((cert, key)) => {
+                let chain = CertificateDer::pem_slice_iter(cert)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| format!("AMQP_CLIENT_CERT: {e}"))?;
+                // The key's own text never goes into an error.
+                let key = PrivateKeyDer::from_pem_slice(key.expose_secret().as_bytes())
+                    .map_err(|_| "AMQP_CLIENT_KEY: not a PEM private key".to_owned())?;
+                config
+                    .with_client_auth_cert(chain, key)
+                    .map_err(|e| format!("AMQP_CLIENT_CERT: {e}"))
+            }
+        }
+    }
+
     /// Reads `AMQP_CA_FILE`, `AMQP_CLIENT_CERT` and `AMQP_CLIENT_KEY`.
     pub fn from_env(env: &EnvSource) -> Result<Self, SettingsError> {
         let read = |name: &str| -> Result<Option<Vec<u8>>, SettingsError> {

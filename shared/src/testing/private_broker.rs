@@ -130,6 +130,34 @@ impl PrivateBroker {
         self.ctl(args);
     }
 
+    /// Freezes the node's Erlang VM with SIGSTOP, as a hung broker is: connections stay open
+    /// and nothing answers. It thaws (SIGCONT) when the guard is dropped, a failing test
+    /// included.
+    pub fn freeze(&self) -> Frozen {
+        let pid = self.os_pid();
+        assert!(signal("-STOP", &pid), "kill -STOP {pid} failed");
+        Frozen { pid }
+    }
+
+    /// The operating system's id of the node's Erlang VM.
+    fn os_pid(&self) -> String {
+        let out = Command::new("rabbitmqctl")
+            .args(["-n", &self.node, "eval", "os:getpid()."])
+            .stderr(Stdio::null())
+            .output()
+            .expect("rabbitmqctl runs");
+        assert!(out.status.success(), "rabbitmqctl eval failed");
+        let pid = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .trim_matches('"')
+            .to_owned();
+        assert!(
+            !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()),
+            "not a process id: {pid:?}"
+        );
+        pid
+    }
+
     fn wait_for_port(&self, open: bool, limit: Duration) {
         let deadline = std::time::Instant::now() + limit;
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() != open {
@@ -143,6 +171,26 @@ impl PrivateBroker {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+}
+
+/// A frozen node; thawed on drop.
+pub struct Frozen {
+    pid: String,
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        // No assertion here: this may run while a failing test unwinds.
+        let _ = signal("-CONT", &self.pid);
+    }
+}
+
+/// Sends signal `name` (`-STOP`, `-CONT`) to `pid`; whether it was sent.
+fn signal(name: &str, pid: &str) -> bool {
+    Command::new("kill")
+        .args([name, pid])
+        .status()
+        .is_ok_and(|status| status.success())
 }
 
 impl Drop for PrivateBroker {
