@@ -2,7 +2,8 @@
 //! the real broker; the active evaluator is killed with SIGKILL while hosts keep publishing at
 //! 1 Hz. The successor fires no `host_down` for the hosts that kept publishing, tells the alert
 //! active at the hand-over no second time, and reports the host that stopped at the kill
-//! within 8 s of its last reading.
+//! within 8 s of its last reading. And a restarted evaluator refills its windows from the
+//! history store, so a mean is judged at once.
 
 use crate::alerts::{rules_file, webhook_receiver};
 use shared::testing::{amqp_url, metric, unique_exchange, Tap};
@@ -218,4 +219,100 @@ async fn killing_the_active_evaluator_pages_nobody_for_hosts_that_kept_publishin
         tap.cleanup().await;
     }
     let _ = std::fs::remove_file(rules);
+}
+
+#[tokio::test]
+async fn a_restarted_evaluator_judges_a_mean_at_once_from_the_readings_in_the_store() {
+    use crate::helpers::{fresh_data_dir, spawn_consumer};
+    let exchange = unique_exchange("alerts-refill");
+    let host = format!("warm-{}", &exchange[exchange.len() - 8..]);
+    let (hook, mut notices) = webhook_receiver().await;
+    let rules =
+        rules_file("[rules.cpu]\nwarning = { level = 50, clear = 40 }\naverage = \"20s\"\n");
+    let data_dir = fresh_data_dir();
+    let vars = [
+        ("ALERT_RULES_FILE", rules.as_str()),
+        ("ALERT_WEBHOOK_URL", hook.as_str()),
+        ("DATA_DIR", data_dir.as_str()),
+    ];
+    // A consumer that records history but does not evaluate: 20 s of a host at 97 %.
+    let mut recording = vars.to_vec();
+    recording.push(("ALERTS", "off"));
+    let recorder = spawn_consumer(&exchange, &recording).await;
+    let health = format!("{}/health", recorder.address);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let body: serde_json::Value = reqwest::get(&health)
+            .await
+            .expect("sent")
+            .json()
+            .await
+            .unwrap_or_default();
+        if body["history"]["queue_connected"] == true {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never records: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let tap = Tap::bind(&exchange).await;
+    let start = chrono::Utc::now() - chrono::Duration::seconds(20);
+    for i in 0..20u64 {
+        let at = start + chrono::Duration::seconds(i as i64);
+        tap.publish_raw(&reading_at(&host, i + 1, 97.0, at)).await;
+    }
+    let url = format!(
+        "{}/api/hosts/{host}/history?from={}&to={}&points=3600",
+        recorder.address,
+        start.timestamp() - 1,
+        start.timestamp() + 60
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let body: serde_json::Value = reqwest::get(&url)
+            .await
+            .expect("sent")
+            .json()
+            .await
+            .unwrap_or_default();
+        if body["times"].as_array().map_or(0, Vec::len) >= 20 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not recorded: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    recorder.stop.stop(true).await;
+    let _ = recorder.stopped.await;
+
+    // The evaluator starts with empty windows; one reading, and the mean of the 20 s the
+    // store holds is judged at once.
+    let _evaluator = spawn_consumer(&exchange, &vars).await;
+    tap.publish_raw(&reading_at(&host, 21, 97.0, chrono::Utc::now()))
+        .await;
+    let fired = crate::alerts::next_notice(&mut notices, &host, 20).await;
+    let event = &fired["events"][0];
+    assert_eq!(event["rule"], "cpu", "{fired}");
+    assert_eq!(event["kind"], "firing", "{fired}");
+    assert_eq!(event["value"], 97.0, "{fired}");
+    tap.cleanup().await;
+    let _ = std::fs::remove_file(rules);
+}
+
+/// A reading of `host` declaring 1 s, with `cpu` %, collected at `at`.
+fn reading_at(host: &str, seq: u64, cpu: f64, at: chrono::DateTime<chrono::Utc>) -> Vec<u8> {
+    let mut v: serde_json::Value =
+        serde_json::from_str(include_str!("../fixtures/reading.json")).expect("fixture");
+    v["host"] = host.into();
+    v["seq"] = seq.into();
+    v["interval_secs"] = 1.into();
+    v["cpu"]["usage_percent"] = cpu.into();
+    v["collected_at"] = at
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        .into();
+    serde_json::to_vec(&v).expect("json")
 }
