@@ -189,6 +189,47 @@ async fn a_burst_of_wrong_logins_is_cut_at_the_allowance_and_memory_stays_small(
 }
 
 #[tokio::test]
+async fn wrong_logins_from_many_addresses_at_once_wait_for_the_pool_and_memory_stays_small() {
+    // Each login from its own address (through a trusted proxy): the brake lets them all
+    // through, so only the pool of password checks stands between them and argon2.
+    let login = Login::new("login-spread");
+    let vars = [login.vars().as_slice(), &[("TRUSTED_PROXIES", "127.0.0.1")]].concat();
+    let binary = Binary::start("login-spread", &vars);
+    let (rss_before, _) = binary.memory_kib();
+    let address = binary.address.clone();
+    let next = std::sync::atomic::AtomicUsize::new(1);
+    let (judged, refused) = burst(|| {
+        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        client()
+            .post(format!("{address}/login"))
+            .header(ORIGIN, &address)
+            .header("x-forwarded-for", format!("198.18.0.{i}"))
+            .form(&[("name", NAME), ("password", "not-the-password")])
+    })
+    .await;
+    let (_, peak) = binary.memory_kib();
+    assert_eq!(judged + refused, BURST);
+    let growth_mib = peak.saturating_sub(rss_before) / 1024;
+    assert!(
+        growth_mib < 150,
+        "{judged} judged at once grew the consumer by {growth_mib} MiB (from {rss_before} KiB to a peak of {peak} KiB)"
+    );
+    let text = binary.metrics().await;
+    assert_eq!(
+        metric(&text, "hostpulse_login_failures_total"),
+        Some(judged as f64)
+    );
+    assert_eq!(
+        metric(&text, "hostpulse_login_busy_total"),
+        Some(refused as f64),
+        "a refusal here is the pool's: no address used up its allowance"
+    );
+    // One of the burst's addresses still logs in with the right password.
+    let again = binary.log_in(PASSWORD, Some("198.18.0.1")).await;
+    assert_eq!(again.status(), StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
 async fn the_right_password_works_again_once_the_window_has_passed() {
     let login = Login::new("login-window");
     let (consumer, clock) = spawn_with_clock(&unique_exchange("login-window"), &login.vars()).await;
