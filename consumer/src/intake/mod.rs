@@ -261,4 +261,50 @@ mod tests {
         assert_eq!(metrics.received.get(), 1);
         assert_eq!(metrics.rejected.with_label_values(&["malformed"]).get(), 1);
     }
+
+    #[test]
+    fn a_host_name_with_control_characters_is_logged_escaped() {
+        let captured = Captured::default();
+        let sink = captured.clone();
+        let subscriber =
+            shared::telemetry::get_subscriber("warn", move || sink.clone(), false).expect("filter");
+        let _lines = shared::testing::log_lines_stay_on();
+        let metrics = ConsumerMetrics::new().expect("metrics");
+        let now = chrono::Utc
+            .with_ymd_and_hms(2026, 11, 23, 12, 0, 0)
+            .single()
+            .expect("valid");
+        let intake = Intake::new(
+            IngestLimits {
+                max_message_bytes: 1 << 20,
+            },
+            ManualClock::new(now),
+            metrics.clone(),
+        );
+        let queue = intake.queue(true).expect("room");
+        queue.consuming();
+        let mut reading: serde_json::Value =
+            serde_json::from_str(include_str!("../../tests/fixtures/reading.json"))
+                .expect("fixture");
+        reading["host"] = "web-1\nFAKE ERROR line\u{1b}[2J".into();
+        reading["collected_at"] = "2026-11-23T12:00:00Z".into();
+        let body = serde_json::to_vec(&reading).expect("JSON");
+        tracing::subscriber::with_default(subscriber, || {
+            assert!(queue
+                .take(&body, &lapin::BasicProperties::default())
+                .is_none());
+        });
+        let log = String::from_utf8_lossy(&captured.0.lock().expect("log")).into_owned();
+        assert!(log.contains("host_control_characters"), "{log}");
+        assert!(log.contains("FAKE ERROR line"), "named, escaped: {log}");
+        assert_eq!(log.lines().count(), 1, "no forged line: {log}");
+        assert!(!log.contains('\u{1b}'), "no raw escape: {log:?}");
+        assert_eq!(
+            metrics
+                .rejected
+                .with_label_values(&["host_control_characters"])
+                .get(),
+            1
+        );
+    }
 }
