@@ -170,7 +170,12 @@ impl Application {
         )));
         if settings.evaluate_alerts {
             tasks.extend(start_evaluator(
-                &settings, &history, &intake, &metrics, &live,
+                &settings,
+                &history,
+                &intake,
+                &metrics,
+                &live,
+                Arc::clone(&alerts),
             )?);
         } else {
             tracing::info!("ALERTS=off: this consumer does not evaluate alert rules");
@@ -284,6 +289,7 @@ fn start_evaluator(
     intake: &Arc<Intake>,
     metrics: &ConsumerMetrics,
     live: &Arc<LiveView>,
+    view: Arc<AlertView>,
 ) -> anyhow::Result<[JoinHandle<()>; 2]> {
     let notifier = if settings.notify.any_channel() {
         Some(Notifier::start(settings.notify.clone(), &metrics.registry)?)
@@ -295,6 +301,7 @@ fn start_evaluator(
         rules: Arc::clone(&settings.alert_rules),
         history: Arc::clone(history),
         notifier,
+        view,
         broker: settings.broker.clone(),
         reconnect_cap: settings.reconnect_cap,
         clock: Arc::clone(intake.clock()),

@@ -17,6 +17,14 @@ pub struct FilterError(String);
 /// runtime", "starting 1 workers"): kept at warn unless `RUST_LOG` names them.
 const CHATTY_TARGETS: [&str; 2] = ["actix_server", "actix_rt"];
 
+/// lapin, the consumer's AMQP client, logs every lost connection at ERROR from inside its I/O
+/// thread ("Connection error", "error doing IO", "invalid channel state: Closing"), dozens of
+/// lines for one ordinary reconnect. Each of those failures also reaches the code that uses
+/// the connection, which logs it once, at WARN, naming the part (broker, alerts exchange) and
+/// saying when it is back. So lapin's own lines are kept at WARN at most unless `RUST_LOG`
+/// names lapin.
+const AMQP_CLIENT_TARGET: &str = "lapin";
+
 /// Builds a subscriber; `filter` uses `RUST_LOG`'s `level,target=level` syntax. `ansi` turns
 /// on colours: only for a terminal, or a log file or journal fills with escape codes (see
 /// [`stdout_is_terminal`]).
@@ -31,8 +39,16 @@ pub fn get_subscriber<Sink>(
 where
     Sink: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
-    let filter = parse_filter(filter)?;
-    Ok(Registry::default().with(filter).with(
+    let targets = parse_filter(filter)?;
+    let lapin_named = targets.iter().any(|(named, _)| {
+        AMQP_CLIENT_TARGET.starts_with(named) || named.starts_with(AMQP_CLIENT_TARGET)
+    });
+    let client_errors = tracing_subscriber::filter::filter_fn(move |meta| {
+        lapin_named
+            || *meta.level() != tracing::Level::ERROR
+            || !meta.target().starts_with(AMQP_CLIENT_TARGET)
+    });
+    Ok(Registry::default().with(targets).with(client_errors).with(
         tracing_subscriber::fmt::layer()
             .with_writer(sink)
             .with_ansi(ansi)

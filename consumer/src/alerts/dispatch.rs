@@ -1,38 +1,30 @@
 //! Where the evaluator's events go, in this order: the state into the store (so a restart
-//! never tells twice), the notifications (one per host per step), the alerts exchange
-//! `hostpulse.alerts` (routing key `<severity>.<host>`), where other systems and every
-//! consumer's [`super::view::AlertView`] read them.
+//! never tells twice), this consumer's own [`super::view::AlertView`] (so what it made is shown
+//! even when the broker cannot carry it), the [`super::announce::Announcer`] for the alerts
+//! exchange `hostpulse.alerts` (where other systems and every consumer's view read them), and
+//! the notifications (one per host per step; they do not need the broker).
 
+use super::announce::Announcer;
 use super::notify::{self, Notice, NoticeEvent, Notifier};
-use super::{
-    group_by_host, AlertEvent, AlertState, EventKind, Reason, RuleSet, Severity, ALERTS_EXCHANGE,
-    FLEET_HEADER,
-};
-use lapin::options::BasicPublishOptions;
-use lapin::types::FieldTable;
-use lapin::BasicProperties;
+use super::view::AlertView;
+use super::{group_by_host, AlertEvent, AlertState, EventKind, Reason, RuleSet, Severity};
 use prometheus::IntCounterVec;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::watch;
 
 /// How long a starting evaluator waits for the store to open to read the state kept there.
 const RESTORE_WAIT: Duration = Duration::from_secs(10);
-/// How long a publish to the alerts exchange may wait for its confirmation.
-const CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Where events go: the store (the state, first), notifications (one per host per step), the
-/// alerts exchange.
+/// Where events go: the store (the state, first), this consumer's view, the alerts exchange,
+/// notifications (one per host per step).
 pub struct Dispatch {
     pub(super) rules: Arc<RuleSet>,
     pub(super) history: Arc<crate::history::recorder::History>,
     pub(super) notifier: Option<Notifier>,
-    pub(super) channel: watch::Receiver<Option<lapin::Channel>>,
+    pub(super) view: Arc<AlertView>,
+    pub(super) announcer: Arc<Announcer>,
     pub(super) events: IntCounterVec,
-    pub(super) announce_failures: prometheus::IntCounter,
     pub(super) late: prometheus::IntCounter,
-    /// The readings' exchange, sent with every event in [`FLEET_HEADER`].
-    pub(super) fleet: String,
 }
 
 impl Dispatch {
@@ -54,8 +46,38 @@ impl Dispatch {
             },
             Ok(None) => {}
             Err(e) => {
-                tracing::warn!(error = %e, "alerts: cannot read the kept state; starting afresh")
+                tracing::warn!(error = %e, "history store: cannot read the kept alert state; starting afresh")
             }
+        }
+    }
+
+    /// Counts `event`, shows it on this consumer (its echo from the exchange is not shown
+    /// twice) and hands it to the announcer.
+    fn show_and_announce(&self, event: &AlertEvent) {
+        self.events.with_label_values(&[event.kind.label()]).inc();
+        self.view.apply(event.clone());
+        self.announcer.announce(event.clone());
+    }
+
+    /// The `pipeline` alert's event, with `summary` as its notification's text (it says what
+    /// the broker's state is). Not kept in the store: it is this consumer's own view of its
+    /// pipeline.
+    pub(super) fn dispatch_pipeline(
+        &self,
+        event: AlertEvent,
+        summary: String,
+        at: chrono::DateTime<chrono::Utc>,
+    ) {
+        match event.kind {
+            EventKind::Resolved => tracing::info!(fleet = %event.host, "{summary}"),
+            _ => tracing::warn!(fleet = %event.host, "{summary}"),
+        }
+        self.show_and_announce(&event);
+        if let Some(notifier) = &self.notifier {
+            let mut told = notice_event(&self.rules, &event);
+            told.summary = summary;
+            told.threshold = super::canary::LATE_AFTER.as_secs_f64();
+            notifier.send(Notice::new(event.host.clone(), at, vec![told]));
         }
     }
 
@@ -68,7 +90,7 @@ impl Dispatch {
         match json {
             Ok(json) => {
                 if let Err(e) = store.keep_alert_state(&json).await {
-                    tracing::warn!(error = %e, "alerts: state not kept; a restart may tell again");
+                    tracing::warn!(error = %e, "history store: the alert state was not kept; a restart may tell again");
                 }
             }
             Err(e) => tracing::warn!(error = %e, "alerts: state not encodable"),
@@ -86,8 +108,7 @@ impl Dispatch {
         }
         self.keep(state).await;
         for event in &events {
-            self.events.with_label_values(&[event.kind.label()]).inc();
-            self.announce(event).await;
+            self.show_and_announce(event);
         }
         if let Some(notifier) = &self.notifier {
             for batch in group_by_host(events) {
@@ -97,54 +118,6 @@ impl Dispatch {
                     .map(|e| notice_event(&self.rules, e))
                     .collect();
                 notifier.send(Notice::new(batch.host, at, notice_events));
-            }
-        }
-    }
-
-    /// Publishes one event to the topic exchange, persistent, and waits for the confirmation.
-    async fn announce(&self, event: &AlertEvent) {
-        let channel = self.channel.borrow().clone();
-        let Some(channel) = channel else {
-            self.announce_failures.inc();
-            tracing::warn!(rule = %event.rule, host = %event.host, "alerts exchange unreachable; event not announced (notifications still go out)");
-            return;
-        };
-        let body = match serde_json::to_vec(event) {
-            Ok(body) => body,
-            Err(e) => {
-                self.announce_failures.inc();
-                tracing::warn!(error = %e, "alert event not encodable");
-                return;
-            }
-        };
-        let key = format!("{}.{}", event.severity.label(), event.host);
-        let mut headers = FieldTable::default();
-        headers.insert(
-            FLEET_HEADER.into(),
-            lapin::types::AMQPValue::LongString(self.fleet.as_str().into()),
-        );
-        let properties = BasicProperties::default()
-            .with_content_type("application/json".into())
-            .with_delivery_mode(2)
-            .with_headers(headers);
-        let confirmed = tokio::time::timeout(CONFIRM_TIMEOUT, async {
-            channel
-                .basic_publish(
-                    ALERTS_EXCHANGE.into(),
-                    key.as_str().into(),
-                    BasicPublishOptions::default(),
-                    &body,
-                    properties,
-                )
-                .await?
-                .await
-        })
-        .await;
-        match confirmed {
-            Ok(Ok(lapin::Confirmation::Ack(_) | lapin::Confirmation::NotRequested)) => {}
-            other => {
-                self.announce_failures.inc();
-                tracing::warn!(rule = %event.rule, host = %event.host, outcome = ?other.map(|r| r.map(|_| ())), "alert event not confirmed by the broker");
             }
         }
     }

@@ -180,6 +180,22 @@ struct HostState {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AlertState {
     hosts: BTreeMap<String, HostState>,
+    /// How far silence may be judged; the evaluator's own knowledge of its pipeline, so not
+    /// kept (a consumer taking over starts from its own canary).
+    #[serde(skip)]
+    silence: SilenceWindow,
+}
+
+/// What the evaluator knows of its own pipeline when it judges silence (see
+/// `alerts/canary.rs`): a silent host and a silent broker look alike from here.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SilenceWindow {
+    /// Readings published before this time are known to have arrived (the evaluator's canary,
+    /// sent then, came back): silence is judged up to here and no further. `None`: up to now.
+    pub heard_until: Option<DateTime<Utc>>,
+    /// The pipeline came back at this time: a host not already down is judged silent from no
+    /// earlier than this, so each host gets its own allowance of intervals to be heard again.
+    pub counted_from: Option<DateTime<Utc>>,
 }
 
 /// An active alert as listed by [`AlertState::active`].
@@ -745,6 +761,8 @@ impl AlertState {
     /// Evaluates the passage of time at `now`: hosts gone silent, reminders, silences ended.
     pub fn on_tick(&mut self, rules: &RuleSet, now: DateTime<Utc>) -> Vec<AlertEvent> {
         let mut out = Vec::new();
+        let window = self.silence;
+        let until = window.heard_until.map_or(now, |heard| heard.min(now));
         for (host_name, host) in &mut self.hosts {
             for rule in rules
                 .rules()
@@ -763,7 +781,12 @@ impl AlertState {
                     .or_default()
                     .entry(String::new())
                     .or_default();
-                let change = st.step(&eff, Some(secs(now - last) / interval), now);
+                let from = match window.counted_from {
+                    Some(from) if st.alert.is_none() => last.max(from),
+                    _ => last,
+                };
+                let silent = secs(until - from).max(0.0) / interval;
+                let change = st.step(&eff, Some(silent), now);
                 let emit = Emit {
                     rule: &eff,
                     host: host_name,
@@ -862,6 +885,11 @@ impl AlertState {
     /// The hosts the state holds.
     pub fn hosts(&self) -> impl Iterator<Item = &str> {
         self.hosts.keys().map(String::as_str)
+    }
+
+    /// Sets how far silence may be judged from now on (see [`SilenceWindow`]).
+    pub fn judge_silence(&mut self, window: SilenceWindow) {
+        self.silence = window;
     }
 
     /// Forgets a host (e.g. expired after a long silence) without any event.

@@ -8,8 +8,11 @@
 //! One consumer of a fleet evaluates: when it stops, the broker hands the queue to another,
 //! which goes on from the state kept in the store.
 
+use super::announce::{AnnounceMetrics, Announcer};
+use super::canary::{self, Canaries, CanaryWatch};
 use super::dispatch::Dispatch;
 use super::notify::Notifier;
+use super::view::AlertView;
 use super::{AlertState, RuleSet, ALERTS_EXCHANGE};
 use crate::clock::SharedClock;
 use crate::intake::parse::Accepted;
@@ -23,8 +26,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 
-/// How often the active evaluator looks at the passage of time (hosts gone silent, reminders).
-const TICK: Duration = Duration::from_secs(1);
+/// How often the active evaluator looks at the passage of time (hosts gone silent, reminders)
+/// and sends its canary.
+const TICK: Duration = canary::CANARY_EVERY;
+/// After its queue's connection came back, a consumer that has received nothing for this long
+/// is not the active evaluator any more (canaries and readings reach the active one each
+/// second): a `pipeline` alert it fired is resolved, another consumer watches now.
+const HANDED_OVER_AFTER: Duration = Duration::from_secs(10);
 /// A reading older than this when it arrives is history (a publisher's back-fill after an
 /// outage), not the host's state now: it is not evaluated.
 const LATE: chrono::Duration = chrono::Duration::seconds(30);
@@ -40,6 +48,7 @@ pub struct AlertSink {
     active: Arc<AtomicBool>,
     /// What this consumer received while standing by: each host's last reading.
     live: Arc<crate::live::LiveView>,
+    canaries: Arc<Canaries>,
 }
 
 impl Sink for AlertSink {
@@ -61,6 +70,7 @@ impl Sink for AlertSink {
                 self.clock.now(),
             )
             .await;
+            self.canaries.restart(self.clock.now());
         }
         let now = self.clock.now();
         let events = {
@@ -88,6 +98,10 @@ impl Sink for AlertSink {
         self.out.dispatch(events, now, &self.state).await;
         Ok(Vec::new())
     }
+
+    fn heard_canary(&self, body: &[u8]) {
+        self.canaries.heard(body, self.clock.now());
+    }
 }
 
 /// Everything the evaluator needs.
@@ -96,6 +110,8 @@ pub struct Evaluator {
     /// Where the state is kept, once the store is open.
     pub history: Arc<crate::history::recorder::History>,
     pub notifier: Option<Notifier>,
+    /// This consumer's view: events made here are shown at once, broker or not.
+    pub view: Arc<AlertView>,
     pub broker: shared::settings::BrokerSettings,
     pub reconnect_cap: Duration,
     pub clock: SharedClock,
@@ -134,16 +150,6 @@ impl Evaluator {
         for kind in ["fired", "resolved", "reminder"] {
             events.with_label_values(&[kind]);
         }
-        let announce_failures = shared::metrics::register(
-            &self.registry,
-            prometheus::IntCounter::with_opts(
-                Opts::new(
-                    "alert_announce_failures_total",
-                    "Alert events not confirmed by the alerts exchange.",
-                )
-                .namespace(NAMESPACE),
-            ),
-        )?;
         let late = shared::metrics::register(
             &self.registry,
             prometheus::IntCounter::with_opts(
@@ -155,24 +161,36 @@ impl Evaluator {
             ),
         )?;
         let fleet = self.broker.exchange.clone();
+        let announcer = Announcer::start(
+            super::announce::Exchange {
+                channel: confirm.channel,
+                state: confirm.state,
+                reopen: confirm.reopen,
+                fleet: fleet.clone(),
+            },
+            AnnounceMetrics::register(&self.registry)?,
+        );
+        let canaries = Arc::new(self.canaries(fleet.clone())?);
         let out = Arc::new(Dispatch {
-            fleet,
             rules: Arc::clone(&self.rules),
             history: self.history,
             notifier: self.notifier,
-            channel: confirm.channel,
+            view: self.view,
+            announcer,
             events,
-            announce_failures,
             late,
         });
         let state = Arc::new(Mutex::new(AlertState::new()));
         let active = Arc::new(AtomicBool::new(false));
         let ticking = tokio::spawn(tick_while_active(
-            Arc::clone(&self.rules),
-            Arc::clone(&state),
-            Arc::clone(&out),
-            self.clock.clone(),
-            Arc::clone(&active),
+            Ticking {
+                rules: Arc::clone(&self.rules),
+                state: Arc::clone(&state),
+                out: Arc::clone(&out),
+                clock: self.clock.clone(),
+                active: Arc::clone(&active),
+                canaries: Arc::clone(&canaries),
+            },
             queue_status,
         ));
         Ok((
@@ -183,39 +201,111 @@ impl Evaluator {
                 clock: self.clock,
                 active,
                 live: self.live,
+                canaries,
             },
             ticking,
         ))
     }
+
+    /// The canaries, on a connection of their own to the readings' exchange.
+    fn canaries(&self, fleet: String) -> anyhow::Result<Canaries> {
+        let channel = shared::reconnect::ConfirmChannel::start(
+            self.broker.clone(),
+            ExchangeKind::Fanout,
+            "hostpulse-consumer-canary",
+            self.reconnect_cap,
+        );
+        let late = shared::metrics::register(
+            &self.registry,
+            prometheus::Gauge::with_opts(
+                Opts::new(
+                    "pipeline_canary_late_seconds",
+                    "On the active evaluator: seconds since its last canary came back through the broker.",
+                )
+                .namespace(NAMESPACE),
+            ),
+        )?;
+        let watch = CanaryWatch::new(canary::sender_id(), fleet.clone(), self.clock.now());
+        Ok(Canaries::new(
+            watch,
+            channel.channel,
+            channel.state,
+            fleet,
+            late,
+        ))
+    }
 }
 
-async fn tick_while_active(
+/// What the tick needs.
+struct Ticking {
     rules: Arc<RuleSet>,
     state: Arc<Mutex<AlertState>>,
     out: Arc<Dispatch>,
     clock: SharedClock,
     active: Arc<AtomicBool>,
-    mut queue_status: watch::Receiver<BrokerState>,
-) {
+    canaries: Arc<Canaries>,
+}
+
+impl Ticking {
+    /// One tick: a canary sent (by every evaluating consumer, so the one the broker makes
+    /// active hears something at once), and on the active one the canaries judged and the
+    /// passage of time evaluated, silence only as far as the canaries prove the pipeline.
+    async fn tick(&self, handed_over: bool) {
+        let now = self.clock.now();
+        self.canaries.send(now);
+        if handed_over {
+            if let Some((event, text)) = self.canaries.hand_over(now) {
+                self.out.dispatch_pipeline(event, text, now);
+            }
+        }
+        if !self.active.load(Ordering::SeqCst) {
+            return;
+        }
+        let (window, pipeline) = self.canaries.judge(now);
+        if let Some((event, text)) = pipeline {
+            self.out.dispatch_pipeline(event, text, now);
+        }
+        let events = {
+            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            state.judge_silence(window);
+            state.on_tick(&self.rules, now)
+        };
+        self.out.dispatch(events, now, &self.state).await;
+    }
+}
+
+async fn tick_while_active(ticking: Ticking, mut queue_status: watch::Receiver<BrokerState>) {
     let mut ticks = tokio::time::interval(TICK);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // When the queue's connection came back, while this consumer's turn is in doubt.
+    let mut reconnected: Option<tokio::time::Instant> = None;
+    let mut was_connected = false;
     loop {
         tokio::select! {
             _ = ticks.tick() => {
-                if !active.load(Ordering::SeqCst) {
-                    continue;
+                let handed_over = reconnected
+                    .is_some_and(|at| at.elapsed() >= HANDED_OVER_AFTER)
+                    && !ticking.active.load(Ordering::SeqCst);
+                if handed_over || ticking.active.load(Ordering::SeqCst) {
+                    reconnected = None;
                 }
-                let now = clock.now();
-                let events = state.lock().unwrap_or_else(|p| p.into_inner()).on_tick(&rules, now);
-                out.dispatch(events, now, &state).await;
+                ticking.tick(handed_over).await;
             }
             changed = queue_status.changed() => {
                 if changed.is_err() {
                     return;
                 }
-                // A lost connection ends this consumer's turn: another may be active now.
-                if !queue_status.borrow_and_update().connected {
-                    active.store(false, Ordering::SeqCst);
+                let connected = queue_status.borrow_and_update().connected;
+                // While the broker is away this consumer stays the evaluator (it judges the
+                // canaries, and so holds host_down). A new connection may have made another
+                // consumer the active one: the next delivery says whether it is this one.
+                if connected && was_connected {
+                    // A state change without a lost connection.
+                } else if connected {
+                    ticking.active.store(false, Ordering::SeqCst);
+                    reconnected = Some(tokio::time::Instant::now());
                 }
+                was_connected = connected;
             }
         }
     }

@@ -4,8 +4,10 @@
 //! alerts queue ─▶ intake ─▶ AlertSink (evaluator.rs) ─▶ engine ─▶ Dispatch (dispatch.rs)
 //!                                                                  ├▶ the store (the state)
 //!                                                                  ├▶ notify/ (webhook, ntfy, Slack, e-mail)
-//!                                                                  └▶ hostpulse.alerts
+//!                                                                  ├▶ this consumer's AlertView
+//!                                                                  └▶ announce.rs ─▶ hostpulse.alerts
 //! hostpulse.alerts ─▶ AlertView (view.rs) ─▶ /api/alerts, the page, hostpulse_alert_active
+//! canary.rs ─▶ readings' exchange ─▶ alerts queue ─▶ canary.rs (is the pipeline alive?)
 //! ```
 //! - [`rules`]: the rules (defaults compiled in, `ALERT_RULES_FILE` laid over them).
 //! - [`engine`]: [`AlertState`] turns readings and ticks into [`AlertEvent`]s, with the time
@@ -13,10 +15,15 @@
 //! - [`evaluator`]: the alerts queue's sink and the tick, on the fleet's active evaluator.
 //! - `takeover`: what an evaluator whose turn starts learns first (each host's last reading,
 //!   the windows refilled from the history store).
-//! - [`dispatch`]: the events kept, notified and announced.
+//! - [`canary`]: the evaluator's own heartbeat through the readings' exchange, which tells a
+//!   silent host from a silent pipeline (the `pipeline` alert).
+//! - [`dispatch`]: the events kept, notified, shown here and handed to [`announce`], which
+//!   publishes them on the alerts exchange and keeps those it cannot take until it can.
 //! - [`notify`]: the notification channels.
 //! - [`view`]: every consumer's view of the alerts, from the alerts exchange.
 
+pub mod announce;
+pub mod canary;
 pub mod dispatch;
 pub mod engine;
 pub mod evaluator;
@@ -32,7 +39,7 @@ mod tests;
 
 pub use engine::{
     group_by_host, ActiveAlert, ActiveEntry, AlertEvent, AlertState, EventKind, HostBatch, Ignored,
-    Reason,
+    Reason, SilenceWindow,
 };
 pub use rules::{Levels, Metric, Rule, RuleSet, RulesError, Severity, DEFAULT_RULES_TOML};
 

@@ -21,6 +21,9 @@ use tokio::sync::watch;
 
 /// Resolved alerts kept for `/api/alerts` and the page.
 const RECENT: usize = 200;
+/// Events remembered to recognise one shown twice: the evaluating consumer shows its events
+/// at once and gets them back from the alerts exchange (maybe much later, after an outage).
+const SEEN: usize = 4096;
 
 /// What every consumer shows of the alerts: what fires now and what ended lately, fed from the
 /// alerts exchange.
@@ -34,6 +37,32 @@ struct ViewState {
     /// By (host, rule, item).
     active: BTreeMap<(String, String, String), AlertEvent>,
     recent: VecDeque<AlertEvent>,
+    /// The latest events taken in, by what makes one unique.
+    seen: VecDeque<Seen>,
+}
+
+/// What tells one event from another (its figures aside: they travel as JSON).
+#[derive(PartialEq)]
+struct Seen {
+    kind: EventKind,
+    rule: String,
+    host: String,
+    item: Option<String>,
+    started_at: chrono::DateTime<chrono::Utc>,
+    at: chrono::DateTime<chrono::Utc>,
+}
+
+impl Seen {
+    fn of(event: &AlertEvent) -> Self {
+        Self {
+            kind: event.kind,
+            rule: event.rule.clone(),
+            host: event.host.clone(),
+            item: event.item.clone(),
+            started_at: event.started_at,
+            at: event.at,
+        }
+    }
 }
 
 /// How an active alert is shown.
@@ -88,8 +117,19 @@ impl AlertView {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Takes one event in.
+    /// Takes one event in; one already taken (its echo from the alerts exchange) is ignored.
     pub fn apply(&self, event: AlertEvent) {
+        {
+            let mut state = self.lock();
+            let seen = Seen::of(&event);
+            if state.seen.contains(&seen) {
+                return;
+            }
+            state.seen.push_back(seen);
+            if state.seen.len() > SEEN {
+                state.seen.pop_front();
+            }
+        }
         let key = (
             event.host.clone(),
             event.rule.clone(),

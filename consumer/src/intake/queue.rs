@@ -167,20 +167,29 @@ impl<S: Sink> QueueSession<S> {
     async fn deliver(&mut self, consumer: Consumer) -> String {
         let mut batches = consumer.ready_chunks(ACK_BATCH);
         let mut accepted = Vec::with_capacity(ACK_BATCH);
+        let mut canaries = Vec::new();
         while let Some(batch) = batches.next().await {
             accepted.clear();
+            canaries.clear();
             let mut last = None;
             for delivery in batch {
-                let delivery = match delivery {
+                let mut delivery = match delivery {
                     Ok(delivery) => delivery,
                     Err(e) => return e.to_string(),
                 };
-                if let Some(reading) = self.intake.take(&delivery.data, &delivery.properties) {
+                // The evaluator's heartbeat, not a reading: never parsed, shown or kept.
+                if crate::alerts::canary::is_canary(&delivery.properties) {
+                    canaries.push(std::mem::take(&mut delivery.data));
+                } else if let Some(reading) = self.intake.take(&delivery.data, &delivery.properties)
+                {
                     accepted.push(reading);
                 }
                 last = Some(delivery);
             }
             self.hand_over(&accepted).await;
+            for canary in &canaries {
+                self.sink.heard_canary(canary);
+            }
             // Refused messages are acknowledged too: they can never become valid, and
             // requeueing them would loop forever. They are counted and logged instead.
             if let Some(last) = last {
@@ -194,22 +203,55 @@ impl<S: Sink> QueueSession<S> {
     }
 
     /// Gives the batch to the sink, retrying (never acknowledging) while it cannot take it.
+    /// The log names the sink (the history store, say), not the broker: the queue is fine.
     async fn hand_over(&mut self, accepted: &[Arc<parse::Accepted>]) {
         let mut delays = shared::reconnect::reconnect_delays(self.source.reconnect_cap);
-        let mut failures = shared::reconnect::RetryLog::default();
+        let mut failures: u64 = 0;
+        let since = std::time::Instant::now();
         loop {
             match self.sink.take(accepted).await {
                 Ok(refused) => {
+                    if failures > 0 {
+                        tracing::info!(
+                            sink = self.sink.name(),
+                            attempts = failures,
+                            down_secs = since.elapsed().as_secs(),
+                            "{} takes readings again; those held in the queue meanwhile follow",
+                            part(self.sink.name())
+                        );
+                    }
                     self.intake.refused_by_sink(refused);
                     return;
                 }
                 Err(e) => {
-                    failures.failed(&e.to_string());
+                    failures += 1;
+                    // The first failure of an outage, then attempts 2, 4, 8, …
+                    if failures.is_power_of_two() {
+                        tracing::warn!(
+                            sink = self.sink.name(),
+                            reason = e.reason,
+                            error = %e.detail,
+                            attempts = failures,
+                            "{} cannot take readings; they wait in the broker's queue and are \
+                             offered again",
+                            part(self.sink.name())
+                        );
+                    }
                     if let Some(delay) = delays.next() {
                         tokio::time::sleep(delay).await;
                     }
                 }
             }
         }
+    }
+}
+
+/// The part of the consumer a sink's name stands for, as a person on call would call it.
+fn part(sink: &str) -> &str {
+    match sink {
+        "history" => "the history store",
+        "alerts" => "the alert evaluator",
+        "live" => "the live view",
+        other => other,
     }
 }

@@ -37,4 +37,8 @@ pub trait Sink: Send + Sync + 'static {
         &self,
         batch: &[Arc<Accepted>],
     ) -> impl Future<Output = Result<Vec<Refused>, SinkError>> + Send;
+
+    /// A canary (`alerts/canary.rs`) came through this sink's queue, after the batch it was
+    /// delivered with. Only the evaluator listens; it is never a reading.
+    fn heard_canary(&self, _body: &[u8]) {}
 }

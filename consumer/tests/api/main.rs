@@ -9,6 +9,7 @@ mod cli;
 mod dashboard;
 mod exposure;
 mod fanout;
+mod frozen_broker;
 mod helpers;
 mod history;
 mod history_outage;

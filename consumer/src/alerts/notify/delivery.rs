@@ -143,6 +143,7 @@ impl Notifier {
                     http: http.clone(),
                     policy,
                     metrics: metrics.clone(),
+                    failing: std::sync::atomic::AtomicBool::new(false),
                 };
                 runtime.spawn(worker.run(queue.subscribe()))
             })
@@ -217,6 +218,8 @@ struct Worker {
     http: reqwest::Client,
     policy: RetryPolicy,
     metrics: NotifyMetrics,
+    /// The last attempt failed: the next delivery says the channel works again.
+    failing: std::sync::atomic::AtomicBool,
 }
 
 impl Worker {
@@ -252,6 +255,8 @@ impl Worker {
                     .retries
                     .with_label_values(&[kind.label()])
                     .inc();
+                self.failing
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
                 tracing::warn!(
                     channel = kind.label(),
                     endpoint = self.channel.shown(),
@@ -264,10 +269,22 @@ impl Worker {
         match result {
             Ok(()) => {
                 self.metrics.count(kind, "sent", 1);
+                if self
+                    .failing
+                    .swap(false, std::sync::atomic::Ordering::Relaxed)
+                {
+                    tracing::info!(
+                        channel = kind.label(),
+                        endpoint = self.channel.shown(),
+                        "notification channel works again"
+                    );
+                }
                 tracing::debug!(channel = kind.label(), host = %notice.host, "notification sent");
             }
             Err(error) => {
                 self.metrics.count(kind, "failed", 1);
+                self.failing
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
                 tracing::error!(
                     channel = kind.label(),
                     endpoint = self.channel.shown(),
