@@ -116,6 +116,52 @@ pub fn init_subscriber(subscriber: impl Subscriber + Send + Sync) {
 mod tests {
     use super::*;
 
+    /// Log output collected in memory.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// What `filter` writes of lapin's error and warning and of a service's own error.
+    fn written(filter: &str) -> String {
+        let captured = Captured::default();
+        let sink = captured.clone();
+        let subscriber = get_subscriber(filter, move || sink.clone(), false).expect("filter");
+        // A second registered dispatcher, so another test thread cannot switch these lines off.
+        let _lines = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::error!(target: "lapin::channels", "Connection error");
+            tracing::warn!(target: "lapin::returned_messages", "Server returned us a message");
+            tracing::error!(target: "consumer::alerts", "a real failure");
+        });
+        let text = String::from_utf8_lossy(&captured.0.lock().expect("log")).into_owned();
+        text
+    }
+
+    #[test]
+    fn lapin_logs_at_warn_at_most_unless_named() {
+        let by_default = written("info");
+        assert!(!by_default.contains("Connection error"), "{by_default}");
+        assert!(
+            by_default.contains("Server returned us a message"),
+            "{by_default}"
+        );
+        assert!(by_default.contains("a real failure"), "{by_default}");
+        let named = written("info,lapin=debug");
+        assert!(named.contains("Connection error"), "{named}");
+    }
+
     #[test]
     fn usual_filters_are_accepted_and_typos_refused() {
         for good in [
