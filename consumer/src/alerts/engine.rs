@@ -770,11 +770,10 @@ impl AlertState {
                 .filter(|r| r.metric == Metric::SilentIntervals)
             {
                 let eff = effective(rules, rule, host_name, "");
-                let (Some(last), Some(interval), true) =
-                    (host.last_at, host.interval(rules, host_name), eff.enabled)
-                else {
+                let (Some(last), true) = (host.last_at, eff.enabled) else {
                     continue;
                 };
+                let interval = host.interval(rules, host_name);
                 let st = host
                     .items
                     .entry(rule.name.clone())
@@ -785,7 +784,13 @@ impl AlertState {
                     Some(from) if st.alert.is_none() => last.max(from),
                     _ => last,
                 };
-                let silent = secs(until - from).max(0.0) / interval;
+                let silent = match interval {
+                    Some(interval) => secs(until - from).max(0.0) / interval,
+                    // On demand: never down. A down alert from before (a kept state, a rules
+                    // file changed) ends.
+                    None if st.alert.is_some() => 0.0,
+                    None => continue,
+                };
                 let change = st.step(&eff, Some(silent), now);
                 let emit = Emit {
                     rule: &eff,

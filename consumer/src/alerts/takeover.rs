@@ -64,13 +64,18 @@ pub(super) async fn catch_up(
                 return 0;
             }
         };
+        // Every host's last reading first, before any tick can judge it; then the windows.
+        {
+            let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
+            for host in &hosts {
+                if let Some(last) = host.last_seen_at() {
+                    state.heard_at(&host.name, before(last, now));
+                }
+            }
+        }
         let mut refilled = 0;
         for host in hosts {
             let Some(last) = host.last_seen_at() else { continue };
-            state
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .heard_at(&host.name, before(last, now));
             let from = now - chrono::Duration::from_std(window).unwrap_or_default();
             if window.is_zero() || last < from {
                 continue;

@@ -668,6 +668,21 @@ fn a_host_that_promised_no_rhythm_is_never_down() {
 }
 
 #[test]
+fn a_down_alert_kept_for_a_host_now_on_demand_ends() {
+    // Down under a rules file that expected 1 s of it; the file now says "on demand".
+    let before =
+        rules("[rules.cpu]\nenabled = false\n\n[[intervals]]\nhosts = \"web-*\"\nevery = \"1s\"\n");
+    let mut state = AlertState::new();
+    let events = host_down_run(&before, &mut state, &[0, 1, 2], 0..10, false);
+    assert_eq!(events.len(), 1, "{events:?}");
+    let now =
+        rules("[rules.cpu]\nenabled = false\n\n[[intervals]]\nhosts = \"web-*\"\nevery = \"0s\"\n");
+    let d = |at, kind| ev(at, kind, "web-1", "host_down", None, Critical, None);
+    assert_eq!(brief(&state.on_tick(&now, t(10))), [d(10, Resolved)]);
+    assert!(state.on_tick(&now, t(11)).is_empty());
+}
+
+#[test]
 fn the_rules_file_sets_an_expected_interval_by_host_or_label() {
     let set = rules(
         "[rules.cpu]\nenabled = false\n\n\
