@@ -119,7 +119,7 @@ async fn a_host_whose_clock_runs_behind_is_live_while_it_publishes() {
 }
 
 #[tokio::test]
-async fn each_host_gets_a_card_and_a_silent_host_goes_stale_then_comes_back() {
+async fn each_host_gets_a_card_and_a_silent_host_goes_stale_or_on_demand_then_comes_back() {
     let exchange = unique_exchange("browser-stale");
     let consumer = spawn_consumer(&exchange, &[("STALE_AFTER_SECS", "2")]).await;
     let alpha = spawn_publisher(&exchange, "alpha").await;
@@ -152,27 +152,36 @@ async fn each_host_gets_a_card_and_a_silent_host_goes_stale_then_comes_back() {
         "one card per host, sorted by name"
     );
 
-    // Only alpha keeps publishing: beta goes stale.
+    let class = |host: &'static str| {
+        let browser = &browser;
+        async move {
+            browser
+                .client
+                .find(Locator::Css(&card(host)))
+                .await
+                .expect("card")
+                .attr("class")
+                .await
+                .expect("class")
+                .unwrap_or_default()
+        }
+    };
+    // Only alpha keeps publishing: beta, whose readings (on request) promise no rhythm, is
+    // "on demand" when silent, not stale.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         alpha.publish().await;
         let beta_text = browser.text(&card("beta")).await;
         if beta_text.contains("last seen") {
-            assert!(!browser.text(&card("alpha")).await.contains("stale"));
-            let class = browser
-                .client
-                .find(Locator::Css(&card("beta")))
-                .await
-                .expect("card")
-                .attr("class")
-                .await
-                .expect("class");
-            assert!(class.is_some_and(|c| c.contains("stale")));
+            assert!(!browser.text(&card("alpha")).await.contains("last seen"));
+            assert!(beta_text.contains("on demand · last seen"), "{beta_text}");
+            let beta_class = class("beta").await;
+            assert!(beta_class.contains("on-demand") && !beta_class.contains("stale"));
             break;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "beta never went stale: {beta_text}"
+            "beta never said when it was last seen: {beta_text}"
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -181,6 +190,21 @@ async fn each_host_gets_a_card_and_a_silent_host_goes_stale_then_comes_back() {
     browser
         .wait_text(&card("beta"), 5, |t| !t.contains("last seen"))
         .await;
+
+    // A host that promised a rhythm (interval_secs), silent past STALE_AFTER_SECS, is stale.
+    let tap = Tap::bind(&exchange).await;
+    let mut timed: serde_json::Value =
+        serde_json::from_slice(&reading_json("gamma", 1)).expect("JSON");
+    timed["interval_secs"] = 1.into();
+    tap.publish_raw(&serde_json::to_vec(&timed).expect("JSON"))
+        .await;
+    let gamma = browser
+        .wait_text(&card("gamma"), 10, |t| t.contains("last seen"))
+        .await;
+    assert!(gamma.contains("stale · last seen"), "{gamma}");
+    assert!(class("gamma").await.contains("stale"));
+    tap.cleanup().await;
+
     browser.close().await;
 }
 
