@@ -6,6 +6,10 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+/// How long a node may take to open its port: a VM booting beside busy builds on two cores
+/// has taken over a minute.
+const START_LIMIT: Duration = Duration::from_secs(180);
+
 /// A private node; stopped and its folder removed on drop.
 pub struct PrivateBroker {
     pub node: String,
@@ -93,7 +97,14 @@ impl PrivateBroker {
             .expect("rabbitmq-server runs");
         assert!(started.success(), "rabbitmq-server -detached failed");
         let broker = Self { node, port, dir };
-        broker.wait_for_port(true, Duration::from_secs(60));
+        // An Erlang VM booting beside a busy build can take a minute on two cores; a node that
+        // never opens says why from its own log.
+        if let Err(waited) = broker.try_wait_for_port(true, START_LIMIT) {
+            panic!(
+                "{waited}; the node's log ends with:\n{}",
+                broker.log_tail(30)
+            );
+        }
         broker
     }
 
@@ -159,17 +170,43 @@ impl PrivateBroker {
     }
 
     fn wait_for_port(&self, open: bool, limit: Duration) {
+        if let Err(waited) = self.try_wait_for_port(open, limit) {
+            panic!("{waited}");
+        }
+    }
+
+    fn try_wait_for_port(&self, open: bool, limit: Duration) -> Result<(), String> {
         let deadline = std::time::Instant::now() + limit;
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() != open {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "node {} port {} never became {}",
-                self.node,
-                self.port,
-                if open { "open" } else { "closed" }
-            );
+            if std::time::Instant::now() >= deadline {
+                return Err(format!(
+                    "node {} port {} never became {} in {limit:?}",
+                    self.node,
+                    self.port,
+                    if open { "open" } else { "closed" }
+                ));
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
+        Ok(())
+    }
+
+    /// The last `lines` lines of the node's log files, for a failure message.
+    fn log_tail(&self, lines: usize) -> String {
+        let Ok(entries) = std::fs::read_dir(self.dir.join("log")) else {
+            return "(no log folder)".into();
+        };
+        let mut tail = String::new();
+        for entry in entries.flatten() {
+            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            let all: Vec<&str> = text.lines().collect();
+            tail.push_str(&format!("== {}\n", entry.path().display()));
+            for line in &all[all.len().saturating_sub(lines)..] {
+                tail.push_str(line);
+                tail.push('\n');
+            }
+        }
+        tail
     }
 }
 
