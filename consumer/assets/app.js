@@ -122,11 +122,12 @@ function addReading(reading, live) {
 
 // A snapshot is the consumer's whole set of hosts: hosts it no longer has go (their cards
 // too); the ones it has keep the history this page gathered, merged with the snapshot's.
-function applySnapshot(readings) {
+async function applySnapshot(readings) {
   const names = new Set(readings.filter((r) => r && typeof r.host === "string").map((r) => r.host));
   for (const [name, host] of [...state.hosts]) if (!names.has(name) && !host.offline) state.hosts.delete(name);
   for (const reading of readings) addReading(reading, false);
-  loadKnownHosts();
+  // The selected host (a bookmark's) may be known from history only: it is kept when it is.
+  await loadKnownHosts();
   if (state.selected !== null && !state.hosts.has(state.selected)) {
     state.selected = [...state.hosts.keys()].sort((a, b) => a.localeCompare(b))[0] ?? null;
   }

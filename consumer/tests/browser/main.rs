@@ -6,6 +6,7 @@ mod audit;
 #[allow(dead_code)]
 #[path = "../api/auth_helpers.rs"]
 mod auth_helpers;
+mod bookmark;
 mod display;
 mod exposure;
 #[allow(dead_code)]
