@@ -43,6 +43,9 @@ pub struct Reading {
     /// `PROCESS_INTERVAL_SECS`); a reader keeps the last one it saw.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub processes: Option<Processes>,
+    /// Pressure stall information (`/proc/pressure`); absent where the kernel has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pressure: Option<Pressure>,
     /// Set by the consumer on readings converted from the original Python publisher.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub legacy: Option<LegacyOrigin>,
@@ -206,6 +209,35 @@ pub struct Network {
     pub transmit_drops_per_sec: Option<f64>,
 }
 
+/// Pressure stall information: how much of the time tasks waited for a resource.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pressure {
+    /// Waiting for a CPU; absent when `/proc/pressure/cpu` could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<Stall>,
+    /// Waiting for memory (reclaim, swap-in, refaults).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<Stall>,
+    /// Waiting for block I/O.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub io: Option<Stall>,
+}
+
+/// One resource's stall figures, as the kernel's PSI files give them.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Stall {
+    /// Share of the last 10 seconds in which at least one task was stalled.
+    pub some_avg10_percent: f32,
+    /// Time at least one task was stalled since boot.
+    pub some_total_micros: u64,
+    /// Share of the last 10 seconds in which every non-idle task was stalled at once; absent
+    /// for the CPU, whose host-wide "full" line is undefined.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_avg10_percent: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_total_micros: Option<u64>,
+}
+
 /// One temperature sensor.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Temperature {
@@ -276,7 +308,14 @@ impl Reading {
                     t.idle_percent,
                 ]
             }))
-            .chain(self.block_devices.iter().flatten().map(|b| b.busy_percent));
+            .chain(self.block_devices.iter().flatten().map(|b| b.busy_percent))
+            .chain(self.pressure.iter().flat_map(|p| {
+                [p.cpu, p.memory, p.io].into_iter().flatten().flat_map(|s| {
+                    [Some(s.some_avg10_percent), s.full_avg10_percent]
+                        .into_iter()
+                        .flatten()
+                })
+            }));
         for p in percents {
             if !p.is_finite() || !(0.0..=100.0).contains(&p) {
                 return invalid("usage_percent", "not between 0 and 100");
@@ -394,6 +433,7 @@ mod tests {
             temperatures: vec![],
             block_devices: None,
             processes: None,
+            pressure: None,
             legacy: None,
             labels: None,
         }
@@ -532,6 +572,17 @@ mod tests {
             top_by_cpu: vec![process(1, "init"), process(42, "<b>\"x\"\u{7}</b>")],
             top_by_memory: vec![process(42, "<b>\"x\"\u{7}</b>")],
         });
+        let stall = |some, full: Option<f32>| Stall {
+            some_avg10_percent: some,
+            some_total_micros: 3_681_798_883,
+            full_avg10_percent: full,
+            full_total_micros: full.map(|_| 7_423_556),
+        };
+        reading.pressure = Some(Pressure {
+            cpu: Some(stall(94.91, None)),
+            memory: Some(stall(18.79, Some(5.46))),
+            io: None,
+        });
         reading
     }
 
@@ -547,6 +598,13 @@ mod tests {
         assert_eq!(json["block_devices"][0]["write_bytes_per_sec"], 8192);
         assert_eq!(json["block_devices"][0]["busy_percent"], 12.5);
         assert_eq!(json["processes"]["running_count"], 2);
+        assert_eq!(json["pressure"]["memory"]["full_total_micros"], 7_423_556);
+        assert_eq!(
+            json["pressure"]["cpu"]["some_total_micros"],
+            3_681_798_883u64
+        );
+        assert!(json["pressure"]["cpu"].get("full_avg10_percent").is_none());
+        assert!(json["pressure"].get("io").is_none(), "unread: absent");
         assert_eq!(json["processes"]["top_by_cpu"][0]["cpu_percent"], 150.0);
         assert_eq!(
             json["processes"]["top_by_memory"][0]["name"], "<b>\"x\"\u{7}</b>",
@@ -559,7 +617,7 @@ mod tests {
     #[test]
     fn todays_readings_have_none_of_the_new_fields_and_still_parse() {
         let json = serde_json::to_value(sample()).expect("serializes");
-        for absent in ["block_devices", "processes"] {
+        for absent in ["block_devices", "processes", "pressure"] {
             assert!(
                 json.get(absent).is_none(),
                 "{absent} not written when unknown"
@@ -587,6 +645,11 @@ mod tests {
             devices[0].busy_percent = 180.0;
         }
         assert!(reading.validate().is_err());
+        let mut reading = whole_host();
+        if let Some(memory) = reading.pressure.as_mut().and_then(|p| p.memory.as_mut()) {
+            memory.full_avg10_percent = Some(-1.0);
+        }
+        assert!(reading.validate().is_err(), "a negative stall share");
     }
 
     #[test]

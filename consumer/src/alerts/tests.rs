@@ -73,6 +73,7 @@ fn calm(host: &str) -> Reading {
         legacy: None,
         block_devices: None,
         processes: None,
+        pressure: None,
         labels: None,
     }
 }

@@ -138,6 +138,7 @@ pub fn to_reading(body: &[u8], hints: &SenderHints, now: DateTime<Utc>) -> Optio
         legacy: Some(LegacyOrigin {
             host_from: host_from.to_owned(),
         }),
+        pressure: None,
         labels: None,
     };
     Some(Converted {

@@ -9,6 +9,7 @@ mod diskstats;
 mod meminfo;
 mod memory;
 mod network;
+mod pressure;
 mod proc_file;
 mod processes;
 mod system;
@@ -147,6 +148,7 @@ struct Sampler {
     diskstats: diskstats::DiskStats,
     meminfo: meminfo::MemInfo,
     vmstat: vmstat::VmStat,
+    pressure: pressure::PressureFiles,
     /// `None` when `PROCESS_INTERVAL_SECS` is 0.
     processes: Option<processes::ProcessScan>,
     process_interval: Duration,
@@ -197,6 +199,7 @@ impl Sampler {
             diskstats: diskstats::DiskStats::new(root, &mut skips),
             meminfo: meminfo::MemInfo::new(root),
             vmstat: vmstat::VmStat::new(root, page_bytes, &mut skips),
+            pressure: pressure::PressureFiles::new(root),
             processes,
             process_interval: options.process_interval,
             processes_scanned: Instant::now(),
@@ -291,6 +294,7 @@ impl Sampler {
             block_devices: Some(self.diskstats.read(elapsed, skips)),
             processes,
             legacy: None,
+            pressure: self.pressure.read(),
             labels: None,
         }
     }
@@ -344,6 +348,15 @@ mod tests {
         assert!(reading.memory.cached_buffers_bytes.is_some());
         assert!(reading.memory.swap_in_bytes_per_sec.is_some());
         assert!(reading.block_devices.is_some());
+        // This machine's kernel has PSI (/proc/pressure): all three resources are in the reading.
+        let pressure = reading
+            .pressure
+            .as_ref()
+            .expect("pressure stall information");
+        assert!(pressure.cpu.is_some() && pressure.memory.is_some() && pressure.io.is_some());
+        assert!(pressure
+            .memory
+            .is_some_and(|m| m.full_total_micros.is_some()));
         let root = reading
             .disks
             .iter()
@@ -414,6 +427,7 @@ mod tests {
         let reading = sampler.sample();
         reading.validate().expect("still a valid reading");
         assert_eq!(reading.cpu.time_split, None);
+        assert_eq!(reading.pressure, None, "no PSI folder: no pressure");
         assert!(
             reading.memory.total_bytes > 0,
             "memory from sysinfo instead"

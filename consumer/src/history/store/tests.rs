@@ -105,6 +105,7 @@ fn reading(host: &str, secs: i64, seq: u64, v: f32) -> Reading {
         legacy: None,
         block_devices: None,
         processes: None,
+        pressure: None,
         labels: None,
     }
 }
