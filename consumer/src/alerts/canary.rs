@@ -596,6 +596,22 @@ mod tests {
     }
 
     #[test]
+    fn canaries_sent_while_standing_by_do_not_make_a_new_turn_late() {
+        let now = start();
+        let mut watch = CanaryWatch::new("me".into(), "fleet".into(), now);
+        // A minute of canaries that went to the consumer active then.
+        for i in 0..60 {
+            watch.next(now + chrono::Duration::seconds(i));
+        }
+        let turn = now + chrono::Duration::seconds(60);
+        watch.restart(turn);
+        let judged = watch.judge(turn);
+        assert_eq!(judged.event, None);
+        assert_eq!(judged.late_secs, 0.0);
+        assert_eq!(judged.window.heard_until, Some(turn));
+    }
+
+    #[test]
     fn the_wire_shape_round_trips_and_is_refused_as_a_reading_by_older_consumers() {
         let canary = Canary {
             from: "abc".into(),

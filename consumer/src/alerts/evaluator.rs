@@ -49,6 +49,9 @@ pub struct AlertSink {
     /// What this consumer received while standing by: each host's last reading.
     live: Arc<crate::live::LiveView>,
     canaries: Arc<Canaries>,
+    /// When the alerts queue was last opened on a new connection, while this consumer's turn
+    /// is in doubt.
+    reopened: Arc<Mutex<Option<tokio::time::Instant>>>,
 }
 
 impl Sink for AlertSink {
@@ -56,7 +59,20 @@ impl Sink for AlertSink {
         "alerts"
     }
 
+    fn opened(&self) {
+        // A new connection: the broker may have made another consumer the active one; the
+        // next delivery says whether it is this one.
+        self.active.store(false, Ordering::SeqCst);
+        *self.reopened.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(tokio::time::Instant::now());
+    }
+
     async fn take(&self, batch: &[Arc<Accepted>]) -> Result<Vec<Refused>, SinkError> {
+        if !self.active.load(Ordering::SeqCst) {
+            // Canaries sent while standing by went to the consumer active then: they prove
+            // nothing about this turn (and must not make it late from its first tick).
+            self.canaries.restart(self.clock.now());
+        }
         if !self.active.swap(true, Ordering::SeqCst) {
             // This consumer's turn starts: go on from where the last evaluator left off,
             // judging silence from each host's last reading, with the windows refilled.
@@ -70,7 +86,6 @@ impl Sink for AlertSink {
                 self.clock.now(),
             )
             .await;
-            self.canaries.restart(self.clock.now());
         }
         let now = self.clock.now();
         let events = {
@@ -182,6 +197,7 @@ impl Evaluator {
         });
         let state = Arc::new(Mutex::new(AlertState::new()));
         let active = Arc::new(AtomicBool::new(false));
+        let reopened = Arc::new(Mutex::new(None));
         let ticking = tokio::spawn(tick_while_active(
             Ticking {
                 rules: Arc::clone(&self.rules),
@@ -190,6 +206,7 @@ impl Evaluator {
                 clock: self.clock.clone(),
                 active: Arc::clone(&active),
                 canaries: Arc::clone(&canaries),
+                reopened: Arc::clone(&reopened),
             },
             queue_status,
         ));
@@ -202,6 +219,7 @@ impl Evaluator {
                 active,
                 live: self.live,
                 canaries,
+                reopened,
             },
             ticking,
         ))
@@ -244,6 +262,7 @@ struct Ticking {
     clock: SharedClock,
     active: Arc<AtomicBool>,
     canaries: Arc<Canaries>,
+    reopened: Arc<Mutex<Option<tokio::time::Instant>>>,
 }
 
 impl Ticking {
@@ -277,35 +296,29 @@ impl Ticking {
 async fn tick_while_active(ticking: Ticking, mut queue_status: watch::Receiver<BrokerState>) {
     let mut ticks = tokio::time::interval(TICK);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // When the queue's connection came back, while this consumer's turn is in doubt.
-    let mut reconnected: Option<tokio::time::Instant> = None;
-    let mut was_connected = false;
     loop {
         tokio::select! {
             _ = ticks.tick() => {
-                let handed_over = reconnected
-                    .is_some_and(|at| at.elapsed() >= HANDED_OVER_AFTER)
-                    && !ticking.active.load(Ordering::SeqCst);
-                if handed_over || ticking.active.load(Ordering::SeqCst) {
-                    reconnected = None;
-                }
+                // While the broker is away this consumer stays the evaluator (it judges the
+                // canaries, and so holds host_down); after a new connection that brought it
+                // nothing for a while, another consumer is the active one.
+                let handed_over = {
+                    let mut reopened = ticking.reopened.lock().unwrap_or_else(|p| p.into_inner());
+                    let active = ticking.active.load(Ordering::SeqCst);
+                    let handed_over = !active
+                        && reopened.is_some_and(|at| at.elapsed() >= HANDED_OVER_AFTER);
+                    if active || handed_over {
+                        *reopened = None;
+                    }
+                    handed_over
+                };
                 ticking.tick(handed_over).await;
             }
             changed = queue_status.changed() => {
+                // Only the end of the queue's task matters here.
                 if changed.is_err() {
                     return;
                 }
-                let connected = queue_status.borrow_and_update().connected;
-                // While the broker is away this consumer stays the evaluator (it judges the
-                // canaries, and so holds host_down). A new connection may have made another
-                // consumer the active one: the next delivery says whether it is this one.
-                if connected && was_connected {
-                    // A state change without a lost connection.
-                } else if connected {
-                    ticking.active.store(false, Ordering::SeqCst);
-                    reconnected = Some(tokio::time::Instant::now());
-                }
-                was_connected = connected;
             }
         }
     }

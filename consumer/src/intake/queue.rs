@@ -103,6 +103,8 @@ impl<S: Sink> shared::reconnect::Session<shared::reconnect::Lapin> for QueueSess
             .await
             .map_err(|e| format!("{url}: cannot set up the queue: {e}"))?;
         tracing::info!(broker = %url, %queue, %exchange, sink = self.sink.name(), "consuming readings");
+        // Before any delivery of this connection is handed over.
+        self.sink.opened();
         Ok(Consuming {
             consumer,
             channel,

@@ -38,6 +38,9 @@ pub trait Sink: Send + Sync + 'static {
         batch: &[Arc<Accepted>],
     ) -> impl Future<Output = Result<Vec<Refused>, SinkError>> + Send;
 
+    /// The queue was opened on a new connection; deliveries follow.
+    fn opened(&self) {}
+
     /// A canary (`alerts/canary.rs`) came through this sink's queue, after the batch it was
     /// delivered with. Only the evaluator listens; it is never a reading.
     fn heard_canary(&self, _body: &[u8]) {}
