@@ -65,6 +65,11 @@ const GAUGES: &[(&str, &str, &[&str])] = &[
         "When this consumer last received a reading from the host.",
         HOST,
     ),
+    (
+        "host_interval_seconds",
+        "The publish interval the host's latest reading declares; no series for a host that publishes on demand.",
+        HOST,
+    ),
 ];
 
 /// Indexes into [`GAUGES`].
@@ -84,6 +89,7 @@ enum G {
     Temperature,
     Up,
     LastSeen,
+    Interval,
 }
 
 /// Reads the live view on every scrape.
@@ -128,6 +134,9 @@ impl FleetCollector {
                 set(G::Temperature, &[h, t.label.as_str()], f64::from(t.celsius));
             }
             set(G::Up, &[h], if host.stale { 0.0 } else { 1.0 });
+            if let Some(interval) = r.interval_secs {
+                set(G::Interval, &[h], f64::from(interval));
+            }
             set(
                 G::LastSeen,
                 &[h],
