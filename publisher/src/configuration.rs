@@ -51,6 +51,8 @@ pub struct Settings {
     pub process_interval: Duration,
     /// How many processes each top list holds (`PROCESS_TOP_N`).
     pub process_top_n: usize,
+    /// Which network interfaces readings list (`NETWORK_INTERFACES`).
+    pub interfaces: crate::collector::InterfaceFilter,
     /// `RUST_LOG` filter.
     pub log_filter: String,
 }
@@ -106,6 +108,11 @@ impl Settings {
             tls: shared::tls::TlsFiles::from_env(env)?,
             process_interval: env.seconds_or("PROCESS_INTERVAL_SECS", 5, 3600)?,
             process_top_n: env.count_or("PROCESS_TOP_N", 10, 1, 1000)?,
+            interfaces: match env.get("NETWORK_INTERFACES") {
+                None => crate::collector::InterfaceFilter::default(),
+                Some(list) => crate::collector::InterfaceFilter::parse(list)
+                    .map_err(|e| SettingsError::invalid("NETWORK_INTERFACES", e))?,
+            },
             log_filter: env.get("RUST_LOG").unwrap_or("info").to_owned(),
             http,
         })

@@ -40,6 +40,7 @@ impl Application {
                 host: settings.host_name.clone(),
                 process_interval: settings.process_interval,
                 process_top_n: settings.process_top_n,
+                interfaces: settings.interfaces.clone(),
                 ..CollectorOptions::default()
             },
             CollectorMetrics {

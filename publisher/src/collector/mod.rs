@@ -16,6 +16,7 @@ mod system;
 mod temperatures;
 mod vmstat;
 
+pub use network::{InterfaceFilter, DEFAULT_EXCLUDED_INTERFACES};
 use proc_file::Skips;
 pub use proc_file::SKIP_LABELS;
 use shared::reading::{Reading, SCHEMA_VERSION};
@@ -57,6 +58,8 @@ pub struct CollectorOptions {
     pub proc_root: PathBuf,
     /// Where user names are: `/etc/passwd`.
     pub passwd: PathBuf,
+    /// Which network interfaces are listed (`NETWORK_INTERFACES`).
+    pub interfaces: InterfaceFilter,
 }
 
 impl Default for CollectorOptions {
@@ -67,6 +70,7 @@ impl Default for CollectorOptions {
             process_top_n: 10,
             proc_root: PathBuf::from("/proc"),
             passwd: PathBuf::from("/etc/passwd"),
+            interfaces: InterfaceFilter::default(),
         }
     }
 }
@@ -194,7 +198,7 @@ impl Sampler {
             os: system::os_info(),
             system,
             disks: sysinfo::Disks::new_with_refreshed_list().map_err(start)?,
-            networks: network::Interfaces::new(root, &mut skips),
+            networks: network::Interfaces::new(root, options.interfaces.clone(), &mut skips),
             cpu_times: cpu_times::CpuTimes::new(root, &mut skips),
             diskstats: diskstats::DiskStats::new(root, &mut skips),
             meminfo: meminfo::MemInfo::new(root),

@@ -5,12 +5,87 @@
 //! interface. sysinfo reads nine sysfs files per interface instead, which was two thirds of
 //! the sampler's cost on a host with four interfaces, and grows with every container's veth.
 //! Elsewhere, sysinfo (without errors and drops).
+//!
+//! Which interfaces are the host's is a choice ([`InterfaceFilter`], `NETWORK_INTERFACES`): by
+//! default the virtual ones container engines and hypervisors make (a `veth` per container,
+//! their bridges) are left out, since their traffic is the containers', already counted on the
+//! host's real interfaces.
 
 use super::proc_file::{per_sec, round2, Skips};
 use shared::reading::Network;
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
+
+/// Interfaces left out when `NETWORK_INTERFACES` is not set: each container's `veth` end, the
+/// bridges of Docker, Podman, LXC/LXD and libvirt, and the overlay devices of Kubernetes'
+/// network plugins.
+pub const DEFAULT_EXCLUDED_INTERFACES: &[&str] = &[
+    "veth*", "docker*", "br-*", "podman*", "cni*", "virbr*", "vnet*", "lxcbr*", "lxdbr*", "lxc*",
+    "flannel*", "cali*", "cilium*", "weave*", "vxlan*", "kube-*",
+];
+
+/// Which interfaces a reading lists: include and exclude globs, as in `eth*,!veth*`.
+///
+/// With any include pattern, an interface must match one; an exclude pattern (`!`) always
+/// wins. Loopback is never listed.
+#[derive(Debug, Clone)]
+pub struct InterfaceFilter {
+    include: Option<globset::GlobSet>,
+    exclude: globset::GlobSet,
+}
+
+impl Default for InterfaceFilter {
+    /// Every interface but the virtual ones of [`DEFAULT_EXCLUDED_INTERFACES`].
+    fn default() -> Self {
+        let patterns = DEFAULT_EXCLUDED_INTERFACES.iter().map(|p| format!("!{p}"));
+        Self::parse(&patterns.collect::<Vec<_>>().join(","))
+            .unwrap_or_else(|_| unreachable!("the default patterns are valid globs"))
+    }
+}
+
+impl InterfaceFilter {
+    /// Reads a comma-separated list of globs, each one an include, or an exclude when it starts
+    /// with `!`. It replaces the default list whole.
+    pub fn parse(list: &str) -> Result<Self, String> {
+        let (mut include, mut exclude) = (
+            globset::GlobSetBuilder::new(),
+            globset::GlobSetBuilder::new(),
+        );
+        let mut includes = 0;
+        for item in list.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            let (builder, pattern) = match item.strip_prefix('!') {
+                Some(pattern) => (&mut exclude, pattern.trim()),
+                None => {
+                    includes += 1;
+                    (&mut include, item)
+                }
+            };
+            if pattern.is_empty() {
+                return Err(format!("{item:?} names no interface"));
+            }
+            let glob =
+                globset::Glob::new(pattern).map_err(|e| format!("{item:?}: {}", e.kind()))?;
+            builder.add(glob);
+        }
+        let build = |b: globset::GlobSetBuilder| b.build().map_err(|e| e.to_string());
+        Ok(Self {
+            include: if includes > 0 {
+                Some(build(include)?)
+            } else {
+                None
+            },
+            exclude: build(exclude)?,
+        })
+    }
+
+    /// Whether `interface` belongs in the reading.
+    pub fn keeps(&self, interface: &str) -> bool {
+        interface != "lo"
+            && !self.exclude.is_match(interface)
+            && self.include.as_ref().is_none_or(|i| i.is_match(interface))
+    }
+}
 
 /// One interface's counters since boot.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -33,6 +108,7 @@ struct Faults {
 pub(super) struct Interfaces {
     /// Counters at the previous sample, by interface.
     previous: HashMap<String, Counters>,
+    filter: InterfaceFilter,
     #[cfg(target_os = "linux")]
     file: super::proc_file::ProcFile,
     #[cfg(not(target_os = "linux"))]
@@ -41,12 +117,13 @@ pub(super) struct Interfaces {
 
 impl Interfaces {
     /// Reads the counters once (`<root>/net/dev` on Linux), as the baseline for the first
-    /// rates.
-    pub(super) fn new(root: &Path, skips: &mut Skips) -> Self {
+    /// rates; lists only the interfaces `filter` keeps.
+    pub(super) fn new(root: &Path, filter: InterfaceFilter, skips: &mut Skips) -> Self {
         #[cfg(not(target_os = "linux"))]
         let _ = root;
         let mut interfaces = Self {
             previous: HashMap::new(),
+            filter,
             #[cfg(target_os = "linux")]
             file: super::proc_file::ProcFile::new(root, "net/dev"),
             #[cfg(not(target_os = "linux"))]
@@ -56,8 +133,8 @@ impl Interfaces {
         interfaces
     }
 
-    /// Every interface but loopback, sorted by name; rates over `elapsed`, the time since the
-    /// previous call.
+    /// Every interface the filter keeps (never loopback), sorted by name; rates over
+    /// `elapsed`, the time since the previous call.
     pub(super) fn read(&mut self, elapsed: Duration, skips: &mut Skips) -> Vec<Network> {
         let totals = self.totals(skips);
         let list = networks(&totals, &self.previous, elapsed, skips);
@@ -81,6 +158,7 @@ impl Interfaces {
             Ok(devices) => devices
                 .0
                 .into_iter()
+                .filter(|(name, _)| self.filter.keeps(name))
                 .map(|(name, d)| {
                     let faults = Faults {
                         receive_errors: d.recv_errs,
@@ -109,6 +187,7 @@ impl Interfaces {
         self.networks.refresh(true);
         self.networks
             .iter()
+            .filter(|(name, _)| self.filter.keeps(&name.to_string_lossy()))
             .map(|(name, data)| {
                 let counters = Counters {
                     received_bytes: data.total_received(),
@@ -233,7 +312,7 @@ mod tests {
     #[test]
     fn the_captured_file_is_read_with_errors_and_drops() {
         let mut skips = skips();
-        let mut interfaces = Interfaces::new(&fixtures(), &mut skips);
+        let mut interfaces = Interfaces::new(&fixtures(), InterfaceFilter::default(), &mut skips);
         let list = interfaces.read(Duration::from_secs(1), &mut skips);
         let names: Vec<&str> = list.iter().map(|n| n.interface.as_str()).collect();
         assert_eq!(names, ["eth0", "ifb0", "ifb1"]);
@@ -245,7 +324,8 @@ mod tests {
     #[test]
     fn this_hosts_interfaces_are_read() {
         let mut skips = skips();
-        let mut interfaces = Interfaces::new(Path::new("/proc"), &mut skips);
+        let mut interfaces =
+            Interfaces::new(Path::new("/proc"), InterfaceFilter::default(), &mut skips);
         let list = interfaces.read(Duration::from_secs(1), &mut skips);
         assert!(list.iter().all(|n| n.interface != "lo"));
         #[cfg(target_os = "linux")]
@@ -255,5 +335,70 @@ mod tests {
             "{list:?}"
         );
         assert_eq!(skips.count("network"), 0);
+    }
+
+    fn names(list: &[Network]) -> Vec<&str> {
+        list.iter().map(|n| n.interface.as_str()).collect()
+    }
+
+    /// The fixture `net/dev.docker`: the captured file with what Docker adds on a host running
+    /// three containers (its bridge, a user-defined network's bridge, one veth per container).
+    fn docker_host(filter: InterfaceFilter) -> Vec<String> {
+        let mut skips = skips();
+        let mut interfaces = Interfaces::new(&fixtures(), filter, &mut skips);
+        interfaces.file = super::super::proc_file::ProcFile::new(&fixtures(), "net/dev.docker");
+        let list = interfaces.read(Duration::from_secs(1), &mut skips);
+        names(&list).into_iter().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn the_virtual_interfaces_of_a_docker_host_are_left_out_by_default() {
+        assert_eq!(
+            docker_host(InterfaceFilter::default()),
+            ["eth0", "ifb0", "ifb1", "wg0"],
+            "no docker0, br-…, veth…; a VPN's interface is the host's"
+        );
+    }
+
+    #[test]
+    fn network_interfaces_includes_and_excludes_by_glob() {
+        let only = |list| docker_host(InterfaceFilter::parse(list).expect("valid"));
+        assert_eq!(only("eth*,!veth*"), ["eth0"]);
+        assert_eq!(
+            only("eth0, wg*"),
+            ["eth0", "wg0"],
+            "spaces around items are fine"
+        );
+        assert_eq!(
+            only("!ifb*"),
+            [
+                "br-3f2a9c1d4e5b",
+                "docker0",
+                "eth0",
+                "veth1a2b3c4",
+                "veth5d6e7f8",
+                "veth9a8b7c6",
+                "wg0"
+            ],
+            "the setting replaces the default list: only its excludes apply"
+        );
+        assert_eq!(
+            only("*,!veth*,!eth0"),
+            ["br-3f2a9c1d4e5b", "docker0", "ifb0", "ifb1", "wg0"]
+        );
+        assert_eq!(only("lo"), Vec::<String>::new(), "loopback never");
+    }
+
+    #[test]
+    fn a_bad_glob_is_refused_naming_it() {
+        for bad in ["eth[", "!", "eth0,!", "{a,b"] {
+            let err = InterfaceFilter::parse(bad).expect_err(bad);
+            assert!(!err.is_empty(), "{bad}");
+        }
+        assert!(InterfaceFilter::parse("eth[").is_err_and(|e| e.contains("eth[")));
+        assert!(
+            InterfaceFilter::parse("").is_ok_and(|f| f.keeps("veth0")),
+            "empty: every one"
+        );
     }
 }

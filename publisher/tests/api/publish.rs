@@ -105,6 +105,37 @@ async fn the_current_reading_is_not_published() {
     tap.cleanup().await;
 }
 
+/// The interfaces a reading of this machine lists.
+async fn interfaces_listed(vars: &[(&str, &str)]) -> Vec<String> {
+    let address = crate::helpers::spawn_app_without_broker(vars).await;
+    let reading: Reading = reqwest::get(format!("{address}/api/reading"))
+        .await
+        .expect("answers")
+        .json()
+        .await
+        .expect("a reading");
+    let pressure = reading.pressure.expect("this machine's kernel has PSI");
+    assert!(pressure.cpu.is_some() && pressure.memory.is_some() && pressure.io.is_some());
+    let networks = reading.networks.expect("the network is measured");
+    networks.into_iter().map(|n| n.interface).collect()
+}
+
+#[tokio::test]
+async fn network_interfaces_chooses_the_interfaces_a_reading_lists() {
+    // This machine has eth0 and two ifb devices besides loopback (/proc/net/dev).
+    let every = interfaces_listed(&[]).await;
+    assert!(every.iter().any(|i| i == "eth0"), "{every:?}");
+    assert!(every.iter().all(|i| i != "lo"), "{every:?}");
+    let only_eth = interfaces_listed(&[("NETWORK_INTERFACES", "eth*,!veth*")]).await;
+    assert!(
+        !only_eth.is_empty() && only_eth.iter().all(|i| i.starts_with("eth")),
+        "{only_eth:?}"
+    );
+    let but_eth = interfaces_listed(&[("NETWORK_INTERFACES", "!eth*")]).await;
+    assert_eq!(but_eth.len(), every.len() - only_eth.len(), "{but_eth:?}");
+    assert!(but_eth.iter().all(|i| !i.starts_with("eth")), "{but_eth:?}");
+}
+
 #[tokio::test]
 async fn a_refused_publish_never_pushes_a_waiting_reading_out_of_the_outbox() {
     // The broker goes silent (a proxy stops passing bytes), so publishes already under way

@@ -31,6 +31,7 @@ fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
         ("PUBLISH_INTERVAL_SECS", "-1"),
         ("AMQP_URL", "http://admin:s3cret-pw@host/"),
         ("RUST_LOG", "info,[[["),
+        ("NETWORK_INTERFACES", "eth*,!veth[0-"),
     ] {
         let out = run_publisher(&[(name, value)]);
         assert_eq!(out.status.code(), Some(2), "{name}={value}");
