@@ -278,6 +278,22 @@ async fn a_frozen_broker_is_one_pipeline_alert_no_host_down_and_nothing_unseen()
         !active.iter().any(|e| e["rule"] == "host_down"),
         "{shown:#}"
     );
+    // A page opened now shows it too: its snapshot carries the consumer's alerts.
+    let (mut page, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/ws"))
+        .await
+        .expect("the page's socket opens");
+    let snapshot = crate::helpers::next_frame(&mut page, Duration::from_secs(10))
+        .await
+        .expect("a snapshot");
+    assert_eq!(snapshot["type"], "snapshot");
+    assert!(
+        snapshot["alerts"]["active"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|e| e["rule"] == "pipeline")),
+        "the page is shown the pipeline alert: {:#}",
+        snapshot["alerts"]
+    );
+    drop(page);
 
     drop(thaw);
     let thawed = tokio::time::Instant::now();
