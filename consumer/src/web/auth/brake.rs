@@ -88,7 +88,7 @@ impl LoginBrake {
     pub fn take(&self, address: IpAddr) -> Result<Attempt, Duration> {
         let key = BrakeKey::of(address);
         let now = self.clock.now();
-        let since = now - self.window;
+        let since = self.window_start(now);
         let mut table = self.lock();
         if !table.contains_key(&key) && table.len() >= MAX_ADDRESSES {
             table.retain(|_, times| times.back().is_some_and(|t| *t > since));
@@ -110,7 +110,10 @@ impl LoginBrake {
         }
         if times.len() >= self.allowance {
             let oldest = times.front().copied().unwrap_or(now);
-            let wait = (oldest + self.window - now).to_std().unwrap_or_default();
+            let free_at = oldest
+                .checked_add_signed(self.window)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC);
+            let wait = (free_at - now).to_std().unwrap_or_default();
             return Err(wait.max(Duration::from_secs(1)));
         }
         times.push_back(now);
@@ -139,7 +142,7 @@ impl LoginBrake {
 
     /// Forgets addresses with nothing left in the window (called now and then).
     pub fn tidy(&self) {
-        let since = self.clock.now() - self.window;
+        let since = self.window_start(self.clock.now());
         self.lock()
             .retain(|_, times| times.back().is_some_and(|t| *t > since));
     }
@@ -152,6 +155,12 @@ impl LoginBrake {
     /// True when no address has attempts in the window.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Attempts at or before this time have left the window.
+    fn window_start(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        now.checked_sub_signed(self.window)
+            .unwrap_or(DateTime::<Utc>::MIN_UTC)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<BrakeKey, VecDeque<DateTime<Utc>>>> {
