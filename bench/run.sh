@@ -67,6 +67,8 @@ section() { echo; echo "## $1 (\`$2\`)"; echo; }
   echo '```'; "$bin/history" 60 10; echo '```'
   section "Drawing a history range" "range_draw 20 100"
   echo '```'; "$bin/range_draw" 20 100; echo '```'
+  section "A burst of wrong logins" "login_burst 64 5"
+  "$bin/login_burst" 64 5
   section "Alerts: notification delay, and CPU at 1,000 hosts" "alerts 100 10 1000 20 2"
   "$bin/alerts" 100 10 1000 20 2
 } | tee "$sections"
