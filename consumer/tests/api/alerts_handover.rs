@@ -292,6 +292,9 @@ async fn a_restarted_evaluator_judges_a_mean_at_once_from_the_readings_in_the_st
     // The evaluator starts with empty windows; one reading, and the mean of the 20 s the
     // store holds is judged at once.
     let _evaluator = spawn_consumer(&exchange, &vars).await;
+    // Its alerts queue is bound and consumed before the reading is sent (the consumer is
+    // "up" once its live queue is; the alerts queue follows on a connection of its own).
+    alerts_queue_consumed(&format!("{exchange}.alerts")).await;
     tap.publish_raw(&reading_at(&host, 21, 97.0, chrono::Utc::now()))
         .await;
     let fired = crate::alerts::next_notice(&mut notices, &host, 20).await;
@@ -315,4 +318,36 @@ fn reading_at(host: &str, seq: u64, cpu: f64, at: chrono::DateTime<chrono::Utc>)
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
         .into();
     serde_json::to_vec(&v).expect("json")
+}
+
+/// Waits until `queue` exists and has a consumer.
+async fn alerts_queue_consumed(queue: &str) {
+    let connection =
+        lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
+            .await
+            .expect("broker");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        // A passive declare of a queue not there yet closes its channel: one per attempt.
+        let channel = connection.create_channel().await.expect("channel");
+        let declared = channel
+            .queue_declare(
+                queue.into(),
+                lapin::options::QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                lapin::types::FieldTable::default(),
+            )
+            .await;
+        if declared.is_ok_and(|q| q.consumer_count() >= 1) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{queue} never consumed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = connection.close(200, "test done".into()).await;
 }
