@@ -63,6 +63,35 @@ ensure_broker() {
   return 1
 }
 
+# True when a Docker Engine answers on its default socket.
+docker_answers() {
+  [ -S /var/run/docker.sock ] && timeout 10 docker version >/dev/null 2>&1
+}
+
+# Makes sure a Docker Engine answers on /var/run/docker.sock for the container tests (Debian's
+# docker.io, and busybox-static for the image they make with `docker import`), starting dockerd
+# when none runs; its log goes to /var/log/hostpulse/dockerd.log.
+ensure_docker() {
+  need_packages "dockerd docker" docker.io || return 1
+  dpkg -s busybox-static >/dev/null 2>&1 || install_packages "the container tests' image" busybox-static || return 1
+  if docker_answers; then return 0; fi
+  if [ "$(id -u)" -ne 0 ]; then
+    say "The Docker Engine is not running. Start it with: sudo dockerd"
+    return 1
+  fi
+  local log=/var/log/hostpulse/dockerd.log
+  mkdir -p "$(dirname "$log")"
+  say "starting dockerd (its log: $log)"
+  setsid dockerd >>"$log" 2>&1 </dev/null &
+  for _ in $(seq 1 120); do
+    if docker_answers; then say "the Docker Engine is up on /var/run/docker.sock"; return 0; fi
+    sleep 0.5
+  done
+  say "dockerd did not answer within 60 s; the end of $log:"
+  tail -n 20 "$log" >&2
+  return 1
+}
+
 # True when the postgres user connects over 127.0.0.1 without a password (as the tests do).
 postgres_trusts_loopback() {
   PGCONNECT_TIMEOUT=5 psql -w -h 127.0.0.1 -p 5432 -U postgres -d postgres -Atqc 'SELECT 1' >/dev/null 2>&1

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test: installs what the tests need when missing (RabbitMQ, PostgreSQL, Chromium
+# Runs every test: installs what the tests need when missing (RabbitMQ, PostgreSQL, Docker, Chromium
 # and its WebDriver, Prometheus, openssl, shellcheck, node with Lighthouse and axe-core; the
-# scripts' tests install curl and python3-yaml), starts the broker and PostgreSQL if they are
+# scripts' tests install curl and python3-yaml), starts the broker, PostgreSQL and dockerd if they are
 # not running, then runs ShellCheck, the deploy files' test, cargo fmt, clippy, the whole
 # workspace's tests (the dashboard's in headless Chromium) and run.sh's test.
 set -euo pipefail
@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 ensure_broker
+# The publisher's container tests read a real Docker Engine.
+ensure_docker
 # The history store's tests create (and drop) a database of their own per test.
 ensure_postgres
 # rabbitmqctl lets tests look at the queues they declared.

@@ -17,6 +17,9 @@ pub fn default_http_workers() -> usize {
     1
 }
 
+/// Where the Docker Engine listens by default (Podman's compatible socket can be named instead).
+pub const DEFAULT_DOCKER_SOCKET: &str = "/var/run/docker.sock";
+
 /// Where the service keeps its outbox when `OUTBOX_DIR` is not set: under the working
 /// directory (the systemd unit gives it `/var/lib/hostpulse/outbox`).
 pub const DEFAULT_OUTBOX_DIR: &str = "outbox";
@@ -51,6 +54,8 @@ pub struct Settings {
     pub process_interval: Duration,
     /// How many processes each top list holds (`PROCESS_TOP_N`).
     pub process_top_n: usize,
+    /// The container engine's API socket (`DOCKER_SOCKET`); `None`: containers not read.
+    pub docker_socket: Option<PathBuf>,
     /// Which network interfaces readings list (`NETWORK_INTERFACES`).
     pub interfaces: crate::collector::InterfaceFilter,
     /// `RUST_LOG` filter.
@@ -108,6 +113,11 @@ impl Settings {
             tls: shared::tls::TlsFiles::from_env(env)?,
             process_interval: env.seconds_or("PROCESS_INTERVAL_SECS", 5, 3600)?,
             process_top_n: env.count_or("PROCESS_TOP_N", 10, 1, 1000)?,
+            docker_socket: match env.get("DOCKER_SOCKET") {
+                Some("off") => None,
+                Some(path) => Some(PathBuf::from(path)),
+                None => Some(PathBuf::from(DEFAULT_DOCKER_SOCKET)),
+            },
             interfaces: match env.get("NETWORK_INTERFACES") {
                 None => crate::collector::InterfaceFilter::default(),
                 Some(list) => crate::collector::InterfaceFilter::parse(list)

@@ -35,12 +35,18 @@ impl Application {
             .map(shared::tls::server_config)
             .transpose()?;
         let metrics = PublisherMetrics::new()?;
+        let containers = settings.docker_socket.clone().map(|socket| {
+            let list = crate::collector::ContainerList::default();
+            tokio::spawn(crate::collector::watch_containers(socket, list.clone()));
+            list
+        });
         let collector = Collector::spawn(
             CollectorOptions {
                 host: settings.host_name.clone(),
                 process_interval: settings.process_interval,
                 process_top_n: settings.process_top_n,
                 interfaces: settings.interfaces.clone(),
+                containers,
                 ..CollectorOptions::default()
             },
             CollectorMetrics {

@@ -46,6 +46,10 @@ pub struct Reading {
     /// Pressure stall information (`/proc/pressure`); absent where the kernel has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pressure: Option<Pressure>,
+    /// The containers of the host's container engine (Docker, or Podman's compatible API);
+    /// absent when the publisher reaches no engine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub containers: Option<Vec<Container>>,
     /// Set by the consumer on readings converted from the original Python publisher.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub legacy: Option<LegacyOrigin>,
@@ -207,6 +211,30 @@ pub struct Network {
     pub receive_drops_per_sec: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transmit_drops_per_sec: Option<f64>,
+}
+
+/// One container, by the name its engine gives it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Container {
+    pub name: String,
+    pub image: String,
+    /// The engine's word: `running`, `exited`, `restarting`, `paused`, `created`, `dead`.
+    pub state: String,
+    /// `healthy`, `unhealthy` or `starting`; absent when the container has no health check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_count: Option<u32>,
+    /// Of one core, since the publisher's previous look; absent on the first look and when
+    /// the container is not running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_percent: Option<f32>,
+    /// Memory in use, page cache that can be dropped left out (as `docker stats` shows it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_used_bytes: Option<u64>,
+    /// The container's memory limit, or the host's memory when it has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_limit_bytes: Option<u64>,
 }
 
 /// Pressure stall information: how much of the time tasks waited for a resource.
@@ -434,6 +462,7 @@ mod tests {
             block_devices: None,
             processes: None,
             pressure: None,
+            containers: None,
             legacy: None,
             labels: None,
         }

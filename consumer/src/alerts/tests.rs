@@ -74,6 +74,7 @@ fn calm(host: &str) -> Reading {
         block_devices: None,
         processes: None,
         pressure: None,
+        containers: None,
         labels: None,
     }
 }

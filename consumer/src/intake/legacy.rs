@@ -139,6 +139,7 @@ pub fn to_reading(body: &[u8], hints: &SenderHints, now: DateTime<Utc>) -> Optio
             host_from: host_from.to_owned(),
         }),
         pressure: None,
+        containers: None,
         labels: None,
     };
     Some(Converted {

@@ -2,6 +2,7 @@
 //! the async workers never block on `/proc`. It knows nothing of AMQP or HTTP: it hands out
 //! plain [`Reading`]s.
 
+mod containers;
 mod cpu;
 mod cpu_times;
 mod disks;
@@ -16,6 +17,7 @@ mod system;
 mod temperatures;
 mod vmstat;
 
+pub use containers::{watch as watch_containers, ContainerList};
 pub use network::{InterfaceFilter, DEFAULT_EXCLUDED_INTERFACES};
 use proc_file::Skips;
 pub use proc_file::SKIP_LABELS;
@@ -60,6 +62,8 @@ pub struct CollectorOptions {
     pub passwd: PathBuf,
     /// Which network interfaces are listed (`NETWORK_INTERFACES`).
     pub interfaces: InterfaceFilter,
+    /// The containers as the engine watcher last saw them; `None`: not watched.
+    pub containers: Option<ContainerList>,
 }
 
 impl Default for CollectorOptions {
@@ -71,6 +75,7 @@ impl Default for CollectorOptions {
             proc_root: PathBuf::from("/proc"),
             passwd: PathBuf::from("/etc/passwd"),
             interfaces: InterfaceFilter::default(),
+            containers: None,
         }
     }
 }
@@ -153,6 +158,7 @@ struct Sampler {
     meminfo: meminfo::MemInfo,
     vmstat: vmstat::VmStat,
     pressure: pressure::PressureFiles,
+    containers: Option<ContainerList>,
     /// `None` when `PROCESS_INTERVAL_SECS` is 0.
     processes: Option<processes::ProcessScan>,
     process_interval: Duration,
@@ -204,6 +210,7 @@ impl Sampler {
             meminfo: meminfo::MemInfo::new(root),
             vmstat: vmstat::VmStat::new(root, page_bytes, &mut skips),
             pressure: pressure::PressureFiles::new(root),
+            containers: options.containers.clone(),
             processes,
             process_interval: options.process_interval,
             processes_scanned: Instant::now(),
@@ -299,6 +306,7 @@ impl Sampler {
             processes,
             legacy: None,
             pressure: self.pressure.read(),
+            containers: self.containers.as_ref().and_then(ContainerList::current),
             labels: None,
         }
     }

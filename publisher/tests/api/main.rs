@@ -1,3 +1,4 @@
+mod containers;
 mod frozen_broker;
 mod health;
 mod helpers;

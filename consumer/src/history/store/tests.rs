@@ -106,6 +106,7 @@ fn reading(host: &str, secs: i64, seq: u64, v: f32) -> Reading {
         block_devices: None,
         processes: None,
         pressure: None,
+        containers: None,
         labels: None,
     }
 }
