@@ -1,6 +1,7 @@
 // The whole host in the detail view, as figures: where CPU time goes, the memory split and swap
-// activity, temperatures and block devices. Each figure a reading does not carry shows "–", and
-// a section with nothing to show is hidden behind a short note, never shown as 0.
+// activity, temperatures, block devices, pressure stalls and containers. Each figure a reading
+// does not carry shows "–", and a section with nothing to show is hidden behind a short note,
+// never shown as 0.
 // Values reach the page as text only (textContent, through app.js's fillTable).
 
 import { renderHooks, fmt, fillTable, $ } from "./app.js";
@@ -52,12 +53,48 @@ function renderBlockDevices(r) {
   ]);
 }
 
+// Pressure stall information: the share of the last 10 s in which some task (or every task at
+// once, "full") waited for a CPU, memory or I/O. The CPU has no host-wide "full".
+function renderPressure(r) {
+  const p = r.pressure;
+  const known = p !== null && typeof p === "object";
+  $("pressure").hidden = !known;
+  $("pressure-none").hidden = known;
+  for (const [resource, line] of [["cpu", "some"], ["memory", "some"], ["memory", "full"], ["io", "some"], ["io", "full"]]) {
+    const stall = known ? p[resource] : null;
+    setText(`psi-${resource}-${line}`, stall ? fmt.percent(stall[`${line}_avg10_percent`]) : "–");
+  }
+}
+
+// The host's containers by name, as its engine lists them (stopped ones too).
+function renderContainers(r) {
+  const list = Array.isArray(r.containers) ? r.containers.filter((c) => c && typeof c === "object") : null;
+  $("detail-containers").hidden = !list || list.length === 0;
+  const none = $("detail-containers-none");
+  none.hidden = list !== null && list.length > 0;
+  const note = list ? "No containers on this host." : "This host reports no container engine.";
+  if (none.textContent !== note) none.textContent = note;
+  const running = (list || []).filter((c) => c.state === "running").length;
+  setText("containers-counts", list && list.length ? `${running} running / ${list.length}` : "");
+  fillTable("detail-containers", list || [], (c) => [
+    String(c.name ?? "–"),
+    String(c.image ?? "–"),
+    c.health ? `${c.state ?? "–"} (${c.health})` : String(c.state ?? "–"),
+    Number.isFinite(c.restart_count) ? String(c.restart_count) : "–",
+    fmt.percent(c.cpu_percent),
+    fmt.bytes(c.memory_used_bytes),
+    fmt.bytes(c.memory_limit_bytes),
+  ]);
+}
+
 function render(host) {
   const r = host.latest;
   renderCpuSplit(r);
   renderMemory(r);
   renderTemperatures(r);
   renderBlockDevices(r);
+  renderPressure(r);
+  renderContainers(r);
 }
 
 renderHooks.push(render);

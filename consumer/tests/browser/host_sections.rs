@@ -33,6 +33,25 @@ pub(crate) fn whole_host(host: &str, seq: u64, processes: serde_json::Value) -> 
             "reads_per_sec": 40.5, "writes_per_sec": 12.25, "busy_percent": 37.5
         }]);
         v["processes"] = processes;
+        v["pressure"] = json!({
+            "cpu": { "some_avg10_percent": 94.91, "some_total_micros": 3_681_798_883_u64 },
+            "memory": {
+                "some_avg10_percent": 18.79, "some_total_micros": 50_801_325,
+                "full_avg10_percent": 5.46, "full_total_micros": 7_423_556
+            },
+            "io": {
+                "some_avg10_percent": 12.07, "some_total_micros": 105_218_703,
+                "full_avg10_percent": 0.0, "full_total_micros": 4_058_459
+            }
+        });
+        v["containers"] = json!([
+            {
+                "name": "api", "image": "shop/api:2", "state": "running", "health": "unhealthy",
+                "restart_count": 4, "cpu_percent": 97.5,
+                "memory_used_bytes": 200_u64 << 20, "memory_limit_bytes": 256_u64 << 20
+            },
+            { "name": "<b>job</b>", "image": "busybox", "state": "exited", "restart_count": 0 }
+        ]);
     })
 }
 
@@ -134,6 +153,12 @@ async fn a_reading_of_the_whole_host_shows_every_section_with_its_values() {
         ("swap-in", "4.1 kB/s"),
         ("swap-out", "0 B/s"),
         ("procs-counts", "312 processes · 2 running"),
+        ("psi-cpu-some", "94.9 %"),
+        ("psi-memory-some", "18.8 %"),
+        ("psi-memory-full", "5.5 %"),
+        ("psi-io-some", "12.1 %"),
+        ("psi-io-full", "0.0 %"),
+        ("containers-counts", "1 running / 2"),
     ] {
         assert_eq!(browser.text(&format!("#{id}")).await, text, "#{id}");
     }
@@ -144,6 +169,22 @@ async fn a_reading_of_the_whole_host_shows_every_section_with_its_values() {
     assert_eq!(
         rows(&browser, "detail-temps").await,
         [["Package id 0", "54.5 °C"]]
+    );
+    assert_eq!(
+        rows(&browser, "detail-containers").await,
+        [
+            [
+                "api",
+                "shop/api:2",
+                "running (unhealthy)",
+                "4",
+                "97.5 %",
+                "200.0 MiB",
+                "256.0 MiB"
+            ],
+            ["<b>job</b>", "busybox", "exited", "0", "–", "–", "–"],
+        ],
+        "each container by name, a hostile name as text, figures it lacks as –"
     );
     assert_eq!(
         rows(&browser, "detail-disks").await,
@@ -178,6 +219,8 @@ async fn a_reading_of_the_whole_host_shows_every_section_with_its_values() {
         "detail-temps-none",
         "detail-block-none",
         "procs-none",
+        "pressure-none",
+        "detail-containers-none",
     ] {
         assert!(hidden(&browser, note).await, "#{note} is hidden");
     }
@@ -390,11 +433,21 @@ async fn expect_absent(browser: &Browser, legacy: bool) {
             "This host reports no temperature sensors.",
         ),
         ("procs-none", "This host does not report its processes."),
+        (
+            "pressure-none",
+            "This host does not report pressure stall information.",
+        ),
+        (
+            "detail-containers-none",
+            "This host reports no container engine.",
+        ),
     ] {
         assert_eq!(browser.text(&format!("#{id}")).await, text, "#{id}");
     }
     for id in [
         "cpu-split",
+        "pressure",
+        "detail-containers",
         "detail-block",
         "detail-temps",
         "detail-procs",
@@ -405,6 +458,7 @@ async fn expect_absent(browser: &Browser, legacy: bool) {
         assert!(hidden(browser, id).await, "#{id} is hidden");
     }
     assert_eq!(browser.text("#procs-counts").await, "");
+    assert_eq!(browser.text("#containers-counts").await, "");
     let disks = rows(browser, "detail-disks").await;
     assert_eq!(disks[0][5], "–", "no reserved space known");
     if !legacy {
