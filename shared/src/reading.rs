@@ -612,6 +612,28 @@ mod tests {
             memory: Some(stall(18.79, Some(5.46))),
             io: None,
         });
+        reading.containers = Some(vec![
+            Container {
+                name: "api".into(),
+                image: "shop/api:2".into(),
+                state: "running".into(),
+                health: Some("unhealthy".into()),
+                restart_count: Some(4),
+                cpu_percent: Some(97.5),
+                memory_used_bytes: Some(200 << 20),
+                memory_limit_bytes: Some(256 << 20),
+            },
+            Container {
+                name: "job".into(),
+                image: "busybox".into(),
+                state: "exited".into(),
+                health: None,
+                restart_count: Some(0),
+                cpu_percent: None,
+                memory_used_bytes: None,
+                memory_limit_bytes: None,
+            },
+        ]);
         reading
     }
 
@@ -634,6 +656,9 @@ mod tests {
         );
         assert!(json["pressure"]["cpu"].get("full_avg10_percent").is_none());
         assert!(json["pressure"].get("io").is_none(), "unread: absent");
+        assert_eq!(json["containers"][0]["memory_limit_bytes"], 256u64 << 20);
+        assert_eq!(json["containers"][0]["health"], "unhealthy");
+        assert!(json["containers"][1].get("cpu_percent").is_none());
         assert_eq!(json["processes"]["top_by_cpu"][0]["cpu_percent"], 150.0);
         assert_eq!(
             json["processes"]["top_by_memory"][0]["name"], "<b>\"x\"\u{7}</b>",
@@ -646,7 +671,7 @@ mod tests {
     #[test]
     fn todays_readings_have_none_of_the_new_fields_and_still_parse() {
         let json = serde_json::to_value(sample()).expect("serializes");
-        for absent in ["block_devices", "processes", "pressure"] {
+        for absent in ["block_devices", "processes", "pressure", "containers"] {
             assert!(
                 json.get(absent).is_none(),
                 "{absent} not written when unknown"
