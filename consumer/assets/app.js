@@ -13,7 +13,14 @@ const state = {
   staleAfterSecs: 10,
   paused: false,
   renderQueued: false,
+  // What the next render draws: only the hosts whose readings changed (`dirty`), unless
+  // the whole page must be drawn again (`full`: a snapshot, a selection, the hosts known from
+  // history, the once-a-second pass over the silent ones).
+  dirty: new Set(),
+  full: true,
 };
+// Marks the whole page for the next render.
+function redrawAll() { state.full = true; }
 
 // ---------- formatting ----------
 export const fmt = {
@@ -104,6 +111,8 @@ function addReading(reading, live) {
   if (!reading || typeof reading.host !== "string") return;
   let host = state.hosts.get(reading.host);
   if (!host) { host = { latest: null, history: [], keys: new Set(), seenAt: 0 }; state.hosts.set(reading.host, host); }
+  // A host known from history only that publishes again moves among the live ones.
+  if (host.offline) redrawAll();
   host.offline = false;
   const key = readingKey(reading);
   if (host.keys.has(key)) return;
@@ -117,12 +126,14 @@ function addReading(reading, live) {
   host.history.splice(i, 0, reading);
   if (host.history.length > MAX_HISTORY) host.keys.delete(readingKey(host.history.shift()));
   host.latest = host.history[host.history.length - 1];
+  state.dirty.add(reading.host);
   if (state.selected === null) select(reading.host, false);
 }
 
 // A snapshot is the consumer's whole set of hosts: hosts it no longer has go (their cards
 // too); the ones it has keep the history this page gathered, merged with the snapshot's.
 async function applySnapshot(readings) {
+  redrawAll();
   const names = new Set(readings.filter((r) => r && typeof r.host === "string").map((r) => r.host));
   for (const [name, host] of [...state.hosts]) if (!names.has(name) && !host.offline) state.hosts.delete(name);
   for (const reading of readings) addReading(reading, false);
@@ -144,6 +155,7 @@ async function loadHistory(name) {
     const readings = await response.json();
     if (!Array.isArray(readings) || !state.hosts.has(name)) return;
     for (const reading of readings) if (reading?.host === name) addReading(reading, false);
+    redrawAll();
     render();
     // Says which host's history was merged, for whoever waits on it (the browser tests).
     $("detail").dataset.historyOf = name;
@@ -175,6 +187,7 @@ async function loadKnownHosts() {
     state.hosts.set(name, { latest, history: [], keys: new Set(), seenAt: Number.isNaN(seen) ? 0 : seen, offline: true });
   }
   if (state.selected === null && state.hosts.size > 0) select([...state.hosts.keys()].sort((a, b) => a.localeCompare(b))[0], false);
+  redrawAll();
   scheduleRender();
 }
 setInterval(loadKnownHosts, KNOWN_HOSTS_EVERY_MS);
@@ -217,7 +230,15 @@ function cardFor(name) {
   return card;
 }
 
+// Sets a node's text only when it differs: an unchanged card costs no DOM work.
+function setNodeText(node, text) { if (node.textContent !== text) node.textContent = text; }
+
 function renderCards() {
+  // Only the hosts with new readings, while every one of them already has its card.
+  if (!state.full && [...state.dirty].every((name) => cards.has(name) || !state.hosts.has(name))) {
+    for (const name of state.dirty) if (state.hosts.has(name)) renderCard(name);
+    return;
+  }
   // Live hosts first, then the offline ones, each by name.
   const names = [...state.hosts.keys()].sort((a, b) =>
     Number(state.hosts.get(a).offline === true) - Number(state.hosts.get(b).offline === true) || a.localeCompare(b));
@@ -228,38 +249,46 @@ function renderCards() {
     if (!state.hosts.has(name)) { card.root.remove(); cards.delete(name); }
   }
   names.forEach((name, index) => {
-    const host = state.hosts.get(name);
-    const { latest } = host;
-    const card = cardFor(name);
-    const f = card.fields;
-    const disk = fullestDisk(latest);
-    const net = networkTotals(latest);
-    f.cpu.textContent = fmt.percent(latest.cpu?.usage_percent);
-    f.mem.textContent = fmt.percent(latest.memory?.usage_percent);
-    f.disk.textContent = disk ? fmt.percent(disk.usage_percent) : "–";
-    f.net.textContent = net ? `↓ ${fmt.rate(net.rx)} ↑ ${fmt.rate(net.tx)}` : "–";
-    const note = legacyNote(latest);
-    f.origin.hidden = !note;
-    if (f.origin.dataset.note !== (note || "")) {
-      f.origin.dataset.note = note || "";
-      f.origin.replaceChildren(...(note ? [el("span", "tag", "original publisher"), ` ${note}`] : []));
-    }
-    f.load.textContent = latest.cpu?.load_average ? Number(latest.cpu.load_average.one).toFixed(2) : "–";
-    f.up.textContent = fmt.duration(latest.uptime_secs);
-    const silent = !host.offline && isStale(host);
-    // A host that declares no publish interval publishes on demand: silence is normal there.
-    const onDemand = silent && !Number.isFinite(latest.interval_secs);
-    const stale = silent && !onDemand;
-    card.root.classList.toggle("stale", stale);
-    card.root.classList.toggle("on-demand", onDemand);
-    card.root.classList.toggle("offline", host.offline === true);
-    card.root.classList.toggle("selected", name === state.selected);
-    card.button.setAttribute("aria-pressed", String(name === state.selected));
-    f.seen.textContent = host.offline ? `offline · last seen ${fmt.when(latest.collected_at)}`
-      : onDemand ? `on demand · last seen ${Math.round(secondsSinceSeen(host))} s ago`
-      : stale ? `stale · last seen ${Math.round(secondsSinceSeen(host))} s ago` : "";
+    const card = renderCard(name);
     if (container.children[index] !== card.root) container.insertBefore(card.root, container.children[index] || null);
   });
+}
+
+// Draws one host's card from its latest reading; returns the card.
+function renderCard(name) {
+  const host = state.hosts.get(name);
+  const { latest } = host;
+  const card = cardFor(name);
+  const f = card.fields;
+  const disk = fullestDisk(latest);
+  const net = networkTotals(latest);
+  setNodeText(f.cpu, fmt.percent(latest.cpu?.usage_percent));
+  setNodeText(f.mem, fmt.percent(latest.memory?.usage_percent));
+  setNodeText(f.disk, disk ? fmt.percent(disk.usage_percent) : "–");
+  setNodeText(f.net, net ? `↓ ${fmt.rate(net.rx)} ↑ ${fmt.rate(net.tx)}` : "–");
+  const note = legacyNote(latest);
+  f.origin.hidden = !note;
+  if (f.origin.dataset.note !== (note || "")) {
+    f.origin.dataset.note = note || "";
+    f.origin.replaceChildren(...(note ? [el("span", "tag", "original publisher"), ` ${note}`] : []));
+  }
+  setNodeText(f.load, latest.cpu?.load_average ? Number(latest.cpu.load_average.one).toFixed(2) : "–");
+  setNodeText(f.up, fmt.duration(latest.uptime_secs));
+  const silent = !host.offline && isStale(host);
+  // A host that declares no publish interval publishes on demand: silence is normal there.
+  const onDemand = silent && !Number.isFinite(latest.interval_secs);
+  const stale = silent && !onDemand;
+  host.shownSilent = silent;
+  card.root.classList.toggle("stale", stale);
+  card.root.classList.toggle("on-demand", onDemand);
+  card.root.classList.toggle("offline", host.offline === true);
+  card.root.classList.toggle("selected", name === state.selected);
+  const pressed = String(name === state.selected);
+  if (card.button.getAttribute("aria-pressed") !== pressed) card.button.setAttribute("aria-pressed", pressed);
+  setNodeText(f.seen, host.offline ? `offline · last seen ${fmt.when(latest.collected_at)}`
+    : onDemand ? `on demand · last seen ${Math.round(secondsSinceSeen(host))} s ago`
+    : stale ? `stale · last seen ${Math.round(secondsSinceSeen(host))} s ago` : "");
+  return card;
 }
 
 function renderDetail() {
@@ -338,8 +367,11 @@ export const pageHooks = [];
 
 function render() {
   renderCards();
-  renderDetail();
+  // The detail (and its charts) only when its host changed, or everything is drawn again.
+  if (state.full || state.dirty.has(state.selected)) renderDetail();
   for (const hook of pageHooks) hook();
+  state.full = false;
+  state.dirty.clear();
 }
 
 // Whether the page holds readings of `name` (a card and a detail to open).
@@ -348,6 +380,7 @@ export function hasHost(name) { return state.hosts.has(name); }
 // ---------- selection (kept in the URL, so it can be bookmarked) ----------
 function select(name, remember) {
   state.selected = name;
+  redrawAll();
   if (remember) {
     // The rest of the hash (the charts' range, see range.js) stays as it is.
     const params = new URLSearchParams(location.hash.slice(1));
@@ -442,6 +475,7 @@ function scheduleReconnect() {
 $("raw-pause").addEventListener("click", (e) => {
   state.paused = !state.paused;
   e.target.textContent = state.paused ? "Resume" : "Pause";
+  state.dirty.add(state.selected);
   scheduleRender();
 });
 $("raw-copy").addEventListener("click", async (e) => {
@@ -449,10 +483,17 @@ $("raw-copy").addEventListener("click", async (e) => {
   catch { e.target.textContent = "Copy failed"; }
   setTimeout(() => { e.target.textContent = "Copy"; }, 1500);
 });
-window.addEventListener("hashchange", () => { selectionFromUrl(); scheduleRender(); });
+window.addEventListener("hashchange", () => { selectionFromUrl(); redrawAll(); scheduleRender(); });
 
-// Stale marks and "last seen" move even when nothing arrives.
-setInterval(scheduleRender, 1000);
+// Stale marks and "last seen" move even when nothing arrives: once a second, the cards of
+// the hosts that are silent or were shown silent, and the selected host's detail.
+setInterval(() => {
+  for (const [name, host] of state.hosts) {
+    if (host.shownSilent || (!host.offline && isStale(host))) state.dirty.add(name);
+  }
+  if (state.selected !== null) state.dirty.add(state.selected);
+  scheduleRender();
+}, 1000);
 
 selectionFromUrl();
 connect();
