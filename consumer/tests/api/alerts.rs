@@ -4,8 +4,6 @@
 
 use crate::helpers::spawn_consumer;
 use futures_util::StreamExt;
-use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
-use lapin::types::FieldTable;
 use shared::testing::{amqp_url, unique_exchange, Tap};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -103,57 +101,6 @@ pub(crate) fn rules_file(text: &str) -> String {
     path.display().to_string()
 }
 
-/// A private queue on the alerts topic exchange, for the events of every routing key.
-async fn alert_tap() -> (lapin::Connection, lapin::Consumer) {
-    let connection =
-        lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
-            .await
-            .expect("broker");
-    let channel = connection.create_channel().await.expect("channel");
-    shared::broker::declare_exchange_of(
-        &channel,
-        consumer::alerts::ALERTS_EXCHANGE,
-        lapin::ExchangeKind::Topic,
-    )
-    .await
-    .expect("exchange");
-    let queue = channel
-        .queue_declare(
-            "".into(),
-            QueueDeclareOptions {
-                exclusive: true,
-                auto_delete: true,
-                ..QueueDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .expect("queue");
-    channel
-        .queue_bind(
-            queue.name().as_str().into(),
-            consumer::alerts::ALERTS_EXCHANGE.into(),
-            "#".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("bind");
-    let consumer = channel
-        .basic_consume(
-            queue.name().as_str().into(),
-            "test".into(),
-            BasicConsumeOptions {
-                no_ack: true,
-                ..BasicConsumeOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .expect("consume");
-    (connection, consumer)
-}
-
 #[tokio::test]
 async fn a_reading_over_a_level_fires_once_everywhere_and_one_below_resolves_it() {
     let exchange = unique_exchange("alerts");
@@ -167,7 +114,7 @@ async fn a_reading_over_a_level_fires_once_everywhere_and_one_below_resolves_it(
     .await;
     // A consumer of another fleet on the same broker: it shows none of this fleet's alerts.
     let other_fleet = spawn_consumer(&unique_exchange("alerts-other"), &[("ALERTS", "off")]).await;
-    let (_connection, mut events) = alert_tap().await;
+    let (_connection, mut events) = crate::helpers::alert_tap(&amqp_url()).await;
     let tap = Tap::bind(&exchange).await;
     tap.publish_raw(&reading(&host, 1, 10.0)).await;
     tap.publish_raw(&reading(&host, 2, 80.0)).await;

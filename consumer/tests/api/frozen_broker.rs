@@ -3,9 +3,7 @@
 
 use crate::alerts::reading;
 use futures_util::StreamExt;
-use lapin::options::QueueDeclareOptions;
-use lapin::options::{BasicConsumeOptions, BasicPublishOptions, QueueBindOptions};
-use lapin::types::FieldTable;
+use lapin::options::BasicPublishOptions;
 use shared::testing::private_broker::{free_port, PrivateBroker};
 use shared::testing::{metric, unique_exchange};
 use std::io::Read;
@@ -43,56 +41,6 @@ fn fake_hosts(url: String, exchange: String) -> tokio::task::JoinHandle<()> {
             }
         }
     })
-}
-
-/// A private queue on the node's alerts exchange: what the consumer announced there.
-async fn alert_tap(url: &str) -> (lapin::Connection, lapin::Consumer) {
-    let connection = lapin::Connection::connect(url, lapin::ConnectionProperties::default())
-        .await
-        .expect("broker");
-    let channel = connection.create_channel().await.expect("channel");
-    shared::broker::declare_exchange_of(
-        &channel,
-        consumer::alerts::ALERTS_EXCHANGE,
-        lapin::ExchangeKind::Topic,
-    )
-    .await
-    .expect("exchange");
-    let queue = channel
-        .queue_declare(
-            "".into(),
-            QueueDeclareOptions {
-                exclusive: true,
-                auto_delete: true,
-                ..QueueDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .expect("queue");
-    channel
-        .queue_bind(
-            queue.name().as_str().into(),
-            consumer::alerts::ALERTS_EXCHANGE.into(),
-            "#".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("bind");
-    let consumer = channel
-        .basic_consume(
-            queue.name().as_str().into(),
-            "test".into(),
-            BasicConsumeOptions {
-                no_ack: true,
-                ..BasicConsumeOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .expect("consume");
-    (connection, consumer)
 }
 
 /// The consumer process, killed if the test ends early (a failed assertion).
@@ -193,7 +141,7 @@ async fn a_frozen_broker_is_one_pipeline_alert_no_host_down_and_nothing_unseen()
     let url = broker.url();
     let exchange = unique_exchange("frozen");
     let (hook, mut notices) = crate::alerts::webhook_receiver().await;
-    let (tap_connection, mut announced) = alert_tap(&url).await;
+    let (tap_connection, mut announced) = crate::helpers::alert_tap(&url).await;
     let port = free_port();
     let data_dir = crate::helpers::fresh_data_dir();
     let child = Command::new(env!("CARGO_BIN_EXE_consumer"))

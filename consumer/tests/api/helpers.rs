@@ -2,6 +2,8 @@
 //! the real broker, and a WebSocket client to watch what the browsers get.
 
 use futures_util::{SinkExt, StreamExt};
+use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
 use shared::settings::EnvSource;
 use shared::testing::amqp_url;
 use std::time::Duration;
@@ -248,4 +250,55 @@ pub async fn next_reading(socket: &mut Socket) -> serde_json::Value {
             return frame["data"].clone();
         }
     }
+}
+
+/// A private queue on the alerts topic exchange at `url`, for the events of every routing key:
+/// what the consumers announced there.
+pub async fn alert_tap(url: &str) -> (lapin::Connection, lapin::Consumer) {
+    let connection = lapin::Connection::connect(url, lapin::ConnectionProperties::default())
+        .await
+        .expect("broker");
+    let channel = connection.create_channel().await.expect("channel");
+    shared::broker::declare_exchange_of(
+        &channel,
+        consumer::alerts::ALERTS_EXCHANGE,
+        lapin::ExchangeKind::Topic,
+    )
+    .await
+    .expect("exchange");
+    let queue = channel
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .expect("queue");
+    channel
+        .queue_bind(
+            queue.name().as_str().into(),
+            consumer::alerts::ALERTS_EXCHANGE.into(),
+            "#".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("bind");
+    let consumer = channel
+        .basic_consume(
+            queue.name().as_str().into(),
+            "test".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..BasicConsumeOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .expect("consume");
+    (connection, consumer)
 }
