@@ -34,7 +34,7 @@ install_quietly "netdata" netdata || say "netdata unavailable: its row will be m
 cargo build --release --quiet -p bench -p publisher -p consumer
 # The publisher as shipped (Dockerfile, systemd unit): scripts/build-agent.sh.
 agent=$(scripts/build-agent.sh --quiet)
-bin=target/release
+bin="${CARGO_TARGET_DIR:-target}/release"
 sections=$(mktemp)
 BENCH_SUMMARY=$(mktemp)
 export BENCH_SUMMARY

@@ -12,4 +12,4 @@ target=$(rustc -vV | sed -n 's/^host: //p')
 # build scripts and proc-macros (which cannot be static), and land in a folder of their own.
 RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
   cargo build --profile agent --target "$target" -p publisher "$@" >&2
-echo "target/$target/agent/publisher"
+echo "${CARGO_TARGET_DIR:-target}/$target/agent/publisher"
