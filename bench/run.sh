@@ -36,9 +36,10 @@ cargo build --release --quiet -p bench -p publisher -p consumer
 agent=$(scripts/build-agent.sh --quiet)
 bin="${CARGO_TARGET_DIR:-target}/release"
 sections=$(mktemp)
+whole=$(mktemp)
 BENCH_SUMMARY=$(mktemp)
 export BENCH_SUMMARY
-trap 'rm -f "$sections" "$BENCH_SUMMARY"' EXIT
+trap 'rm -f "$sections" "$whole" "$BENCH_SUMMARY"' EXIT
 section() { echo; echo "## $1 (\`$2\`)"; echo; }
 # Each binary prints its own section and adds its headline figures to $BENCH_SUMMARY; the
 # summary table is put above the sections once every binary has run.
@@ -91,5 +92,8 @@ section() { echo; echo "## $1 (\`$2\`)"; echo; }
   echo "|---|---|---|---|---|"
   awk -F '\t' '{ printf "| %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5 }' "$BENCH_SUMMARY"
   cat "$sections"
-} > BENCHMARKS.md
+} > "$whole"
+# Written elsewhere first: truncating BENCHMARKS.md before the header is made would count as
+# an uncommitted change in it.
+mv "$whole" BENCHMARKS.md
 say "wrote BENCHMARKS.md"
