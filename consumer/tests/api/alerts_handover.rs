@@ -6,6 +6,7 @@
 //! history store, so a mean is judged at once.
 
 use crate::alerts::{rules_file, webhook_receiver};
+use crate::alerts_silence::reading_at;
 use shared::testing::{amqp_url, metric, unique_exchange, Tap};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -304,20 +305,6 @@ async fn a_restarted_evaluator_judges_a_mean_at_once_from_the_readings_in_the_st
     assert_eq!(event["value"], 97.0, "{fired}");
     tap.cleanup().await;
     let _ = std::fs::remove_file(rules);
-}
-
-/// A reading of `host` declaring 1 s, with `cpu` %, collected at `at`.
-fn reading_at(host: &str, seq: u64, cpu: f64, at: chrono::DateTime<chrono::Utc>) -> Vec<u8> {
-    let mut v: serde_json::Value =
-        serde_json::from_str(include_str!("../fixtures/reading.json")).expect("fixture");
-    v["host"] = host.into();
-    v["seq"] = seq.into();
-    v["interval_secs"] = 1.into();
-    v["cpu"]["usage_percent"] = cpu.into();
-    v["collected_at"] = at
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-        .into();
-    serde_json::to_vec(&v).expect("json")
 }
 
 /// Waits until `queue` exists and has a consumer.

@@ -22,7 +22,7 @@ fn original(hostname: &str) -> Vec<u8> {
 }
 
 /// A reading of `host` declaring 1 s, with `cpu` %, collected at `at`.
-fn reading_at(host: &str, seq: u64, cpu: f64, at: DateTime<Utc>) -> Vec<u8> {
+pub fn reading_at(host: &str, seq: u64, cpu: f64, at: DateTime<Utc>) -> Vec<u8> {
     let mut v: serde_json::Value =
         serde_json::from_str(include_str!("../fixtures/reading.json")).expect("fixture");
     v["host"] = host.into();
